@@ -1,0 +1,214 @@
+"""Settings for the dynamic stagings dashboard.
+
+Everything an operator may change is read from an environment variable here, through the small
+typed helpers below, and documented in README.md. With ``DS_SANDBOX=1`` the sandbox (a bundled
+moto server seeded with a host environment) supplies the AWS defaults; without it nothing of the
+sandbox is imported and the variables are used as given.
+"""
+
+import os
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default).strip()
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    return int(raw) if raw else default
+
+
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    return float(raw) if raw else default
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    return raw in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+SANDBOX = env_bool("DS_SANDBOX")
+if SANDBOX:
+    # Fills os.environ with the sandbox's AWS endpoint and host environment (only where the
+    # operator set nothing), so boto3 and the DS_* settings below pick them up unchanged.
+    from provisioning.sandbox.environment import apply_sandbox_environment
+
+    apply_sandbox_environment(Path(env_str("DS_SANDBOX_STATE_DIR") or BASE_DIR / "var" / "sandbox"))
+
+DEBUG = env_bool("DJANGO_DEBUG", default=SANDBOX)
+# The fallback key is for the sandbox and tests only; `manage.py check --deploy` flags it.
+SECRET_KEY = env_str("DJANGO_SECRET_KEY") or "django-insecure-local-key-set-DJANGO_SECRET_KEY"
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "django_q",
+    "provisioning",
+    "dashboard",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "dashboard.urls"
+WSGI_APPLICATION = "dashboard.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+def database_from_url(url: str) -> dict:
+    """A Django DATABASES entry from ``postgres://user:pass@host:port/name``."""
+    parts = urlsplit(url)
+    if parts.scheme not in {"postgres", "postgresql"}:
+        raise RuntimeError(f"DATABASE_URL: unsupported scheme {parts.scheme!r}")
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": unquote(parts.path.lstrip("/")),
+        "USER": unquote(parts.username or ""),
+        "PASSWORD": unquote(parts.password or ""),
+        "HOST": parts.hostname or "",
+        "PORT": str(parts.port or ""),
+        "CONN_MAX_AGE": 60,
+    }
+
+
+DATABASE_URL = env_str("DATABASE_URL")
+if DATABASE_URL:
+    DATABASES = {"default": database_from_url(DATABASE_URL)}
+else:
+    # WAL + IMMEDIATE transactions + a generous timeout: several qcluster workers and the web
+    # server write to the same file, and plain SQLite would answer "database is locked".
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": env_str("DS_SQLITE_PATH") or BASE_DIR / "var" / "db.sqlite3",
+            "OPTIONS": {
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 30,
+            },
+            "TEST": {"NAME": BASE_DIR / "var" / "test.sqlite3"},
+        }
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "var" / "static"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {
+        "provisioning": {"handlers": ["console"], "level": env_str("DS_LOG_LEVEL", "INFO")},
+    },
+}
+
+# --- background work -----------------------------------------------------------------------
+# A create can wait on an RDS restore for a quarter of an hour and more. The queue must never
+# cut such a task off and re-run it blindly, so its timeout is far above any operation and the
+# redelivery ("retry") comes only after that; the runner itself resumes from the steps already
+# done when an operation is run again (see provisioning/runner.py).
+OPERATION_TIMEOUT_SECONDS = env_int("DS_OPERATION_TIMEOUT", 3 * 60 * 60)
+REDIS_URL = env_str("DS_REDIS_URL")
+Q_CLUSTER = {
+    "name": "dynamic-stagings",
+    "workers": env_int("DS_Q_WORKERS", 4),
+    "timeout": OPERATION_TIMEOUT_SECONDS,
+    "retry": OPERATION_TIMEOUT_SECONDS + 600,
+    "max_attempts": 1,
+    "ack_failures": True,
+    "catch_up": False,
+    "save_limit": 500,
+    "poll": 0.5,
+    "label": "Background tasks",
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+# --- the host environment on AWS (see README "Configuration") ------------------------------
+DS_CLUSTER = env_str("DS_CLUSTER", "host-staging")
+DS_WEB_SERVICE = env_str("DS_WEB_SERVICE", "host-web")
+DS_WORKER_SERVICE = env_str("DS_WORKER_SERVICE", "host-worker")
+DS_LISTENER_ARN = env_str("DS_LISTENER_ARN")
+DS_DOMAIN = env_str("DS_DOMAIN", "dynamic.staging.example.com")
+DS_URL_SCHEME = env_str("DS_URL_SCHEME", "https")
+DS_HOST_DB_INSTANCE = env_str("DS_HOST_DB_INSTANCE", "host-db")
+DS_SNAPSHOT_SOURCES = env_list("DS_SNAPSHOT_SOURCES") or [DS_HOST_DB_INSTANCE]
+DS_HOST_DB_PASSWORD_SECRET = env_str("DS_HOST_DB_PASSWORD_SECRET")
+DS_ACCOUNT_API_URL = env_str("DS_ACCOUNT_API_URL")
+DS_ACCOUNT_API_TOKEN = env_str("DS_ACCOUNT_API_TOKEN")
+DS_ACCOUNT_API_TIMEOUT = env_float("DS_ACCOUNT_API_TIMEOUT", 30.0)
+
+DS_WEB_CPU = env_str("DS_WEB_CPU", "256")
+DS_WEB_MEMORY = env_str("DS_WEB_MEMORY", "512")
+DS_WORKER_CPU = env_str("DS_WORKER_CPU", "256")
+DS_WORKER_MEMORY = env_str("DS_WORKER_MEMORY", "512")
+DS_DB_INSTANCE_CLASS = env_str("DS_DB_INSTANCE_CLASS", "db.t3.micro")
+DS_HEALTH_CHECK_PATH = env_str("DS_HEALTH_CHECK_PATH", "/")
+
+DS_ENV_STAGING_NAME = env_str("DS_ENV_STAGING_NAME", "DYNAMIC_STAGING_NAME")
+DS_ENV_DB_INSTANCE = env_str("DS_ENV_DB_INSTANCE", "DB_INSTANCE_ID")
+DS_ENV_REDIS_NAMESPACE = env_str("DS_ENV_REDIS_NAMESPACE", "REDIS_NAMESPACE")
+
+# How often the engine asks AWS whether a long operation has finished, and how long it waits.
+DS_POLL_SECONDS = env_float("DS_POLL_SECONDS", 10.0)
+DS_DB_WAIT_SECONDS = env_int("DS_DB_WAIT_SECONDS", 45 * 60)
+DS_SERVICE_WAIT_SECONDS = env_int("DS_SERVICE_WAIT_SECONDS", 20 * 60)

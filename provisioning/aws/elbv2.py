@@ -1,0 +1,159 @@
+"""Elastic Load Balancing v2: the staging's target group and its listener rule.
+
+IAM: elasticloadbalancing:DescribeListeners, DescribeLoadBalancers, DescribeTargetGroups,
+DescribeTargetHealth, DescribeRules, CreateTargetGroup, DeleteTargetGroup, CreateRule,
+DeleteRule, AddTags.
+"""
+
+from dataclasses import dataclass
+
+from botocore.exceptions import ClientError
+
+from .base import as_key_value_list, client, error_code, translated_errors
+
+# ALB limits: rule priorities are 1..50000, and one ALB holds at most 100 rules (not adjustable).
+MAX_PRIORITY = 50_000
+MAX_RULES_PER_ALB = 100
+
+
+class PriorityInUse(Exception):
+    """Another rule took the priority between our look and our create."""
+
+
+@dataclass(frozen=True)
+class TargetGroup:
+    arn: str
+    name: str
+    vpc_id: str
+
+
+@dataclass(frozen=True)
+class Rule:
+    arn: str
+    priority: int | None  # None for the listener's default rule
+    hosts: tuple[str, ...]
+    target_group_arns: tuple[str, ...]
+
+
+def listener_vpc(*, listener_arn: str) -> str:
+    with translated_errors("elasticloadbalancing:DescribeListeners"):
+        listener = client("elbv2").describe_listeners(ListenerArns=[listener_arn])["Listeners"][0]
+        lb = client("elbv2").describe_load_balancers(
+            LoadBalancerArns=[listener["LoadBalancerArn"]]
+        )["LoadBalancers"][0]
+    return lb["VpcId"]
+
+
+def find_target_group(*, name: str) -> TargetGroup | None:
+    with translated_errors("elasticloadbalancing:DescribeTargetGroups"):
+        try:
+            raw = client("elbv2").describe_target_groups(Names=[name])["TargetGroups"][0]
+        except ClientError as exc:
+            if error_code(exc) == "TargetGroupNotFound":
+                return None
+            raise
+    return TargetGroup(arn=raw["TargetGroupArn"], name=raw["TargetGroupName"],
+                       vpc_id=raw.get("VpcId", ""))
+
+
+def create_target_group(
+    *, name: str, vpc_id: str, port: int, health_check_path: str, tags: dict[str, str]
+) -> TargetGroup:
+    with translated_errors("elasticloadbalancing:CreateTargetGroup"):
+        raw = client("elbv2").create_target_group(
+            Name=name,
+            Protocol="HTTP",
+            Port=port,
+            VpcId=vpc_id,
+            TargetType="ip",  # Fargate tasks register by IP
+            HealthCheckPath=health_check_path,
+            # A staging has one task: a shorter interval than the default 30 s gets it healthy
+            # sooner, and a short deregistration delay makes redeploys and destroys quick.
+            HealthCheckIntervalSeconds=10,
+            HealthCheckTimeoutSeconds=5,
+            HealthyThresholdCount=2,
+            UnhealthyThresholdCount=3,
+            Tags=as_key_value_list(tags),
+        )["TargetGroups"][0]
+        client("elbv2").modify_target_group_attributes(
+            TargetGroupArn=raw["TargetGroupArn"],
+            Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": "5"}],
+        )
+    return TargetGroup(arn=raw["TargetGroupArn"], name=raw["TargetGroupName"], vpc_id=vpc_id)
+
+
+def delete_target_group(*, arn: str) -> None:
+    with translated_errors("elasticloadbalancing:DeleteTargetGroup"):
+        try:
+            client("elbv2").delete_target_group(TargetGroupArn=arn)
+        except ClientError as exc:
+            if error_code(exc) != "TargetGroupNotFound":
+                raise
+
+
+def target_states(*, arn: str) -> list[str]:
+    """The health state of every registered target ("healthy", "initial", ...)."""
+    with translated_errors("elasticloadbalancing:DescribeTargetHealth"):
+        raw = client("elbv2").describe_target_health(TargetGroupArn=arn)
+    return [d["TargetHealth"]["State"] for d in raw.get("TargetHealthDescriptions", [])]
+
+
+def _rule_from(raw: dict) -> Rule:
+    hosts: list[str] = []
+    for condition in raw.get("Conditions", []):
+        if condition.get("Field") == "host-header":
+            config = condition.get("HostHeaderConfig", {})
+            hosts.extend(config.get("Values") or condition.get("Values") or [])
+    targets = [
+        a["TargetGroupArn"] for a in raw.get("Actions", []) if a.get("TargetGroupArn")
+    ]
+    priority = raw.get("Priority")
+    return Rule(
+        arn=raw["RuleArn"],
+        priority=int(priority) if priority and priority.isdigit() else None,
+        hosts=tuple(h.lower() for h in hosts),
+        target_group_arns=tuple(targets),
+    )
+
+
+def list_rules(*, listener_arn: str) -> list[Rule]:
+    rules: list[Rule] = []
+    marker = None
+    with translated_errors("elasticloadbalancing:DescribeRules"):
+        while True:
+            kwargs = {"ListenerArn": listener_arn, "PageSize": 400}
+            if marker:
+                kwargs["Marker"] = marker
+            raw = client("elbv2").describe_rules(**kwargs)
+            rules.extend(_rule_from(r) for r in raw["Rules"])
+            marker = raw.get("NextMarker")
+            if not marker:
+                return rules
+
+
+def create_rule(
+    *, listener_arn: str, priority: int, host: str, target_group_arn: str, tags: dict[str, str]
+) -> Rule:
+    with translated_errors("elasticloadbalancing:CreateRule"):
+        try:
+            raw = client("elbv2").create_rule(
+                ListenerArn=listener_arn,
+                Priority=priority,
+                Conditions=[{"Field": "host-header", "HostHeaderConfig": {"Values": [host]}}],
+                Actions=[{"Type": "forward", "TargetGroupArn": target_group_arn}],
+                Tags=as_key_value_list(tags),
+            )["Rules"][0]
+        except ClientError as exc:
+            if error_code(exc) == "PriorityInUse":
+                raise PriorityInUse(priority) from exc
+            raise
+    return _rule_from(raw)
+
+
+def delete_rule(*, arn: str) -> None:
+    with translated_errors("elasticloadbalancing:DeleteRule"):
+        try:
+            client("elbv2").delete_rule(RuleArn=arn)
+        except ClientError as exc:
+            if error_code(exc) != "RuleNotFound":
+                raise

@@ -1,0 +1,158 @@
+"""RDS: snapshots of the sources, the staging's restored instance, its master password.
+
+IAM: rds:DescribeDBInstances, rds:DescribeDBSnapshots, rds:RestoreDBInstanceFromDBSnapshot,
+rds:ModifyDBInstance, rds:DeleteDBInstance, rds:AddTagsToResource.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from botocore.exceptions import ClientError
+
+from .base import as_key_value_list, client, error_code, translated_errors
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    identifier: str
+    instance_id: str
+    created_at: datetime
+    status: str
+    kind: str  # "automated" or "manual"
+    allocated_gb: int = 0
+
+
+@dataclass(frozen=True)
+class DbInstance:
+    identifier: str
+    status: str
+    instance_class: str
+    engine: str
+    address: str
+    port: int
+    master_username: str
+    allocated_gb: int
+    subnet_group: str
+    security_group_ids: tuple[str, ...]
+    pending_modifications: dict = field(default_factory=dict)
+    created_at: datetime | None = None
+
+    @property
+    def is_available(self) -> bool:
+        return self.status == "available" and not self.pending_modifications
+
+
+def _instance_from(raw: dict) -> DbInstance:
+    endpoint = raw.get("Endpoint") or {}
+    return DbInstance(
+        identifier=raw["DBInstanceIdentifier"],
+        status=raw.get("DBInstanceStatus", ""),
+        instance_class=raw.get("DBInstanceClass", ""),
+        engine=raw.get("Engine", ""),
+        address=endpoint.get("Address", ""),
+        port=int(endpoint.get("Port") or 0),
+        master_username=raw.get("MasterUsername", ""),
+        allocated_gb=int(raw.get("AllocatedStorage") or 0),
+        subnet_group=(raw.get("DBSubnetGroup") or {}).get("DBSubnetGroupName", ""),
+        security_group_ids=tuple(
+            g["VpcSecurityGroupId"] for g in raw.get("VpcSecurityGroups", [])
+        ),
+        pending_modifications=raw.get("PendingModifiedValues") or {},
+        created_at=raw.get("InstanceCreateTime"),
+    )
+
+
+def describe_instance(*, instance_id: str) -> DbInstance | None:
+    with translated_errors("rds:DescribeDBInstances"):
+        try:
+            raw = client("rds").describe_db_instances(DBInstanceIdentifier=instance_id)
+        except ClientError as exc:
+            if error_code(exc) == "DBInstanceNotFound":
+                return None
+            raise
+    return _instance_from(raw["DBInstances"][0])
+
+
+def list_snapshots(*, instance_id: str) -> list[Snapshot]:
+    snapshots: list[Snapshot] = []
+    with translated_errors("rds:DescribeDBSnapshots"):
+        pages = client("rds").get_paginator("describe_db_snapshots").paginate(
+            DBInstanceIdentifier=instance_id
+        )
+        for page in pages:
+            for raw in page["DBSnapshots"]:
+                if "SnapshotCreateTime" not in raw:  # still being taken
+                    continue
+                snapshots.append(
+                    Snapshot(
+                        identifier=raw["DBSnapshotIdentifier"],
+                        instance_id=raw["DBInstanceIdentifier"],
+                        created_at=raw["SnapshotCreateTime"],
+                        status=raw.get("Status", ""),
+                        kind=raw.get("SnapshotType", ""),
+                        allocated_gb=int(raw.get("AllocatedStorage") or 0),
+                    )
+                )
+    return snapshots
+
+
+def newest_available_snapshot(snapshots: list[Snapshot]) -> Snapshot | None:
+    available = [s for s in snapshots if s.status == "available"]
+    return max(available, key=lambda s: s.created_at, default=None)
+
+
+def restore_from_snapshot(
+    *,
+    instance_id: str,
+    snapshot_id: str,
+    instance_class: str,
+    subnet_group: str,
+    security_group_ids: tuple[str, ...],
+    tags: dict[str, str],
+) -> DbInstance:
+    kwargs = {
+        "DBInstanceIdentifier": instance_id,
+        "DBSnapshotIdentifier": snapshot_id,
+        "DBInstanceClass": instance_class,
+        "MultiAZ": False,
+        "PubliclyAccessible": False,
+        # A restore with backups on runs a full backup before it is available: minutes lost
+        # for a database that lives a few days.
+        "BackupRetentionPeriod": 0,
+        "DeletionProtection": False,
+        "Tags": as_key_value_list(tags),
+    }
+    if subnet_group:
+        kwargs["DBSubnetGroupName"] = subnet_group
+    if security_group_ids:
+        kwargs["VpcSecurityGroupIds"] = list(security_group_ids)
+    with translated_errors("rds:RestoreDBInstanceFromDBSnapshot"):
+        raw = client("rds").restore_db_instance_from_db_snapshot(**kwargs)
+    return _instance_from(raw["DBInstance"])
+
+
+def set_master_password(*, instance_id: str, password: str) -> None:
+    with translated_errors("rds:ModifyDBInstance"):
+        client("rds").modify_db_instance(
+            DBInstanceIdentifier=instance_id, MasterUserPassword=password, ApplyImmediately=True
+        )
+
+
+def delete_instance(*, instance_id: str) -> bool:
+    """Start deleting the instance; False if it does not exist (any more)."""
+    with translated_errors("rds:DeleteDBInstance"):
+        try:
+            client("rds").delete_db_instance(
+                DBInstanceIdentifier=instance_id,
+                SkipFinalSnapshot=True,
+                DeleteAutomatedBackups=True,
+            )
+        except ClientError as exc:
+            if error_code(exc) == "DBInstanceNotFound":
+                return False
+            if error_code(exc) == "InvalidDBInstanceState" and "already being deleted" in str(
+                exc
+            ):
+                return True
+            raise
+    return True

@@ -1,0 +1,34 @@
+"""The two kinds of failure the product tells apart (see DESIGN.md).
+
+* UserError: the request cannot be done as asked (no image for the branch, name taken, ...).
+  Shown as one sentence next to the form field or on stderr; nothing was made.
+* ExternalCallFailed: a call to AWS or to the app's account API failed while working. Recorded
+  on the step with the call, the error code and the message.
+"""
+
+
+class UserError(Exception):
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class ExternalCallFailed(Exception):
+    def __init__(self, call: str, code: str, message: str):
+        super().__init__(f"{call}: {code}: {message}")
+        self.call = call
+        self.code = code
+        self.message = message
+
+
+class StepTimedOut(ExternalCallFailed):
+    """AWS did not reach the state we wait for within the configured time."""
+
+    def __init__(self, what: str, seconds: float, last_seen: str):
+        message = f"not reached after {seconds:.0f} s; last seen: {last_seen}"
+        super().__init__(what, "Timeout", message)
+
+
+class OperationCancelled(Exception):
+    """The operation was superseded (a destroy was requested) and must stop between calls."""

@@ -1,0 +1,188 @@
+"""Our own record of every staging and of every step done for it.
+
+The queue's task results are never the source of truth: an operation (create, destroy,
+redeploy) and its steps carry their own state, timings and AWS error, so the dashboard can show
+progress and a re-run after a crash knows what is already done.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class StagingStatus(models.TextChoices):
+    PENDING = "pending"
+    PROVISIONING = "provisioning"
+    READY = "ready"
+    UPDATING = "updating"
+    FAILED = "failed"
+    DESTROYING = "destroying"
+    DESTROYED = "destroyed"
+
+
+# A staging in one of these states has no operation running for it.
+SETTLED_STATUSES = {StagingStatus.READY, StagingStatus.FAILED, StagingStatus.DESTROYED}
+
+
+class DbMode(models.TextChoices):
+    DEDICATED = "dedicated"
+    SHARED = "shared"
+
+
+class Staging(models.Model):
+    name = models.CharField(max_length=63)
+    branch = models.CharField(max_length=255)
+    # The image pinned by digest (so a redeploy of a re-pushed tag really changes something)
+    # and the tag it was resolved from.
+    image = models.CharField(max_length=512, blank=True)
+    image_tag = models.CharField(max_length=128, blank=True)
+    source = models.CharField("snapshot source", max_length=63)
+    snapshot_id = models.CharField(max_length=255, blank=True)
+    db_mode = models.CharField(max_length=16, choices=DbMode.choices, default=DbMode.DEDICATED)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="stagings"
+    )
+    status = models.CharField(
+        max_length=16, choices=StagingStatus.choices, default=StagingStatus.PENDING
+    )
+    url = models.CharField(max_length=255, blank=True)
+    error = models.TextField(blank=True)
+    account_id = models.CharField(max_length=255, blank=True)
+    login_username = models.CharField(max_length=255, blank=True)
+    login_password = models.CharField(max_length=255, blank=True)
+    login_url = models.CharField(max_length=512, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    ready_at = models.DateTimeField(null=True, blank=True)
+    destroyed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # A name (and so every AWS resource name and host header derived from it) belongs to
+            # at most one staging that is not yet destroyed.
+            models.UniqueConstraint(
+                fields=["name"],
+                condition=~Q(status="destroyed"),
+                name="unique_live_staging_name",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_live(self) -> bool:
+        return self.status != StagingStatus.DESTROYED
+
+    @property
+    def is_busy(self) -> bool:
+        return self.status not in SETTLED_STATUSES
+
+    def latest_operation(self) -> "Operation | None":
+        return self.operations.order_by("-created_at", "-pk").first()
+
+
+class OperationKind(models.TextChoices):
+    CREATE = "create"
+    REDEPLOY = "redeploy"
+    DESTROY = "destroy"
+
+
+class OperationStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+FINISHED_OPERATION_STATUSES = {OperationStatus.SUCCEEDED, OperationStatus.FAILED}
+
+
+class Operation(models.Model):
+    staging = models.ForeignKey(Staging, on_delete=models.CASCADE, related_name="operations")
+    kind = models.CharField(max_length=16, choices=OperationKind.choices)
+    status = models.CharField(
+        max_length=16, choices=OperationStatus.choices, default=OperationStatus.QUEUED
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    params = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Set by the runner that holds the operation and renewed while it works; a runner that
+    # finds a fresh heartbeat leaves the operation alone (see runner.claim_operation).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    runner_token = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            # At most one unfinished operation per staging: a second click or a second worker
+            # cannot start a parallel create/destroy of the same resources.
+            models.UniqueConstraint(
+                fields=["staging"],
+                condition=Q(status__in=["queued", "running"]),
+                name="one_unfinished_operation_per_staging",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.staging.name}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED_OPERATION_STATUSES
+
+    @property
+    def duration(self):
+        if not self.started_at:
+            return None
+        return (self.finished_at or timezone.now()) - self.started_at
+
+
+class StepState(models.TextChoices):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+class Step(models.Model):
+    operation = models.ForeignKey(Operation, on_delete=models.CASCADE, related_name="steps")
+    key = models.CharField(max_length=64)
+    label = models.CharField(max_length=255)
+    position = models.PositiveSmallIntegerField(default=0)
+    state = models.CharField(max_length=16, choices=StepState.choices, default=StepState.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    detail = models.CharField(max_length=255, blank=True)
+    error_call = models.CharField(max_length=128, blank=True)
+    error_code = models.CharField(max_length=128, blank=True)
+    error_message = models.TextField(blank=True)
+    outputs = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["position", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["operation", "key"], name="unique_step_per_operation")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.operation} / {self.key}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.state in {StepState.DONE, StepState.SKIPPED}
+
+    @property
+    def duration(self):
+        if not self.started_at:
+            return None
+        return (self.finished_at or timezone.now()) - self.started_at

@@ -1,0 +1,192 @@
+"""Requests to create, redeploy or destroy a staging: validate, write the rows, enqueue.
+
+Everything a user can get wrong is checked here, before any AWS resource is made, and comes
+back as a UserError with one sentence (and the form field it is about).
+"""
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from . import tasks
+from .aws import elbv2, rds
+from .config import EngineConfig, load_config
+from .errors import UserError
+from .models import (
+    DbMode,
+    Operation,
+    OperationKind,
+    OperationStatus,
+    Staging,
+    StagingStatus,
+)
+from .names import InvalidName, name_for_branch, validate_name
+from .steps.image import resolve_image
+
+MAX_BRANCH_LENGTH = 255
+# What `git check-ref-format` refuses, in one pattern: control characters, space and ~^:?*[\,
+# "..", "@{", a leading "-" or "/", and a trailing "/", "." or ".lock".
+_BAD_BRANCH = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|^[-/]|/$|\.$|\.lock$|//")
+UNFINISHED = [OperationStatus.QUEUED, OperationStatus.RUNNING]
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    instance_id: str
+    is_host: bool
+    newest_snapshot: rds.Snapshot | None
+
+    @property
+    def snapshot_taken_at(self) -> datetime | None:
+        return self.newest_snapshot.created_at if self.newest_snapshot else None
+
+
+def validate_branch(branch: str) -> str:
+    if not branch or not branch.strip():
+        raise UserError("Give a branch name.", field="branch")
+    if len(branch) > MAX_BRANCH_LENGTH:
+        raise UserError(f"A branch name has at most {MAX_BRANCH_LENGTH} characters.",
+                        field="branch")
+    if branch == "@" or _BAD_BRANCH.search(branch):
+        raise UserError(f"{branch!r} is not a valid git branch name.", field="branch")
+    return branch
+
+
+def derive_name(branch: str, name: str | None = None) -> str:
+    """The staging name to use: the given one if valid, else the one derived from the branch."""
+    if not name:
+        return name_for_branch(validate_branch(branch))
+    try:
+        return validate_name(name)
+    except InvalidName as exc:
+        raise UserError(str(exc), field="name") from exc
+
+
+def _check_name_free(name: str) -> None:
+    if Staging.objects.filter(name=name).exclude(status=StagingStatus.DESTROYED).exists():
+        raise UserError(f"The name {name!r} is taken by a live staging; choose another.",
+                        field="name")
+
+
+def _check_source(config: EngineConfig, source: str) -> None:
+    if source not in config.snapshot_sources:
+        allowed = ", ".join(config.snapshot_sources)
+        raise UserError(f"Unknown snapshot source {source!r}; allowed: {allowed}.",
+                        field="source")
+
+
+def source_info(config: EngineConfig, source: str) -> SourceInfo:
+    snapshot = rds.newest_available_snapshot(rds.list_snapshots(instance_id=source))
+    return SourceInfo(source, source == config.host_db_instance, snapshot)
+
+
+def list_sources() -> list[SourceInfo]:
+    config = load_config()
+    return [source_info(config, source) for source in config.snapshot_sources]
+
+
+def _check_rule_room(config: EngineConfig) -> None:
+    rules = elbv2.list_rules(listener_arn=config.listener_arn)
+    if len([r for r in rules if r.priority is not None]) >= elbv2.MAX_RULES_PER_ALB - 1:
+        raise UserError(
+            "The load balancer holds its maximum of 100 rules: destroy a staging first."
+        )
+
+
+def _save_new_staging(staging: Staging, user: AbstractBaseUser) -> Staging:
+    try:
+        with transaction.atomic():
+            staging.save()
+            operation = Operation.objects.create(
+                staging=staging, kind=OperationKind.CREATE, requested_by=user
+            )
+            transaction.on_commit(lambda: tasks.enqueue_operation(operation.pk))
+    except IntegrityError as exc:
+        raise UserError(f"The name {staging.name!r} is taken by a live staging; choose another.",
+                        field="name") from exc
+    return staging
+
+
+def request_create(
+    *, branch: str, owner: AbstractBaseUser, name: str | None = None,
+    source: str | None = None, db_mode: str = DbMode.DEDICATED,
+) -> Staging:
+    config = load_config()
+    branch = validate_branch(branch)
+    name = derive_name(branch, name)
+    if db_mode not in DbMode.values:
+        raise UserError(f"Unknown DB mode {db_mode!r}; use dedicated or shared.", field="db_mode")
+    source = source or config.host_db_instance
+    if db_mode == DbMode.SHARED and source != config.host_db_instance:
+        raise UserError("A shared database is the host's own; choose a dedicated database to "
+                        "restore from another source.", field="source")
+    _check_source(config, source)
+    _check_name_free(name)
+    snapshot_id = ""
+    if db_mode == DbMode.DEDICATED:
+        info = source_info(config, source)
+        if info.newest_snapshot is None:
+            raise UserError(f"The source {source!r} has no available snapshot yet.",
+                            field="source")
+        snapshot_id = info.newest_snapshot.identifier
+    image = resolve_image(config, branch=branch)
+    _check_rule_room(config)
+    staging = Staging(name=name, branch=branch, source=source, snapshot_id=snapshot_id,
+                      db_mode=db_mode, owner=owner, image=image.uri, image_tag=image.tag)
+    return _save_new_staging(staging, owner)
+
+
+def _start(staging: Staging, kind: str, user: AbstractBaseUser, params: dict) -> Operation:
+    with transaction.atomic():
+        operation = Operation.objects.create(
+            staging=staging, kind=kind, requested_by=user, params=params
+        )
+        Staging.objects.filter(pk=staging.pk).update(updated_at=timezone.now())
+        transaction.on_commit(lambda: tasks.enqueue_operation(operation.pk))
+    return operation
+
+
+def request_redeploy(staging: Staging, *, user: AbstractBaseUser,
+                     tag: str | None = None) -> Operation:
+    if staging.status != StagingStatus.READY:
+        last = staging.latest_operation()
+        if not (staging.status == StagingStatus.FAILED and last
+                and last.kind == OperationKind.REDEPLOY):
+            raise UserError(f"{staging.name} is {staging.status}; only a ready staging (or one "
+                            "whose redeploy failed) can be redeployed.")
+    image = resolve_image(load_config(), branch=staging.branch, tag=tag or None)
+    try:
+        return _start(staging, OperationKind.REDEPLOY, user, {"tag": image.tag})
+    except IntegrityError as exc:
+        raise UserError(f"{staging.name} is busy with another operation.") from exc
+
+
+def request_destroy(staging: Staging, *, user: AbstractBaseUser) -> Operation:
+    """Start a teardown, superseding a create or redeploy still running. A destroy already
+    under way is returned as it is: two clicks make one teardown."""
+    if staging.status == StagingStatus.DESTROYED:
+        raise UserError(f"{staging.name} is already destroyed.")
+    unfinished = Operation.objects.filter(staging=staging, status__in=UNFINISHED)
+    running_destroy = unfinished.filter(kind=OperationKind.DESTROY).first()
+    if running_destroy:
+        return running_destroy
+    unfinished.exclude(kind=OperationKind.DESTROY).update(
+        status=OperationStatus.FAILED, error="Superseded by a destroy.",
+        finished_at=timezone.now(),
+    )
+    try:
+        return _start(staging, OperationKind.DESTROY, user, {})
+    except IntegrityError:
+        existing = unfinished.filter(kind=OperationKind.DESTROY).first()
+        if existing is None:
+            raise
+        return existing
+
+
+def may_act(user: AbstractBaseUser, staging: Staging) -> bool:
+    """Only the owner and staff may redeploy or destroy a staging."""
+    return bool(user.is_authenticated and (user.is_staff or staging.owner_id == user.pk))

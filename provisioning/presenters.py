@@ -1,0 +1,45 @@
+"""Plain-data views of stagings for the command line and JSON (no HTTP, no templates)."""
+
+from .models import Staging
+
+
+def step_summary(step) -> dict:
+    return {
+        "key": step.key,
+        "label": step.label,
+        "state": step.state,
+        "attempts": step.attempts,
+        "started_at": step.started_at,
+        "finished_at": step.finished_at,
+        "detail": step.detail,
+        "error_call": step.error_call,
+        "error_code": step.error_code,
+        "error_message": step.error_message,
+    }
+
+
+def staging_summary(staging: Staging, *, with_steps: bool = False) -> dict:
+    data = {
+        "name": staging.name,
+        "status": staging.status,
+        "url": staging.url,
+        "branch": staging.branch,
+        "image": staging.image,
+        "image_tag": staging.image_tag,
+        "source": staging.source,
+        "snapshot": staging.snapshot_id,
+        "db_mode": staging.db_mode,
+        "owner": staging.owner.get_username(),
+        "login_username": staging.login_username,
+        "login_url": staging.login_url,
+        "created_at": staging.created_at,
+        "ready_at": staging.ready_at,
+        "destroyed_at": staging.destroyed_at,
+        "error": staging.error,
+    }
+    if with_steps:
+        operation = staging.latest_operation()
+        data["operation"] = operation.kind if operation else None
+        data["operation_status"] = operation.status if operation else None
+        data["steps"] = [step_summary(s) for s in operation.steps.all()] if operation else []
+    return data

@@ -1,0 +1,111 @@
+"""The step graphs of create, redeploy and destroy (DESIGN.md "What a create does").
+
+Each step is idempotent: it finds what an earlier attempt made by derived name and tags before
+making anything. ``after`` lists the steps that must be done first; everything else runs at
+the same time, so the slowest chain (usually the database) sets the time.
+"""
+
+from .. import account_api
+from ..config import load_config
+from ..models import DbMode, Operation, OperationKind
+from ..runner import StepSpec
+from . import account, database, handover, image, report, routing, services, task_definitions
+
+
+def _database_steps(operation: Operation) -> tuple[list[StepSpec], tuple[str, ...]]:
+    staging = operation.staging
+    if staging.db_mode != DbMode.DEDICATED:
+        return [], ()
+    steps = [
+        StepSpec("database", f"Restore database from {staging.source}", database.restore_database),
+    ]
+    if staging.source != load_config().host_db_instance:
+        steps.append(StepSpec("db_credentials", "Give the database the host's credentials",
+                              database.align_credentials, after=("database",)))
+    return steps, (steps[-1].key,)
+
+
+def create_plan(operation: Operation) -> list[StepSpec]:
+    db_steps, db_ready = _database_steps(operation)
+    account_after = ("web_healthy",) if account_api.targets_staging(
+        load_config().account_api_url) else ()
+    return [
+        StepSpec("image", "Find the branch's image", image.resolve_image_step),
+        *db_steps,
+        StepSpec("web_task_definition", "Register the web task definition",
+                 task_definitions.register_web_task_definition, after=("image",)),
+        StepSpec("worker_task_definition", "Register the worker task definition",
+                 task_definitions.register_worker_task_definition, after=("image",)),
+        StepSpec("target_group", "Create the target group", routing.create_target_group),
+        StepSpec("listener_rule", "Add the listener rule", routing.create_listener_rule,
+                 after=("target_group",)),
+        StepSpec("web_service", "Start the web service", services.create_web_service,
+                 after=("web_task_definition", "listener_rule", *db_ready)),
+        StepSpec("worker_service", "Start the worker service", services.create_worker_service,
+                 after=("worker_task_definition", *db_ready)),
+        StepSpec("web_healthy", "Wait until the web service is healthy",
+                 services.wait_web_healthy, after=("web_service",)),
+        StepSpec("worker_steady", "Wait until the worker is running",
+                 services.wait_worker_steady, after=("worker_service",)),
+        StepSpec("account", "Create the test account", account.create_account,
+                 after=account_after),
+        StepSpec("report", "Report the URL and login", report.report_ready,
+                 after=("web_healthy", "worker_steady", "account")),
+    ]
+
+
+def redeploy_plan(operation: Operation) -> list[StepSpec]:
+    return [
+        StepSpec("image", "Find the new image", image.resolve_image_step),
+        StepSpec("web_task_definition", "Register the web task definition",
+                 task_definitions.register_web_task_definition, after=("image",)),
+        StepSpec("worker_task_definition", "Register the worker task definition",
+                 task_definitions.register_worker_task_definition, after=("image",)),
+        StepSpec("web_service", "Deploy to the web service", services.update_web_service,
+                 after=("web_task_definition",)),
+        StepSpec("worker_service", "Deploy to the worker service",
+                 services.update_worker_service, after=("worker_task_definition",)),
+        StepSpec("web_healthy", "Wait until the web service is healthy",
+                 services.wait_web_healthy, after=("web_service",)),
+        StepSpec("worker_steady", "Wait until the worker is running",
+                 services.wait_worker_steady, after=("worker_service",)),
+        StepSpec("report", "Report the URL", report.report_ready,
+                 after=("web_healthy", "worker_steady")),
+    ]
+
+
+def destroy_plan(operation: Operation) -> list[StepSpec]:
+    """The create graph backwards: routing first, services before their target group and
+    before the database, the database last, then a check that AWS holds nothing more."""
+    return [
+        StepSpec("handover", "Stop the operation it supersedes",
+                 handover.wait_for_superseded_runner),
+        StepSpec("account", "Remove the test account", account.remove_account,
+                 after=("handover",)),
+        StepSpec("listener_rule", "Remove the listener rule", routing.remove_listener_rules,
+                 after=("handover",)),
+        StepSpec("web_service", "Remove the web service", services.remove_web_service,
+                 after=("account",)),
+        StepSpec("worker_service", "Remove the worker service", services.remove_worker_service,
+                 after=("account",)),
+        StepSpec("target_group", "Remove the target group", routing.remove_target_group,
+                 after=("listener_rule", "web_service")),
+        StepSpec("task_definitions", "Remove the task definitions",
+                 task_definitions.remove_task_definitions,
+                 after=("web_service", "worker_service")),
+        StepSpec("database", "Delete the database", database.remove_database,
+                 after=("web_service", "worker_service")),
+        StepSpec("verify", "Check that nothing is left", report.verify_nothing_left,
+                 after=("target_group", "task_definitions", "database")),
+    ]
+
+
+PLANS = {
+    OperationKind.CREATE: create_plan,
+    OperationKind.REDEPLOY: redeploy_plan,
+    OperationKind.DESTROY: destroy_plan,
+}
+
+
+def plan_for(operation: Operation) -> list[StepSpec]:
+    return PLANS[operation.kind](operation)

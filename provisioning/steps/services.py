@@ -1,0 +1,137 @@
+"""The staging's web and worker ECS services: create, update, wait until steady, remove."""
+
+from ..aws import ecs, elbv2
+from ..aws.base import staging_tags
+from ..host import read_host_environment
+from ..runner import Skip, StepContext
+
+# Give a new task time to boot before failed health checks count against it.
+HEALTH_CHECK_GRACE_SECONDS = 60
+
+
+def _describe(ctx: StepContext, service: str) -> ecs.Service | None:
+    return ecs.describe_service(cluster=ctx.config.cluster, service=service)
+
+
+def _wait_until_gone(ctx: StepContext, service: str) -> None:
+    def gone() -> tuple[bool, str]:
+        found = _describe(ctx, service)
+        return found is None, f"{service}: {found.status if found else 'INACTIVE'}"
+
+    ctx.wait_until(f"ecs:DescribeServices {service} (deleting)", gone,
+                   ctx.config.service_wait_seconds)
+
+
+def _ensure_service(
+    ctx: StepContext, service: str, task_definition: str, load_balancers: list[dict]
+) -> dict:
+    """Create the service, or point an existing one at ``task_definition``."""
+    existing = _describe(ctx, service)
+    if existing is not None and existing.status == "DRAINING":
+        _wait_until_gone(ctx, service)  # a destroyed namesake is still going away
+        existing = None
+    if existing is None:
+        host = read_host_environment(ctx.config)
+        created = ecs.create_service(
+            cluster=ctx.config.cluster,
+            name=service,
+            task_definition=task_definition,
+            network_configuration=host.network_configuration,
+            load_balancers=load_balancers,
+            tags=staging_tags(ctx.staging.name),
+            health_check_grace_seconds=HEALTH_CHECK_GRACE_SECONDS if load_balancers else 0,
+        )
+        ctx.progress(f"created {service}")
+        return {"arn": created.arn}
+    if existing.task_definition != task_definition:
+        ecs.update_service(cluster=ctx.config.cluster, service=service,
+                           task_definition=task_definition, desired_count=1)
+        ctx.progress(f"updated {service} to {task_definition.rsplit('/', 1)[-1]}")
+    return {"arn": existing.arn}
+
+
+def create_web_service(ctx: StepContext) -> dict:
+    host = read_host_environment(ctx.config)
+    load_balancers = [{
+        "targetGroupArn": ctx.output("target_group")["arn"],
+        "containerName": host.web_container,
+        "containerPort": host.web_port,
+    }]
+    return _ensure_service(ctx, ctx.names.web_service, ctx.output("web_task_definition")["arn"],
+                           load_balancers)
+
+
+def create_worker_service(ctx: StepContext) -> dict:
+    return _ensure_service(
+        ctx, ctx.names.worker_service, ctx.output("worker_task_definition")["arn"], []
+    )
+
+
+def update_web_service(ctx: StepContext) -> dict:
+    return _update(ctx, ctx.names.web_service, ctx.output("web_task_definition")["arn"])
+
+
+def update_worker_service(ctx: StepContext) -> dict:
+    return _update(ctx, ctx.names.worker_service, ctx.output("worker_task_definition")["arn"])
+
+
+def _update(ctx: StepContext, service: str, task_definition: str) -> dict:
+    existing = _describe(ctx, service)
+    if existing is None:
+        raise Skip(f"{service} does not exist; destroy and create the staging again")
+    if existing.task_definition != task_definition:
+        ecs.update_service(cluster=ctx.config.cluster, service=service,
+                           task_definition=task_definition, desired_count=1)
+    return {"arn": existing.arn, "task_definition": task_definition}
+
+
+def _steady_check(ctx: StepContext, service: str, target_group_arn: str | None):
+    def steady() -> tuple[bool, str]:
+        found = _describe(ctx, service)
+        if found is None:
+            return False, f"{service}: not found"
+        seen = (f"{found.running}/{found.desired} tasks running, "
+                f"{len(found.deployments)} deployment(s)")
+        if not found.is_steady:
+            return False, seen
+        states = elbv2.target_states(arn=target_group_arn) if target_group_arn else []
+        if states:
+            seen += ", targets " + ", ".join(states)
+        return all(s == "healthy" for s in states), seen
+
+    return steady
+
+
+def wait_web_healthy(ctx: StepContext) -> dict:
+    group = elbv2.find_target_group(name=ctx.names.target_group)
+    ctx.wait_until(
+        f"ecs:DescribeServices {ctx.names.web_service} (steady and healthy)",
+        _steady_check(ctx, ctx.names.web_service, group.arn if group else None),
+        ctx.config.service_wait_seconds,
+    )
+    return {}
+
+
+def wait_worker_steady(ctx: StepContext) -> dict:
+    ctx.wait_until(
+        f"ecs:DescribeServices {ctx.names.worker_service} (steady)",
+        _steady_check(ctx, ctx.names.worker_service, None),
+        ctx.config.service_wait_seconds,
+    )
+    return {}
+
+
+def _remove(ctx: StepContext, service: str) -> dict:
+    deleting = ecs.delete_service(cluster=ctx.config.cluster, service=service)
+    if not deleting and _describe(ctx, service) is None:
+        raise Skip(f"{service} does not exist")
+    _wait_until_gone(ctx, service)
+    return {"deleted": service}
+
+
+def remove_web_service(ctx: StepContext) -> dict:
+    return _remove(ctx, ctx.names.web_service)
+
+
+def remove_worker_service(ctx: StepContext) -> dict:
+    return _remove(ctx, ctx.names.worker_service)

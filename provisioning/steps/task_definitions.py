@@ -1,0 +1,76 @@
+"""The staging's web and worker task definitions, cloned from the host's current ones."""
+
+from ..aws import ecs
+from ..aws.base import staging_tags
+from ..host import HostEnvironment, read_host_environment
+from ..models import DbMode
+from ..runner import Skip, StepContext
+from ..taskdefs import clone_task_definition, fingerprint
+
+
+def staging_environment(ctx: StepContext) -> dict[str, str]:
+    variables = {
+        ctx.config.env_staging_name: ctx.staging.name,
+        ctx.config.env_redis_namespace: ctx.names.redis_namespace,
+    }
+    if ctx.staging.db_mode == DbMode.DEDICATED:
+        variables[ctx.config.env_db_instance] = ctx.names.db_instance
+    return variables
+
+
+def _register_once(ctx: StepContext, definition: dict) -> str:
+    """Reuse the family's latest revision when it is already what we want."""
+    arns = ecs.list_task_definition_arns(family=definition["family"])
+    if arns:
+        latest = ecs.describe_task_definition(task_definition=arns[-1])
+        if fingerprint(latest) == fingerprint(definition):
+            ctx.progress(f"reused {arns[-1].rsplit('/', 1)[-1]}")
+            return arns[-1]
+    arn = ecs.register_task_definition(definition=definition, tags=staging_tags(ctx.staging.name))
+    ctx.progress(f"registered {arn.rsplit('/', 1)[-1]}")
+    return arn
+
+
+def _clone(ctx: StepContext, host: HostEnvironment, host_definition: dict, family: str,
+           cpu: str, memory: str) -> dict:
+    return clone_task_definition(
+        host_definition,
+        family=family,
+        app_image=host.image,
+        image=ctx.output("image")["image"],
+        cpu=cpu,
+        memory=memory,
+        environment=staging_environment(ctx),
+    )
+
+
+def register_web_task_definition(ctx: StepContext) -> dict:
+    host = read_host_environment(ctx.config)
+    definition = _clone(ctx, host, host.web_task_definition, ctx.names.web_family,
+                        ctx.config.web_cpu, ctx.config.web_memory)
+    return {"arn": _register_once(ctx, definition)}
+
+
+def register_worker_task_definition(ctx: StepContext) -> dict:
+    host = read_host_environment(ctx.config)
+    definition = _clone(ctx, host, host.worker_task_definition, ctx.names.worker_family,
+                        ctx.config.worker_cpu, ctx.config.worker_memory)
+    return {"arn": _register_once(ctx, definition)}
+
+
+def _revisions(ctx: StepContext, status: str) -> list[str]:
+    families = (ctx.names.web_family, ctx.names.worker_family)
+    return [arn for f in families for arn in ecs.list_task_definition_arns(family=f, status=status)]
+
+
+def remove_task_definitions(ctx: StepContext) -> dict:
+    """Deregister every revision, then delete them: a deregistered revision still exists."""
+    active = _revisions(ctx, "ACTIVE")
+    for arn in active:
+        ctx.check_cancelled()
+        ecs.deregister_task_definition(arn=arn)
+    inactive = _revisions(ctx, "INACTIVE")
+    if not inactive:
+        raise Skip("no task definition revisions left")
+    ecs.delete_task_definitions(arns=inactive)
+    return {"deleted": [arn.rsplit("/", 1)[-1] for arn in inactive]}

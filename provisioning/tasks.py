@@ -1,0 +1,50 @@
+"""django-q2 entry points. The queue only carries operation ids; state lives in our models."""
+
+import logging
+from datetime import timedelta
+
+from django.utils import timezone
+from django_q.tasks import async_task
+
+log = logging.getLogger(__name__)
+
+# An operation queued this long ago that no runner has touched is taken as lost.
+QUEUED_GRACE = timedelta(minutes=2)
+
+
+def enqueue_operation(operation_id: int) -> None:
+    async_task(
+        "provisioning.tasks.run_operation_task", operation_id,
+        task_name=f"operation-{operation_id}",
+    )
+
+
+def run_operation_task(operation_id: int) -> bool:
+    from .runner import run_operation
+    from .steps import plan_for
+
+    return run_operation(operation_id, plan_for)
+
+
+def resume_stalled_operations() -> list[int]:
+    """Re-enqueue unfinished operations whose runner died (run every minute by a schedule).
+
+    A killed worker leaves its operation "running" with a heartbeat that stops moving; the
+    queue would redeliver it only after its long retry time. The runner's claim makes a
+    duplicate delivery harmless, so re-enqueueing early is safe.
+    """
+    from .models import Operation, OperationStatus
+    from .runner import STALE_AFTER
+
+    now = timezone.now()
+    stalled = Operation.objects.filter(
+        status=OperationStatus.RUNNING, heartbeat_at__lt=now - STALE_AFTER
+    ) | Operation.objects.filter(
+        status=OperationStatus.QUEUED, heartbeat_at__isnull=True,
+        created_at__lt=now - QUEUED_GRACE,
+    )
+    ids = list(stalled.values_list("pk", flat=True))
+    for operation_id in ids:
+        log.info("re-enqueueing stalled operation %s", operation_id)
+        enqueue_operation(operation_id)
+    return ids
