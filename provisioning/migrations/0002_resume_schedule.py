@@ -1,0 +1,31 @@
+"""Schedule the sweep that re-enqueues operations whose runner died (see tasks.py)."""
+
+from django.db import migrations
+
+SCHEDULE_NAME = "resume stalled operations"
+
+
+def add_schedule(apps, schema_editor):
+    Schedule = apps.get_model("django_q", "Schedule")
+    Schedule.objects.update_or_create(
+        name=SCHEDULE_NAME,
+        defaults={
+            "func": "provisioning.tasks.resume_stalled_operations",
+            "schedule_type": "I",  # every `minutes` minutes
+            "minutes": 1,
+            "repeats": -1,
+        },
+    )
+
+
+def remove_schedule(apps, schema_editor):
+    apps.get_model("django_q", "Schedule").objects.filter(name=SCHEDULE_NAME).delete()
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("provisioning", "0001_initial"),
+        ("django_q", "0019_alter_task_options_alter_ormq_key_alter_ormq_lock_and_more"),
+    ]
+
+    operations = [migrations.RunPython(add_schedule, remove_schedule)]

@@ -1,0 +1,121 @@
+"""End to end through the command line: a real qcluster, a moto server, `ds create --wait`
+and `ds destroy --wait`, then AWS is asked what exists."""
+
+import json
+
+import pytest
+
+from tests.stack import SandboxStack
+
+pytestmark = pytest.mark.e2e
+
+BRANCH = "feature/Login_Page"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    stack = SandboxStack(tmp_path_factory.mktemp("e2e"), delay_scale=0.01)
+    try:
+        stack.start_aws()
+        migrated = stack.manage("migrate", "--no-input")
+        assert migrated.returncode == 0, migrated.stderr
+        stack.start_qcluster()
+        yield stack
+    finally:
+        stack.close()
+
+
+def staging_resources(stack: SandboxStack, name: str) -> dict[str, list[str]]:
+    """What AWS holds for the staging, asked per service rather than from our records."""
+    listener = stack.aws_env["DS_LISTENER_ARN"]
+    domain = stack.aws_env["DS_DOMAIN"]
+    cluster = stack.aws_env["DS_CLUSTER"]
+    ecs, rds, elbv2 = stack.client("ecs"), stack.client("rds"), stack.client("elbv2")
+    services = ecs.describe_services(cluster=cluster, services=[f"ds-{name}-web",
+                                                                f"ds-{name}-worker"])
+    families = [
+        arn
+        for family in (f"ds-{name}-web", f"ds-{name}-worker")
+        for status in ("ACTIVE", "INACTIVE")
+        for arn in ecs.list_task_definitions(familyPrefix=family, status=status)[
+            "taskDefinitionArns"]
+    ]
+    groups = [g["TargetGroupName"] for g in elbv2.describe_target_groups()["TargetGroups"]
+              if g["TargetGroupName"] == f"ds-{name}"]
+    rules = [r["RuleArn"] for r in elbv2.describe_rules(ListenerArn=listener)["Rules"]
+             for c in r["Conditions"] if f"{name}.{domain}" in c.get("Values", [])
+             + c.get("HostHeaderConfig", {}).get("Values", [])]
+    databases = [d["DBInstanceIdentifier"] for d in rds.describe_db_instances()["DBInstances"]
+                 if d["DBInstanceIdentifier"] == f"ds-{name}"]
+    tagged = [m["ResourceARN"] for m in stack.client("resourcegroupstaggingapi").get_resources(
+        TagFilters=[{"Key": "dynamic-staging", "Values": [name]}])["ResourceTagMappingList"]]
+    return {
+        "services": [s["serviceName"] for s in services["services"] if s["status"] == "ACTIVE"],
+        "task_definitions": families,
+        "target_groups": groups,
+        "rules": rules,
+        "databases": databases,
+        "tagged": tagged,
+    }
+
+
+def test_create_then_destroy_leaves_nothing(stack):
+    created = stack.manage("ds", "create", BRANCH, "--source", "staging-marketing-db",
+                           "--wait", "--json")
+    assert created.returncode == 0, created.stderr
+    staging = json.loads(created.stdout)
+    name = staging["name"]
+    assert staging["status"] == "ready"
+    assert staging["url"] == f"http://{name}.{stack.aws_env['DS_DOMAIN']}"
+    assert staging["source"] == "staging-marketing-db"
+    assert staging["db_mode"] == "dedicated"
+    assert staging["login_username"]
+    assert {s["state"] for s in staging["steps"]} <= {"done", "skipped"}
+
+    made = staging_resources(stack, name)
+    assert sorted(made["services"]) == [f"ds-{name}-web", f"ds-{name}-worker"]
+    assert len(made["task_definitions"]) == 2
+    assert made["target_groups"] == [f"ds-{name}"]
+    assert len(made["rules"]) == 1
+    assert made["databases"] == [f"ds-{name}"]
+    assert made["tagged"]
+
+    destroyed = stack.manage("ds", "destroy", name, "--wait", "--json")
+    assert destroyed.returncode == 0, destroyed.stderr
+    assert json.loads(destroyed.stdout)["status"] == "destroyed"
+    assert staging_resources(stack, name) == {
+        "services": [], "task_definitions": [], "target_groups": [], "rules": [],
+        "databases": [], "tagged": [],
+    }
+
+    again = stack.manage("ds", "destroy", name)
+    assert again.returncode == 2
+    assert "already destroyed" in again.stderr
+
+
+def test_shared_db_create_and_redeploy(stack):
+    created = stack.manage("ds", "create", "develop", "--shared-db", "--wait", "--json")
+    assert created.returncode == 0, created.stderr
+    staging = json.loads(created.stdout)
+    assert staging["db_mode"] == "shared"
+    assert staging_resources(stack, staging["name"])["databases"] == []
+
+    redeployed = stack.manage("ds", "redeploy", staging["name"], "--tag", "main", "--wait",
+                              "--json")
+    assert redeployed.returncode == 0, redeployed.stderr
+    assert json.loads(redeployed.stdout)["image_tag"] == "main"
+
+    destroyed = stack.manage("ds", "destroy", staging["name"], "--wait")
+    assert destroyed.returncode == 0, destroyed.stderr
+
+
+def test_user_errors_exit_2_before_anything_is_made(stack):
+    for args, reason in [
+        (["ds", "create", "no/such-branch"], "No image"),
+        (["ds", "create", "main", "--source", "nope"], "Unknown snapshot source"),
+        (["ds", "show", "nothing-here"], "No staging named"),
+    ]:
+        result = stack.manage(*args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert reason in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
