@@ -28,9 +28,12 @@ from .names import InvalidName, name_for_branch, validate_name
 from .steps.image import resolve_image
 
 MAX_BRANCH_LENGTH = 255
-# What `git check-ref-format` refuses, in one pattern: control characters, space and ~^:?*[\,
-# "..", "@{", a leading "-" or "/", and a trailing "/", "." or ".lock".
-_BAD_BRANCH = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|^[-/]|/$|\.$|\.lock$|//")
+# What `git check-ref-format --branch` refuses, in one pattern: control characters, space and
+# ~^:?*[\, "..", "@{", "//", a leading "-" or "/", a trailing "/" or ".", a path component that
+# starts with "." or ends with ".lock", and "HEAD".
+_BAD_BRANCH = re.compile(
+    r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//|^[-/]|/$|\.$|(?:^|/)\.|\.lock(?:/|$)|^HEAD$"
+)
 UNFINISHED = [OperationStatus.QUEUED, OperationStatus.RUNNING]
 
 

@@ -55,8 +55,10 @@ def translated_errors(call: str) -> Iterator[None]:
         yield
     except ClientError as exc:
         error = exc.response.get("Error", {})
+        # A block may make several calls: name the one that failed, with its service prefix.
+        failed = f"{call.split(':', 1)[0]}:{exc.operation_name}" if exc.operation_name else call
         raise AwsError(
-            exc.operation_name or call, error.get("Code", "Unknown"), error.get("Message", str(exc))
+            failed, error.get("Code", "Unknown"), error.get("Message", str(exc))
         ) from exc
     except BotoCoreError as exc:
         raise AwsError(call, type(exc).__name__, str(exc)) from exc

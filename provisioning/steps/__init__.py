@@ -40,7 +40,7 @@ def create_plan(operation: Operation) -> list[StepSpec]:
         StepSpec("listener_rule", "Add the listener rule", routing.create_listener_rule,
                  after=("target_group",)),
         StepSpec("web_service", "Start the web service", services.create_web_service,
-                 after=("web_task_definition", "listener_rule", *db_ready)),
+                 after=("web_task_definition", "target_group", "listener_rule", *db_ready)),
         StepSpec("worker_service", "Start the worker service", services.create_worker_service,
                  after=("worker_task_definition", *db_ready)),
         StepSpec("web_healthy", "Wait until the web service is healthy",

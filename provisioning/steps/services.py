@@ -122,9 +122,10 @@ def wait_worker_steady(ctx: StepContext) -> dict:
 
 
 def _remove(ctx: StepContext, service: str) -> dict:
-    deleting = ecs.delete_service(cluster=ctx.config.cluster, service=service)
-    if not deleting and _describe(ctx, service) is None:
+    # Ask first: some ECS implementations accept a delete of an INACTIVE service again.
+    if _describe(ctx, service) is None:
         raise Skip(f"{service} does not exist")
+    ecs.delete_service(cluster=ctx.config.cluster, service=service)
     _wait_until_gone(ctx, service)
     return {"deleted": service}
 

@@ -34,9 +34,8 @@ class Command(BaseCommand):
     help = "Create, list, show, destroy and redeploy dynamic stagings."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        sub = parser.add_subparsers(dest="action", required=True, parser_class=type(parser),
-                                    called_from_command_line=getattr(
-                                        parser, "called_from_command_line", None))
+        # CommandParser hands its called_from_command_line on to the subparsers itself.
+        sub = parser.add_subparsers(dest="action", required=True)
         create = sub.add_parser("create", help="create a staging for a branch")
         create.add_argument("branch")
         create.add_argument("--name", help="staging name (default: derived from the branch)")
@@ -119,7 +118,10 @@ class Command(BaseCommand):
 
     def _cli_user(self):
         """Stagings made from the command line belong to DS_USER (default: the OS user)."""
-        username = os.environ.get("DS_USER") or getpass.getuser() or "cli"
+        try:
+            username = os.environ.get("DS_USER") or getpass.getuser() or "cli"
+        except (KeyError, OSError):  # a container's uid without a name
+            username = "cli"
         user, _ = get_user_model().objects.get_or_create(username=username)
         return user
 

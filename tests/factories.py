@@ -1,0 +1,28 @@
+"""Rows and step contexts built by hand, for tests that run one step at a time."""
+
+import threading
+
+from provisioning.config import load_config
+from provisioning.models import DbMode, Operation, OperationKind, Staging, Step
+from provisioning.runner import StepContext
+
+
+def make_staging(owner, *, name: str = "login-page", branch: str = "feature/Login_Page",
+                 source: str = "host-db", db_mode: str = DbMode.DEDICATED,
+                 **fields) -> Staging:
+    return Staging.objects.create(name=name, branch=branch, source=source, db_mode=db_mode,
+                                  owner=owner, **fields)
+
+
+def make_operation(staging: Staging, kind: str = OperationKind.CREATE, **fields) -> Operation:
+    return Operation.objects.create(staging=staging, kind=kind, requested_by=staging.owner,
+                                    **fields)
+
+
+def step_context(operation: Operation, key: str, outputs: dict | None = None) -> StepContext:
+    """A context like the runner gives the step ``key``, with ``outputs`` of earlier steps."""
+    step, _ = Step.objects.get_or_create(operation=operation, key=key, defaults={"label": key})
+    return StepContext(
+        staging=Staging.objects.get(pk=operation.staging_id), operation=operation,
+        config=load_config(), step=step, cancelled=threading.Event(), outputs=outputs or {},
+    )

@@ -1,0 +1,451 @@
+"""Whole operations through the runner, in-process against moto: create -> ready, redeploy,
+destroy -> nothing left; faults half-way, crashes, claims and supersession."""
+
+import threading
+import time
+from datetime import timedelta
+from unittest import mock
+
+import boto3
+import pytest
+from django.utils import timezone
+
+from provisioning import runner, tasks
+from provisioning.aws import ecs, rds
+from provisioning.aws.base import AwsError
+from provisioning.models import (
+    DbMode,
+    Operation,
+    OperationStatus,
+    Staging,
+    StagingStatus,
+    StepState,
+)
+from provisioning.operations import request_create, request_destroy, request_redeploy
+from provisioning.runner import run_operation
+from provisioning.steps import plan_for
+from tests.conftest import CLUSTER, DOMAIN, push_image
+from tests.factories import make_operation, make_staging
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+BRANCH = "feature/Login_Page"
+
+
+@pytest.fixture(autouse=True)
+def enqueued(monkeypatch):
+    """Operations are run by the tests themselves, not by a queue."""
+    calls: list[int] = []
+    monkeypatch.setattr("provisioning.tasks.enqueue_operation", calls.append)
+    return calls
+
+
+def create(owner, branch: str = BRANCH, **kwargs) -> tuple[Staging, Operation]:
+    staging = request_create(branch=branch, owner=owner, **kwargs)
+    return staging, staging.latest_operation()
+
+
+def run(operation: Operation) -> Operation:
+    assert run_operation(operation.pk, plan_for) is True
+    operation.refresh_from_db()
+    return operation
+
+
+def steps_of(operation: Operation) -> dict[str, str]:
+    return {s.key: s.state for s in operation.steps.all()}
+
+
+# --- what AWS holds -----------------------------------------------------------------------------
+
+def tagged(name: str) -> list[str]:
+    client = boto3.client("resourcegroupstaggingapi")
+    mappings = client.get_resources(
+        TagFilters=[{"Key": "dynamic-staging", "Values": [name]}])["ResourceTagMappingList"]
+    return [m["ResourceARN"] for m in mappings]
+
+
+def service_status(name: str) -> str | None:
+    found = boto3.client("ecs").describe_services(cluster=CLUSTER, services=[name])["services"]
+    return found[0]["status"] if found else None
+
+
+def rules_for(listener_arn: str, host: str) -> list[dict]:
+    rules = boto3.client("elbv2").describe_rules(ListenerArn=listener_arn)["Rules"]
+    return [r for r in rules for c in r["Conditions"]
+            if host in c.get("HostHeaderConfig", {}).get("Values", [])]
+
+
+def task_definitions(name: str) -> list[str]:
+    client = boto3.client("ecs")
+    return [arn for status in ("ACTIVE", "INACTIVE")
+            for family in (f"ds-{name}-web", f"ds-{name}-worker")
+            for arn in client.list_task_definitions(familyPrefix=family,
+                                                    status=status)["taskDefinitionArns"]]
+
+
+def db_instance_ids() -> list[str]:
+    return [i["DBInstanceIdentifier"]
+            for i in boto3.client("rds").describe_db_instances()["DBInstances"]]
+
+
+def assert_everything_made(name: str, listener_arn: str, *, dedicated: bool = True) -> None:
+    arns = tagged(name)
+    kinds = sorted(arn.split(":")[2] + ":" + arn.split(":")[5].split("/")[0] for arn in arns)
+    expected = ["ecs:service", "ecs:service", "ecs:task-definition", "ecs:task-definition",
+                "elasticloadbalancing:targetgroup"]
+    if dedicated:
+        expected.append("rds:db")
+    assert kinds == sorted(expected), arns
+    assert len(rules_for(listener_arn, f"{name}.{DOMAIN}")) == 1
+    assert service_status(f"ds-{name}-web") == service_status(f"ds-{name}-worker") == "ACTIVE"
+    assert (f"ds-{name}" in db_instance_ids()) is dedicated
+
+
+def assert_nothing_left(name: str, listener_arn: str) -> None:
+    # Deleted ECS services stay listed as INACTIVE (AWS forgets them later); nothing else may.
+    left = [arn for arn in tagged(name) if ":service/" not in arn]
+    assert left == []
+    for service in (f"ds-{name}-web", f"ds-{name}-worker"):
+        assert service_status(service) in {None, "INACTIVE"}
+    assert rules_for(listener_arn, f"{name}.{DOMAIN}") == []
+    assert task_definitions(name) == []
+    assert f"ds-{name}" not in db_instance_ids()
+    groups = boto3.client("elbv2").describe_target_groups()["TargetGroups"]
+    assert [g for g in groups if g["TargetGroupName"] == f"ds-{name}"] == []
+
+
+def assert_host_untouched(host_env) -> None:
+    assert service_status("host-web") == service_status("host-worker") == "ACTIVE"
+    assert {"host-db", "qa-db"} <= set(db_instance_ids())
+
+
+# --- the whole life of a staging -----------------------------------------------------------------
+
+def test_create_redeploy_destroy(host_env, alice, enqueued):
+    staging, operation = create(alice)
+    assert enqueued == [operation.pk]
+    assert staging.status == StagingStatus.PENDING
+    assert staging.snapshot_id == host_env.host_snapshot
+
+    operation = run(operation)
+    staging.refresh_from_db()
+    assert operation.status == OperationStatus.SUCCEEDED, operation.error
+    assert staging.status == StagingStatus.READY
+    assert staging.url == f"https://{staging.name}.{DOMAIN}"
+    assert staging.ready_at is not None and staging.error == ""
+    assert steps_of(operation) == {
+        "image": "done", "database": "done", "web_task_definition": "done",
+        "worker_task_definition": "done", "target_group": "done", "listener_rule": "done",
+        "web_service": "done", "worker_service": "done", "web_healthy": "done",
+        "worker_steady": "done", "account": "skipped", "report": "done",
+    }
+    assert all(s.started_at and s.finished_at and s.attempts == 1
+               for s in operation.steps.exclude(state="skipped"))
+    assert_everything_made(staging.name, host_env.listener_arn)
+    first_image = staging.image
+
+    # A new image pushed under the same tag: new revisions, services updated.
+    new_digest = push_image("feature-Login_Page", layer="second build")
+    redeploy = run(request_redeploy(staging, user=alice))
+    staging.refresh_from_db()
+    assert redeploy.status == OperationStatus.SUCCEEDED, redeploy.error
+    assert staging.status == StagingStatus.READY
+    assert staging.image == f"{host_env.registry}/app@{new_digest}" != first_image
+    client = boto3.client("ecs")
+    for role in ("web", "worker"):
+        service = client.describe_services(cluster=CLUSTER,
+                                           services=[f"ds-{staging.name}-{role}"])["services"][0]
+        assert service["taskDefinition"].endswith(f"ds-{staging.name}-{role}:2")
+        task = client.describe_task_definition(
+            taskDefinition=service["taskDefinition"])["taskDefinition"]
+        assert task["containerDefinitions"][0]["image"] == staging.image
+
+    destroy = run(request_destroy(staging, user=alice))
+    staging.refresh_from_db()
+    assert destroy.status == OperationStatus.SUCCEEDED, destroy.error
+    assert staging.status == StagingStatus.DESTROYED and staging.destroyed_at
+    assert steps_of(destroy)["verify"] == "done"
+    assert_nothing_left(staging.name, host_env.listener_arn)
+    assert_host_untouched(host_env)
+
+
+def test_create_from_another_source_aligns_credentials(host_env, alice):
+    staging, operation = create(alice, source="qa-db")
+    assert staging.snapshot_id == host_env.qa_snapshot
+    with mock.patch("provisioning.aws.rds.set_master_password",
+                    wraps=rds.set_master_password) as set_password:
+        operation = run(operation)
+    assert operation.status == OperationStatus.SUCCEEDED, operation.error
+    assert steps_of(operation)["db_credentials"] == "done"
+    set_password.assert_called_once_with(instance_id=f"ds-{staging.name}",
+                                         password="host-password")
+    assert_everything_made(staging.name, host_env.listener_arn)
+
+
+def test_shared_database_makes_no_database(host_env, alice):
+    staging, operation = create(alice, db_mode=DbMode.SHARED)
+    operation = run(operation)
+    assert operation.status == OperationStatus.SUCCEEDED, operation.error
+    assert "database" not in steps_of(operation)
+    assert_everything_made(staging.name, host_env.listener_arn, dedicated=False)
+    destroy = run(request_destroy(staging, user=alice))
+    assert steps_of(destroy)["database"] == "skipped"
+    assert_nothing_left(staging.name, host_env.listener_arn)
+
+
+def test_account_is_made_and_removed_through_the_api(host_env, alice, settings, httpserver):
+    settings.DS_ACCOUNT_API_URL = httpserver.url_for("/api/staging-accounts")
+    settings.DS_ACCOUNT_API_TOKEN = "s3cret"
+    httpserver.expect_oneshot_request("/api/staging-accounts", method="POST").respond_with_json(
+        {"account_id": "42", "username": "qa@example.com", "password": "pw",
+         "login_url": "https://x/login"}, status=201)
+    httpserver.expect_oneshot_request("/api/staging-accounts/42", method="DELETE"
+                                      ).respond_with_data("", status=204)
+    staging, operation = create(alice)
+    assert run(operation).status == OperationStatus.SUCCEEDED
+    staging.refresh_from_db()
+    assert (staging.account_id, staging.login_username, staging.login_password) == (
+        "42", "qa@example.com", "pw")
+    assert run(request_destroy(staging, user=alice)).status == OperationStatus.SUCCEEDED
+    staging.refresh_from_db()
+    assert staging.login_password == ""
+    httpserver.check_assertions()
+    assert [r.method for r, _ in httpserver.log] == ["POST", "DELETE"]
+
+
+def test_account_api_served_by_the_staging_waits_for_health(host_env, alice, settings):
+    settings.DS_ACCOUNT_API_URL = "https://{host}/api/accounts"
+    _, operation = create(alice)
+    account = next(s for s in plan_for(operation) if s.key == "account")
+    assert account.after == ("web_healthy",)
+
+
+# --- an AWS error half-way ---------------------------------------------------------------------
+
+def refuse_web_service(**kwargs):
+    if kwargs["name"].endswith("-web"):
+        raise AwsError("ecs:CreateService", "AccessDeniedException",
+                       "User is not authorized to perform: ecs:CreateService")
+    return real_create_service(**kwargs)
+
+
+real_create_service = ecs.create_service
+
+
+def test_aws_error_half_way_fails_the_staging_and_destroy_cleans_up(host_env, alice):
+    staging, operation = create(alice)
+    with mock.patch("provisioning.aws.ecs.create_service", side_effect=refuse_web_service):
+        operation = run(operation)
+    staging.refresh_from_db()
+    assert operation.status == OperationStatus.FAILED
+    assert staging.status == StagingStatus.FAILED
+    step = operation.steps.get(key="web_service")
+    assert step.state == StepState.FAILED
+    assert (step.error_call, step.error_code) == ("ecs:CreateService", "AccessDeniedException")
+    assert "not authorized" in step.error_message
+    assert "ecs:CreateService" in staging.error and "AccessDeniedException" in staging.error
+    states = steps_of(operation)
+    assert states["web_healthy"] == states["report"] == "pending"
+    assert states["target_group"] == states["database"] == "done"
+
+    destroy = run(request_destroy(staging, user=alice))
+    staging.refresh_from_db()
+    assert destroy.status == OperationStatus.SUCCEEDED, destroy.error
+    assert staging.status == StagingStatus.DESTROYED
+    assert steps_of(destroy)["web_service"] == "skipped"
+    assert_nothing_left(staging.name, host_env.listener_arn)
+
+
+def test_a_failure_stops_the_steps_still_running(host_env, alice):
+    """The rule step fails while the database is still being restored: the restore's wait is
+    stopped and goes back to pending, nothing after it starts."""
+    staging, operation = create(alice)
+    real_describe = rds.describe_instance
+
+    def still_creating(*, instance_id):
+        found = real_describe(instance_id=instance_id)
+        if found and instance_id.startswith("ds-"):
+            return rds.DbInstance(**{**found.__dict__, "status": "creating"})
+        return found
+
+    with mock.patch("provisioning.aws.rds.describe_instance", side_effect=still_creating), \
+            mock.patch("provisioning.aws.elbv2.create_rule",
+                       side_effect=AwsError("elasticloadbalancing:CreateRule",
+                                            "AccessDenied", "not allowed")):
+        operation = run(operation)
+    states = steps_of(operation)
+    assert states["listener_rule"] == "failed"
+    assert states["database"] == "pending"
+    assert operation.steps.get(key="database").detail == "stopped before it finished"
+    assert states["web_service"] == states["worker_service"] == "pending"
+    assert operation.steps.get(key="web_service").attempts == 0
+    staging.refresh_from_db()
+    assert staging.status == StagingStatus.FAILED
+    assert "Add the listener rule failed (elasticloadbalancing:CreateRule)" in staging.error
+
+
+# --- crashes and claims ------------------------------------------------------------------------
+
+class WorkerKilled(BaseException):
+    """Stands for the worker process dying in the middle of a step."""
+
+
+def test_a_run_after_a_crash_resumes_without_redoing_done_steps(host_env, alice):
+    staging, operation = create(alice)
+
+    def die(**kwargs):
+        if kwargs["name"].endswith("-web"):
+            raise WorkerKilled()
+        return real_create_service(**kwargs)
+
+    with mock.patch("provisioning.aws.ecs.create_service", side_effect=die), \
+            pytest.raises(WorkerKilled):
+        run_operation(operation.pk, plan_for)
+    operation.refresh_from_db()
+    assert operation.status == OperationStatus.RUNNING
+    before = {s.key: s for s in operation.steps.all()}
+    assert before["web_service"].state == StepState.RUNNING
+    done_before = {k for k, s in before.items() if s.state == StepState.DONE}
+    assert {"image", "database", "target_group", "listener_rule",
+            "web_task_definition"} <= done_before
+
+    # The dead runner's heartbeat is still fresh: nobody else may take the operation yet.
+    assert run_operation(operation.pk, plan_for) is False
+
+    Operation.objects.filter(pk=operation.pk).update(
+        heartbeat_at=timezone.now() - runner.STALE_AFTER - timedelta(seconds=1))
+    with mock.patch("provisioning.aws.rds.restore_from_snapshot") as restore, \
+            mock.patch("provisioning.aws.elbv2.create_target_group") as create_group, \
+            mock.patch("provisioning.aws.elbv2.create_rule") as create_rule, \
+            mock.patch("provisioning.aws.ecs.register_task_definition") as register, \
+            mock.patch("provisioning.aws.ecr.find_image") as find_image:
+        operation = run(operation)
+    for never_again in (restore, create_group, create_rule, find_image):
+        never_again.assert_not_called()
+    if "worker_task_definition" in done_before:
+        register.assert_not_called()
+
+    assert operation.status == OperationStatus.SUCCEEDED, operation.error
+    after = {s.key: s for s in operation.steps.all()}
+    for key in done_before:
+        assert after[key].attempts == 1 and after[key].started_at == before[key].started_at
+    assert after["web_service"].attempts == 2
+    staging.refresh_from_db()
+    assert staging.status == StagingStatus.READY
+    assert_everything_made(staging.name, host_env.listener_arn)
+
+
+def test_claim_refused_while_another_runner_is_alive(host_env, alice):
+    _, operation = create(alice)
+    Operation.objects.filter(pk=operation.pk).update(
+        status=OperationStatus.RUNNING, runner_token="other", heartbeat_at=timezone.now())
+    assert run_operation(operation.pk, plan_for) is False
+    assert not operation.steps.exists()
+    operation.refresh_from_db()
+    assert operation.runner_token == "other"
+
+
+def test_a_finished_operation_is_not_run_again(host_env, alice):
+    _, operation = create(alice)
+    run(operation)
+    with mock.patch("provisioning.aws.ecr.find_image") as find_image:
+        assert run_operation(operation.pk, plan_for) is False
+    find_image.assert_not_called()
+
+
+# --- destroy superseding a create --------------------------------------------------------------
+
+def test_destroy_requested_while_create_is_queued_supersedes_it(host_env, alice, bob):
+    staging, create_op = create(alice)
+    destroy = request_destroy(staging, user=alice)
+    assert request_destroy(staging, user=bob).pk == destroy.pk
+    create_op.refresh_from_db()
+    assert create_op.status == OperationStatus.FAILED
+    assert create_op.error == "Superseded by a destroy."
+    assert run_operation(create_op.pk, plan_for) is False  # the queue may still deliver it
+
+    destroy = run(destroy)
+    staging.refresh_from_db()
+    assert destroy.status == OperationStatus.SUCCEEDED, destroy.error
+    assert staging.status == StagingStatus.DESTROYED
+    assert set(steps_of(destroy).values()) <= {"skipped", "done"}
+    assert_nothing_left(staging.name, host_env.listener_arn)
+
+
+def test_destroy_stops_a_running_create_and_removes_what_it_made(host_env, alice, monkeypatch):
+    monkeypatch.setattr(runner, "HEARTBEAT_SECONDS", 0.05)
+    staging, create_op = create(alice)
+    real_describe = ecs.describe_service
+    release = threading.Event()
+
+    def never_steady(*, cluster, service):
+        found = real_describe(cluster=cluster, service=service)
+        if found and service.endswith("-worker") and not release.is_set():
+            return ecs.Service(**{**found.__dict__, "running": 0})
+        return found
+
+    monkeypatch.setattr("provisioning.aws.ecs.describe_service", never_steady)
+    creating = threading.Thread(target=run_operation, args=(create_op.pk, plan_for))
+    creating.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not create_op.steps.filter(key="worker_steady", state="running").exists():
+            assert time.monotonic() < deadline, steps_of(create_op)
+            time.sleep(0.02)
+        destroy = request_destroy(staging, user=alice)
+        destroy = run(destroy)
+    finally:
+        release.set()
+        creating.join(timeout=10)
+    assert not creating.is_alive()
+    create_op.refresh_from_db()
+    assert create_op.status == OperationStatus.FAILED and create_op.runner_token == ""
+    assert create_op.steps.get(key="worker_steady").state == StepState.PENDING
+    assert destroy.status == OperationStatus.SUCCEEDED, destroy.error
+    staging.refresh_from_db()
+    assert staging.status == StagingStatus.DESTROYED
+    assert_nothing_left(staging.name, host_env.listener_arn)
+
+
+# --- a destroy that fails half-way, and a second destroy ----------------------------------------
+
+def test_a_failed_destroy_can_be_run_again_and_finishes_the_job(host_env, alice):
+    staging, operation = create(alice)
+    run(operation)
+    refused = AwsError("elasticloadbalancing:DeleteTargetGroup", "ResourceInUse",
+                       "Target group is currently in use by a listener or a rule")
+    with mock.patch("provisioning.aws.elbv2.delete_target_group", side_effect=refused):
+        destroy = run(request_destroy(staging, user=alice))
+    staging.refresh_from_db()
+    assert destroy.status == OperationStatus.FAILED
+    assert staging.status == StagingStatus.FAILED and "ResourceInUse" in staging.error
+    states = steps_of(destroy)
+    # A destroy goes on with everything that does not depend on the failed step.
+    assert states["target_group"] == "failed" and states["verify"] == "pending"
+    assert states["database"] == states["task_definitions"] == states["web_service"] == "done"
+
+    again = run(request_destroy(staging, user=alice))
+    staging.refresh_from_db()
+    assert again.status == OperationStatus.SUCCEEDED, again.error
+    assert staging.status == StagingStatus.DESTROYED
+    assert steps_of(again)["target_group"] == "done"
+    assert steps_of(again)["database"] == "skipped"
+    assert_nothing_left(staging.name, host_env.listener_arn)
+
+
+# --- the queue's safety net --------------------------------------------------------------------
+
+def test_stalled_operations_are_enqueued_again(host_env, alice, bob, enqueued):
+    now = timezone.now()
+    dead = make_operation(make_staging(alice, name="dead"), status=OperationStatus.RUNNING,
+                          heartbeat_at=now - runner.STALE_AFTER - timedelta(seconds=5))
+    lost = make_operation(make_staging(alice, name="lost"),
+                          created_at=now - tasks.QUEUED_GRACE - timedelta(seconds=5))
+    make_operation(make_staging(bob, name="alive"), status=OperationStatus.RUNNING,
+                   heartbeat_at=now)
+    make_operation(make_staging(bob, name="fresh"))
+    make_operation(make_staging(bob, name="done"), status=OperationStatus.SUCCEEDED,
+                   heartbeat_at=now - timedelta(hours=1))
+    enqueued.clear()
+    assert sorted(tasks.resume_stalled_operations()) == sorted([dead.pk, lost.pk])
+    assert sorted(enqueued) == sorted([dead.pk, lost.pk])

@@ -1,0 +1,190 @@
+"""Cloning the host's task definition for a staging (pure functions)."""
+
+import copy
+
+import pytest
+
+from provisioning.aws.ecr import ImageReference
+from provisioning.taskdefs import clone_task_definition, fingerprint
+
+REGISTRY = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+APP = ImageReference.parse(f"{REGISTRY}/app:main")
+NEW_IMAGE = f"{REGISTRY}/app@sha256:" + "ab" * 32
+STAGING_ENV = {
+    "DYNAMIC_STAGING_NAME": "login-1a2b3c",
+    "DB_INSTANCE_ID": "ds-login-1a2b3c",
+    "REDIS_NAMESPACE": "login-1a2b3c",
+}
+
+
+def host_definition() -> dict:
+    return {
+        "taskDefinitionArn": "arn:aws:ecs:us-east-1:123456789012:task-definition/host-web:7",
+        "family": "host-web",
+        "cpu": "1024",
+        "memory": "2048",
+        "networkMode": "awsvpc",
+        "requiresCompatibilities": ["FARGATE"],
+        "executionRoleArn": "arn:aws:iam::123456789012:role/exec",
+        "tags": [{"key": "team", "value": "web"}],
+        "containerDefinitions": [
+            {
+                "name": "web",
+                "image": f"{REGISTRY}/app:main",
+                "cpu": 1024,
+                "memory": 2048,
+                "memoryReservation": 1024,
+                "portMappings": [{"containerPort": 8000}],
+                "environment": [
+                    {"name": "RAILS_ENV", "value": "staging"},
+                    {"name": "DB_INSTANCE_ID", "value": "host-db"},
+                ],
+                "secrets": [
+                    {"name": "DATABASE_PASSWORD", "valueFrom": "arn:secret:db"},
+                    {"name": "REDIS_NAMESPACE", "valueFrom": "arn:ssm:redis-namespace"},
+                ],
+            },
+            {
+                # The same repository pinned by digest: still the app.
+                "name": "migrations",
+                "image": f"{REGISTRY}/app@sha256:" + "00" * 32,
+                "essential": False,
+                "cpu": 128,
+                "memory": 256,
+            },
+            {
+                "name": "log-router",
+                "image": f"{REGISTRY}/fluent-bit:2.1",
+                "cpu": 64,
+                "memoryReservation": 64,
+                "environment": [{"name": "DB_INSTANCE_ID", "value": "untouched"}],
+                "secrets": [{"name": "REDIS_NAMESPACE", "valueFrom": "arn:ssm:sidecar"}],
+            },
+            {
+                "name": "datadog",
+                "image": "public.ecr.aws/datadog/agent:latest",
+                "memoryReservation": 256,
+            },
+        ],
+    }
+
+
+def clone(definition: dict | None = None, **overrides) -> dict:
+    kwargs = {
+        "family": "ds-login-1a2b3c-web", "app_image": APP, "image": NEW_IMAGE,
+        "cpu": "256", "memory": "512", "environment": STAGING_ENV,
+    } | overrides
+    return clone_task_definition(definition or host_definition(), **kwargs)
+
+
+def containers(definition: dict) -> dict[str, dict]:
+    return {c["name"]: c for c in definition["containerDefinitions"]}
+
+
+def env(container: dict) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in container.get("environment", [])}
+
+
+def test_new_family_and_sizes():
+    cloned = clone()
+    assert cloned["family"] == "ds-login-1a2b3c-web"
+    assert (cloned["cpu"], cloned["memory"]) == ("256", "512")
+    assert "taskDefinitionArn" not in cloned
+    assert "tags" not in cloned  # the staging's own tags are added when it is registered
+    # What the host runs with stays as it is.
+    assert cloned["networkMode"] == "awsvpc"
+    assert cloned["executionRoleArn"] == "arn:aws:iam::123456789012:role/exec"
+    assert cloned["requiresCompatibilities"] == ["FARGATE"]
+
+
+def test_container_sizes_fit_inside_the_smaller_task():
+    web = containers(clone())["web"]
+    assert "memory" not in web and "memoryReservation" not in web
+    assert web["cpu"] == 0
+    migrations = containers(clone())["migrations"]
+    assert (migrations["cpu"], migrations["memory"]) == (128, 256)  # already small enough
+    for container in clone()["containerDefinitions"]:
+        assert int(container.get("cpu") or 0) <= 256
+        assert int(container.get("memory") or 0) <= 512
+        assert int(container.get("memoryReservation") or 0) <= 512
+
+
+def test_app_containers_get_the_image_and_the_staging_environment():
+    cloned = containers(clone())
+    for name in ("web", "migrations"):
+        assert cloned[name]["image"] == NEW_IMAGE
+        assert env(cloned[name]).items() >= STAGING_ENV.items()
+    web_env = env(cloned["web"])
+    assert web_env["RAILS_ENV"] == "staging"  # kept
+    assert web_env["DB_INSTANCE_ID"] == "ds-login-1a2b3c"  # replaced, not duplicated
+    names = [e["name"] for e in cloned["web"]["environment"]]
+    assert len(names) == len(set(names))
+
+
+def test_a_secret_of_the_same_name_no_longer_overrides_the_value():
+    web = containers(clone())["web"]
+    assert [s["name"] for s in web["secrets"]] == ["DATABASE_PASSWORD"]
+
+
+def test_sidecars_from_other_repositories_are_untouched():
+    host = containers(host_definition())
+    cloned = containers(clone())
+    assert cloned["log-router"]["image"] == host["log-router"]["image"]
+    assert cloned["log-router"]["environment"] == host["log-router"]["environment"]
+    assert cloned["log-router"]["secrets"] == host["log-router"]["secrets"]
+    assert cloned["datadog"] == host["datadog"]
+
+
+def test_the_host_definition_is_not_mutated():
+    host = host_definition()
+    before = copy.deepcopy(host)
+    clone(host)
+    assert host == before
+
+
+def test_memory_above_the_task_memory_is_dropped_but_small_reservations_stay():
+    cloned = containers(clone(memory="1024"))
+    assert cloned["web"]["memoryReservation"] == 1024
+    assert "memory" not in cloned["web"]
+    assert cloned["datadog"]["memoryReservation"] == 256
+
+
+def test_fingerprint_is_equal_for_the_same_essentials():
+    first, second = clone(), clone()
+    second["taskDefinitionArn"] = "arn:aws:ecs:...:task-definition/ds-login-1a2b3c-web:3"
+    second["containerDefinitions"].reverse()  # order does not matter
+    second["containerDefinitions"][0]["environment"] = list(
+        reversed(second["containerDefinitions"][0].get("environment", []))
+    )
+    assert fingerprint(first) == fingerprint(second)
+
+
+def test_fingerprint_compares_cpu_as_text_or_number():
+    numeric = clone()
+    numeric["cpu"], numeric["memory"] = 256, 512
+    assert fingerprint(numeric) == fingerprint(clone())
+
+
+@pytest.mark.parametrize("change", [
+    lambda d: d.update(memory="1024"),
+    lambda d: d.update(cpu="512"),
+    lambda d: d["containerDefinitions"][0].update(image=f"{REGISTRY}/app@sha256:" + "cd" * 32),
+    lambda d: d["containerDefinitions"][0]["environment"].append({"name": "X", "value": "1"}),
+    lambda d: d["containerDefinitions"][0]["environment"][0].update(value="production"),
+    lambda d: d["containerDefinitions"][2].update(image=f"{REGISTRY}/fluent-bit:2.2"),
+])
+def test_fingerprint_differs_when_an_essential_changes(change):
+    changed = clone()
+    change(changed)
+    assert fingerprint(changed) != fingerprint(clone())
+
+
+def test_image_reference_parsing():
+    assert ImageReference.parse("registry:5000/team/app") == ImageReference(
+        "registry:5000", "team/app", "latest")
+    ref = ImageReference.parse(f"{REGISTRY}/app:feature-x")
+    assert (ref.registry, ref.repository, ref.tag) == (REGISTRY, "app", "feature-x")
+    assert ref.with_digest("sha256:1") == f"{REGISTRY}/app@sha256:1"
+    assert ref.same_repository(f"{REGISTRY}/app@sha256:" + "0" * 64)
+    assert not ref.same_repository(f"{REGISTRY}/app-sidecar:feature-x")
+    assert not ref.same_repository("other.registry/app:feature-x")
