@@ -47,8 +47,11 @@ def staging_resources(stack: SandboxStack, name: str) -> dict[str, list[str]]:
              + c.get("HostHeaderConfig", {}).get("Values", [])]
     databases = [d["DBInstanceIdentifier"] for d in rds.describe_db_instances()["DBInstances"]
                  if d["DBInstanceIdentifier"] == f"ds-{name}"]
+    # A deleted ECS service stays listed, tags and all, while INACTIVE: services are judged by
+    # describe_services above instead.
     tagged = [m["ResourceARN"] for m in stack.client("resourcegroupstaggingapi").get_resources(
-        TagFilters=[{"Key": "dynamic-staging", "Values": [name]}])["ResourceTagMappingList"]]
+        TagFilters=[{"Key": "dynamic-staging", "Values": [name]}])["ResourceTagMappingList"]
+        if ":service/" not in m["ResourceARN"]]
     return {
         "services": [s["serviceName"] for s in services["services"] if s["status"] == "ACTIVE"],
         "task_definitions": families,

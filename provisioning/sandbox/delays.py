@@ -7,10 +7,12 @@ time elapsed since the call, with the durations of ``latency.PROFILE`` times the
 
 * RDS: ``creating`` after a create or restore, ``resetting-master-credentials`` (with the
   pending password) after a password change, ``deleting`` before an instance disappears.
-  Modifying an instance that is not ``available`` fails as on AWS.
+  Modifying an instance that is not ``available``, deleting one twice or restoring from a
+  snapshot still being taken fails as on AWS.
 * ECS: a new deployment runs no task until the Fargate start time, completes when its target
   would be healthy; a rolling update keeps the old deployment ACTIVE until it has drained; a
-  deleted service is ``DRAINING`` before it turns ``INACTIVE``.
+  deleted service is ``DRAINING`` before it turns ``INACTIVE``. As on AWS (not moto), a service
+  cannot be created over a live namesake, nor updated or deleted once it is not ACTIVE.
 * ELBv2: the targets of a service's tasks, ``initial`` until healthy, ``draining`` on the way
   out (moto never registers ECS tasks in target groups).
 * Creating a target group or listener rule and registering a task definition take a moment.
@@ -315,9 +317,8 @@ def _ecs_create(original):
             if existing is not None:
                 _refresh_service(existing)
                 if existing.status == "DRAINING":
-                    raise _ecs_error(
-                        "InvalidParameterException", "Unable to Start a service that is still Draining."
-                    )
+                    raise _ecs_error("InvalidParameterException",
+                                     "Unable to Start a service that is still Draining.")
                 if existing.status == "ACTIVE":
                     raise _ecs_error(
                         "InvalidParameterException", "Creation of service was not idempotent."
@@ -413,6 +414,11 @@ def _task_ip(deployment: Deployment) -> str:
     return f"10.0.{1 + digest % 2}.{10 + digest % 240}"
 
 
+INITIAL = ("initial", "Elb.InitialHealthChecking", "Initial health checks in progress")
+HEALTHY = ("healthy", None, None)
+DRAINING = ("draining", "Target.DeregistrationInProgress", "Target deregistration is in progress")
+
+
 def _target_state(service, deployment: Deployment, is_primary: bool) -> tuple | None:
     """(state, reason, description) of the deployment's task in the target group, or None."""
     now = time.monotonic()
@@ -420,16 +426,15 @@ def _target_state(service, deployment: Deployment, is_primary: bool) -> tuple | 
     if drained_at is not None:
         if now >= drained_at or now < deployment.running_at:
             return None
-        return ("draining", "Target.DeregistrationInProgress", "Target deregistration is in progress")
+        return DRAINING
     if is_primary:
         if now < deployment.running_at:
             return None
         if now < deployment.healthy_at:
-            return ("initial", "Elb.InitialHealthChecking", "Initial health checks in progress")
-        return ("healthy", None, None)
-    if now < _deployments(service)[0].healthy_at:
-        return ("healthy", None, None)
-    return ("draining", "Target.DeregistrationInProgress", "Target deregistration is in progress")
+            return INITIAL
+        return HEALTHY
+    # An old deployment's task serves until the new one is healthy, then drains.
+    return HEALTHY if now < _deployments(service)[0].healthy_at else DRAINING
 
 
 def _service_targets(service, target_group_arn: str) -> list:

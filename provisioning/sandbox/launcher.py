@@ -1,0 +1,211 @@
+"""Start the sandbox: the AWS part (moto server, seed, account API) and, for ``run``, the app.
+
+The moto server runs in this process (a thread) because the lifecycle patches and the seed's
+backdating reach moto's in-process backend objects. Other processes find it through
+``<state dir>/env.json`` (see environment.py), written once the host environment is seeded and
+removed on the way out.
+"""
+
+import json
+import logging
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .environment import ENV_FILE_NAME, STATIC_ENVIRONMENT
+from .latency import scale_from_environment
+
+REGION = STATIC_ENVIRONMENT["AWS_REGION"]
+POLL_SECONDS = "0.5"
+# Only these may differ from the sandbox's own values in the app processes ``run`` starts:
+# everything else (endpoint, ARNs, account API port and token) belongs to this very sandbox.
+OPERATOR_TUNABLE = {"DS_POLL_SECONDS", "DS_SANDBOX_DELAY_SCALE"}
+# Present in a developer's shell, these would send the app to a real account or break boto3.
+FOREIGN_AWS_VARIABLES = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
+QCLUSTER_STOP_SECONDS = 30.0
+WEB_STOP_SECONDS = 10.0
+
+
+class SandboxError(Exception):
+    """The sandbox cannot start (port taken, ...); the message says why."""
+
+
+def default_state_dir(base_dir: Path) -> Path:
+    configured = os.environ.get("DS_SANDBOX_STATE_DIR", "").strip()
+    return Path(configured) if configured else Path(base_dir) / "var" / "sandbox"
+
+
+@dataclass
+class SandboxAws:
+    endpoint_url: str
+    environment: dict[str, str]
+    env_file: Path
+    moto_server: object
+    account_server: object
+
+    def stop(self) -> None:
+        self.env_file.unlink(missing_ok=True)
+        self.account_server.shutdown()
+        self.moto_server.stop()
+
+
+def start_sandbox_aws(*, state_dir: Path, port: int = 0, scale: float | None = None) -> SandboxAws:
+    """Run moto with AWS-like delays on loopback, seed the host, write env.json."""
+    scale = scale_from_environment() if scale is None else scale
+    moto_server, endpoint_url = _start_moto(port, scale)
+    from . import delays
+    from .account_api import start_account_api
+    from .seed import seed_host_environment
+
+    with delays.paused():
+        environment = seed_host_environment(endpoint_url, REGION)
+    token = secrets.token_urlsafe(24)
+    account_url, account_server = start_account_api(token)
+    environment = {
+        **STATIC_ENVIRONMENT,
+        "AWS_ENDPOINT_URL": endpoint_url,
+        **environment,
+        "DS_ACCOUNT_API_URL": account_url,
+        "DS_ACCOUNT_API_TOKEN": token,
+        "DS_POLL_SECONDS": POLL_SECONDS,
+        "DS_SANDBOX_DELAY_SCALE": str(scale),
+    }
+    env_file = write_env_file(Path(state_dir), environment)
+    return SandboxAws(endpoint_url, environment, env_file, moto_server, account_server)
+
+
+def _start_moto(port: int, scale: float) -> tuple[object, str]:
+    if port:
+        _ensure_port_free(port)
+    # Read by moto per ECS service it creates; set before anything of moto's is imported.
+    os.environ["MOTO_ECS_SERVICE_RUNNING"] = "1"
+    from moto.server import ThreadedMotoServer
+
+    from . import delays
+
+    delays.install(scale)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one log line per AWS call
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    host, bound_port = server.get_host_and_port()
+    return server, f"http://{host}:{bound_port}"
+
+
+def _ensure_port_free(port: int) -> None:
+    # Moto's server thread would die on a taken port and leave start() waiting forever.
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise SandboxError(f"Port {port} on 127.0.0.1 is not free: {exc}") from exc
+
+
+def write_env_file(state_dir: Path, environment: dict[str, str]) -> Path:
+    """Write env.json atomically (readers never see half a file), readable by the owner only."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    target = state_dir / ENV_FILE_NAME
+    temporary = state_dir / f".{ENV_FILE_NAME}.{os.getpid()}.tmp"
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        json.dump(environment, handle, indent=2, sort_keys=True)
+    os.replace(temporary, target)
+    return target
+
+
+def stop_requested() -> threading.Event:
+    """An event set by the first SIGTERM or SIGINT (Ctrl-C); a second one ends us at once."""
+    event = threading.Event()
+
+    def handler(signum, frame):
+        event.set()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return event
+
+
+def wait_until(event: threading.Event) -> None:
+    # Short waits keep the main thread responsive to signals.
+    while not event.wait(0.5):
+        pass
+
+
+# --- `sandbox run`: the dashboard and its workers on top of the AWS part ------------------------
+
+
+def app_environment(sandbox: SandboxAws, state_dir: Path) -> dict[str, str]:
+    environment = {k: v for k, v in os.environ.items() if k not in FOREIGN_AWS_VARIABLES}
+    for key, value in sandbox.environment.items():
+        if key not in OPERATOR_TUNABLE or key not in environment:
+            environment[key] = value
+    environment.update(DS_SANDBOX="1", DS_SANDBOX_STATE_DIR=str(state_dir),
+                       PYTHONUNBUFFERED="1")
+    return environment
+
+
+def start_app(
+    base_dir: Path, port: int, environment: dict[str, str]
+) -> dict[str, subprocess.Popen]:
+    """qcluster and runserver, each in its own session: Ctrl-C reaches only us, and we stop
+    them one by one (qcluster can hang when its whole process group gets the signal)."""
+    manage = [sys.executable, str(Path(base_dir) / "manage.py")]
+    commands = {
+        "qcluster": [*manage, "qcluster"],
+        "runserver": [*manage, "runserver", f"127.0.0.1:{port}", "--noreload"],
+    }
+    return {
+        name: subprocess.Popen(command, cwd=base_dir, env=environment, start_new_session=True)
+        for name, command in commands.items()
+    }
+
+
+def wait_for_port(port: int, children: dict[str, subprocess.Popen], timeout: float = 60) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(child.poll() is not None for child in children.values()):
+            return False
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
+def first_exited(children: dict[str, subprocess.Popen]) -> tuple[str, int] | None:
+    for name, child in children.items():
+        code = child.poll()
+        if code is not None:
+            return name, code
+    return None
+
+
+def supervise(children: dict[str, subprocess.Popen], stop: threading.Event) -> tuple | None:
+    """Wait for a stop signal or a child's death; returns (name, exit code) of a dead child."""
+    while True:
+        exited = first_exited(children)
+        if exited or stop.wait(0.5):
+            return exited
+
+
+def stop_app(children: dict[str, subprocess.Popen]) -> None:
+    """Stop the web server first (no new work), then qcluster, each by its own pid only."""
+    for name, grace in (("runserver", WEB_STOP_SECONDS), ("qcluster", QCLUSTER_STOP_SECONDS)):
+        child = children.get(name)
+        if child is None or child.poll() is not None:
+            continue
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()

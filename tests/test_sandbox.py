@@ -1,0 +1,360 @@
+"""The sandbox AWS: a seeded moto server, in its own process, with AWS-like lifecycles."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from provisioning.sandbox.environment import STATIC_ENVIRONMENT, apply_sandbox_environment
+from provisioning.sandbox.latency import DEFAULT_SCALE, PROFILE, profile_seconds, scaled
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+SCALE = 0.02
+SLACK = 3.0  # seconds of polling and request overhead allowed beyond a scaled delay
+
+
+class Sandbox:
+    def __init__(self, environment: dict[str, str]):
+        self.env = environment
+
+    def client(self, service: str):
+        return boto3.session.Session().client(
+            service,
+            endpoint_url=self.env["AWS_ENDPOINT_URL"],
+            region_name=self.env["AWS_REGION"],
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+
+def _wait_for_file(path: Path, process: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if process.poll() is not None:
+            pytest.fail(f"sandbox exited early with code {process.returncode}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"no {path} after {timeout} s")
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory):
+    state_dir = tmp_path_factory.mktemp("sandbox")
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    environment.update(DS_SANDBOX="1", DS_SANDBOX_STATE_DIR=str(state_dir), PYTHONUNBUFFERED="1")
+    command = [sys.executable, "manage.py", "sandbox", "aws", "--delay-scale", str(SCALE),
+               "--state-dir", str(state_dir)]
+    with open(state_dir / "sandbox.log", "wb") as log:
+        process = subprocess.Popen(command, cwd=BASE_DIR, env=environment, stdout=log,
+                                   stderr=subprocess.STDOUT)
+    env_file = state_dir / "env.json"
+    try:
+        _wait_for_file(env_file, process, timeout=60)
+        yield Sandbox(json.loads(env_file.read_text()))
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=15)
+    assert not env_file.exists(), "env.json must go with the sandbox"
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.1) -> float:
+    """Seconds until predicate() is true; fails the test after ``timeout``."""
+    start = time.monotonic()
+    while not predicate():
+        if time.monotonic() - start > timeout:
+            pytest.fail(f"condition not reached within {timeout:.1f} s")
+        time.sleep(interval)
+    return time.monotonic() - start
+
+
+def db_status(rds, identifier: str) -> str:
+    try:
+        return rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0][
+            "DBInstanceStatus"]
+    except ClientError as exc:
+        return exc.response["Error"]["Code"]
+
+
+def newest_host_snapshot(rds) -> str:
+    snapshots = rds.describe_db_snapshots(DBInstanceIdentifier="host-db")["DBSnapshots"]
+    available = [s for s in snapshots if s["Status"] == "available"]
+    return max(available, key=lambda s: s["SnapshotCreateTime"])["DBSnapshotIdentifier"]
+
+
+def restore(rds, identifier: str) -> dict:
+    return rds.restore_db_instance_from_db_snapshot(
+        DBInstanceIdentifier=identifier, DBSnapshotIdentifier=newest_host_snapshot(rds),
+        DBInstanceClass="db.t3.micro", BackupRetentionPeriod=0,
+    )["DBInstance"]
+
+
+# --- the seeded host environment ---------------------------------------------------------------
+
+
+def test_env_file_names_the_seeded_host(sandbox):
+    env = sandbox.env
+    assert env["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
+    assert env["DS_DOMAIN"] == "stagings.localhost"
+    assert env["DS_SNAPSHOT_SOURCES"].split(",") == [
+        "host-db", "staging-marketing-db", "staging-support-db"]
+    assert env["DS_SANDBOX_DELAY_SCALE"] == str(SCALE)
+    secret = sandbox.client("secretsmanager").get_secret_value(
+        SecretId=env["DS_HOST_DB_PASSWORD_SECRET"])["SecretString"]
+    web = sandbox.client("ecs").describe_task_definition(taskDefinition="host-staging-web")
+    environment = {e["name"]: e["value"]
+                   for e in web["taskDefinition"]["containerDefinitions"][0]["environment"]}
+    assert f"app:{secret}@host-db." in environment["DATABASE_URL"]
+
+
+def test_listener_exists_with_a_404_default(sandbox):
+    elbv2 = sandbox.client("elbv2")
+    listener = elbv2.describe_listeners(ListenerArns=[sandbox.env["DS_LISTENER_ARN"]])[
+        "Listeners"][0]
+    assert listener["Port"] == 80
+    action = listener["DefaultActions"][0]
+    assert action["Type"] == "fixed-response"
+    assert action["FixedResponseConfig"]["StatusCode"] == "404"
+
+
+def test_branch_images_are_in_ecr(sandbox):
+    details = sandbox.client("ecr").describe_images(repositoryName="app")["imageDetails"]
+    tags = {tag for d in details for tag in d.get("imageTags", [])}
+    assert {"main", "develop", "feature-Login_Page", "feature-search", "release-2026.11"} <= tags
+    assert len({d["imageDigest"] for d in details}) == len(details)
+    assert len({d["imagePushedAt"] for d in details}) == len(details)
+
+
+def test_host_services_are_running(sandbox):
+    services = sandbox.client("ecs").describe_services(
+        cluster=sandbox.env["DS_CLUSTER"],
+        services=[sandbox.env["DS_WEB_SERVICE"], sandbox.env["DS_WORKER_SERVICE"]],
+    )["services"]
+    assert [(s["status"], s["runningCount"], s["desiredCount"]) for s in services] == [
+        ("ACTIVE", 1, 1), ("ACTIVE", 1, 1)]
+    assert services[0]["loadBalancers"] and not services[1]["loadBalancers"]
+
+
+def test_snapshots_have_different_ages_and_one_is_not_ready(sandbox):
+    rds = sandbox.client("rds")
+    now = datetime.now(UTC)
+    hours = {}
+    for source in sandbox.env["DS_SNAPSHOT_SOURCES"].split(","):
+        snapshots = rds.describe_db_snapshots(DBInstanceIdentifier=source)["DBSnapshots"]
+        ready = [s for s in snapshots if s["Status"] == "available"]
+        hours[source] = min((now - s["SnapshotCreateTime"]).total_seconds() / 3600 for s in ready)
+        if source == "host-db":
+            assert len(ready) >= 3
+        if source == "staging-marketing-db":
+            taking = [s for s in snapshots if s["Status"] != "available"]
+            assert [s["Status"] for s in taking] == ["creating"]
+            assert "SnapshotCreateTime" not in taking[0]
+    assert 0.5 < hours["host-db"] < 2
+    assert 4 < hours["staging-marketing-db"] < 6
+    assert 20 < hours["staging-support-db"] < 30
+    for instance in rds.describe_db_instances()["DBInstances"]:
+        assert instance["DBInstanceStatus"] == "available"
+
+
+# --- lifecycles --------------------------------------------------------------------------------
+
+
+def test_restore_then_password_change_then_delete(sandbox):
+    rds = sandbox.client("rds")
+    restore_seconds = scaled("rds_restore", SCALE)
+    started = time.monotonic()
+    created = restore(rds, "ds-sandbox-restore")
+    assert created["DBInstanceStatus"] == "creating"
+    assert created["Endpoint"]["Address"].startswith("ds-sandbox-restore.")
+
+    with pytest.raises(ClientError) as refused:
+        rds.modify_db_instance(DBInstanceIdentifier="ds-sandbox-restore",
+                               MasterUserPassword="another-password", ApplyImmediately=True)
+    assert refused.value.response["Error"]["Code"] == "InvalidDBInstanceState"
+    assert refused.value.response["Error"]["Message"] == (
+        "Database instance is not in available state.")
+
+    wait_for(lambda: db_status(rds, "ds-sandbox-restore") == "available",
+             timeout=restore_seconds + SLACK)
+    assert time.monotonic() - started >= restore_seconds * 0.9
+
+    modified = rds.modify_db_instance(DBInstanceIdentifier="ds-sandbox-restore",
+                                      MasterUserPassword="another-password",
+                                      ApplyImmediately=True)["DBInstance"]
+    assert modified["DBInstanceStatus"] == "resetting-master-credentials"
+    assert modified["PendingModifiedValues"] == {"MasterUserPassword": "****"}
+    wait_for(lambda: db_status(rds, "ds-sandbox-restore") == "available",
+             timeout=scaled("rds_modify_password", SCALE) + SLACK)
+    described = rds.describe_db_instances(DBInstanceIdentifier="ds-sandbox-restore")
+    assert not described["DBInstances"][0].get("PendingModifiedValues")
+
+    rds.delete_db_instance(DBInstanceIdentifier="ds-sandbox-restore", SkipFinalSnapshot=True)
+    assert db_status(rds, "ds-sandbox-restore") == "deleting"
+    wait_for(lambda: db_status(rds, "ds-sandbox-restore") == "DBInstanceNotFound",
+             timeout=scaled("rds_delete", SCALE) + SLACK)
+
+
+def test_a_creating_instance_can_be_deleted(sandbox):
+    rds = sandbox.client("rds")
+    restore(rds, "ds-sandbox-abandoned")
+    rds.delete_db_instance(DBInstanceIdentifier="ds-sandbox-abandoned", SkipFinalSnapshot=True)
+    assert db_status(rds, "ds-sandbox-abandoned") == "deleting"
+    with pytest.raises(ClientError) as again:
+        rds.delete_db_instance(DBInstanceIdentifier="ds-sandbox-abandoned", SkipFinalSnapshot=True)
+    assert again.value.response["Error"]["Code"] == "InvalidDBInstanceState"
+    wait_for(lambda: db_status(rds, "ds-sandbox-abandoned") == "DBInstanceNotFound",
+             timeout=scaled("rds_delete", SCALE) + SLACK)
+
+
+def test_the_not_ready_snapshot_cannot_be_restored(sandbox):
+    rds = sandbox.client("rds")
+    snapshots = rds.describe_db_snapshots(DBInstanceIdentifier="staging-marketing-db")
+    taking = next(s for s in snapshots["DBSnapshots"] if s["Status"] == "creating")
+    with pytest.raises(ClientError) as refused:
+        rds.restore_db_instance_from_db_snapshot(
+            DBInstanceIdentifier="ds-sandbox-too-early",
+            DBSnapshotIdentifier=taking["DBSnapshotIdentifier"], DBInstanceClass="db.t3.micro")
+    assert refused.value.response["Error"]["Code"] == "InvalidDBSnapshotState"
+
+
+def _service(ecs, cluster: str, name: str) -> dict:
+    return ecs.describe_services(cluster=cluster, services=[name])["services"][0]
+
+
+def _target_states(elbv2, arn: str) -> list[str]:
+    found = elbv2.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]
+    return [d["TargetHealth"]["State"] for d in found]
+
+
+def test_service_starts_then_drains(sandbox):
+    ecs, elbv2 = sandbox.client("ecs"), sandbox.client("elbv2")
+    cluster = sandbox.env["DS_CLUSTER"]
+    host = _service(ecs, cluster, sandbox.env["DS_WEB_SERVICE"])
+    group = elbv2.create_target_group(
+        Name="ds-sandbox-web", Protocol="HTTP", Port=3000, TargetType="ip",
+        VpcId=elbv2.describe_target_groups(Names=["host-web"])["TargetGroups"][0]["VpcId"],
+    )["TargetGroups"][0]["TargetGroupArn"]
+    created = ecs.create_service(
+        cluster=cluster, serviceName="ds-sandbox-web", taskDefinition=host["taskDefinition"],
+        desiredCount=1, launchType="FARGATE",
+        networkConfiguration=host["networkConfiguration"],
+        loadBalancers=[{"targetGroupArn": group, "containerName": "web", "containerPort": 3000}],
+    )["service"]
+    assert created["runningCount"] == 0
+    assert [d["rolloutState"] for d in created["deployments"]] == ["IN_PROGRESS"]
+    assert _target_states(elbv2, group) == []
+
+    def steady() -> bool:
+        service = _service(ecs, cluster, "ds-sandbox-web")
+        deployments = service["deployments"]
+        return (service["runningCount"] == 1 and len(deployments) == 1
+                and deployments[0]["rolloutState"] == "COMPLETED")
+
+    wait_for(steady, timeout=scaled("ecs_service_start_to_healthy", SCALE) + SLACK)
+    assert _target_states(elbv2, group) == ["healthy"]
+
+    ecs.update_service(cluster=cluster, service="ds-sandbox-web", desiredCount=0)
+    deleted = ecs.delete_service(cluster=cluster, service="ds-sandbox-web", force=True)["service"]
+    assert deleted["status"] == "DRAINING"
+    wait_for(lambda: _service(ecs, cluster, "ds-sandbox-web")["status"] == "INACTIVE",
+             timeout=scaled("ecs_service_delete", SCALE) + SLACK)
+    with pytest.raises(ClientError) as refused:
+        ecs.delete_service(cluster=cluster, service="ds-sandbox-web", force=True)
+    assert refused.value.response["Error"]["Code"] == "ServiceNotActiveException"
+
+
+def test_rolling_update_keeps_the_old_deployment_until_done(sandbox):
+    ecs = sandbox.client("ecs")
+    cluster = sandbox.env["DS_CLUSTER"]
+    worker = ecs.describe_task_definition(taskDefinition="host-staging-worker")["taskDefinition"]
+    keep = ("containerDefinitions", "networkMode", "requiresCompatibilities", "cpu", "memory")
+    definition = {k: worker[k] for k in keep} | {"family": "ds-sandbox-worker"}
+    first = ecs.register_task_definition(**definition)["taskDefinition"]["taskDefinitionArn"]
+    second = ecs.register_task_definition(**definition)["taskDefinition"]["taskDefinitionArn"]
+    host = _service(ecs, cluster, sandbox.env["DS_WORKER_SERVICE"])
+    ecs.create_service(cluster=cluster, serviceName="ds-sandbox-worker", taskDefinition=first,
+                       desiredCount=1, launchType="FARGATE",
+                       networkConfiguration=host["networkConfiguration"])
+    wait_for(lambda: _service(ecs, cluster, "ds-sandbox-worker")["runningCount"] == 1,
+             timeout=scaled("ecs_task_to_running", SCALE) + SLACK)
+
+    ecs.update_service(cluster=cluster, service="ds-sandbox-worker",
+                       taskDefinition="ds-sandbox-worker:2")
+    during = _service(ecs, cluster, "ds-sandbox-worker")
+    assert during["taskDefinition"] == second
+    assert [(d["status"], d["rolloutState"], d["taskDefinition"])
+            for d in during["deployments"]] == [
+        ("PRIMARY", "IN_PROGRESS", second), ("ACTIVE", "COMPLETED", first)]
+    wait_for(lambda: len(_service(ecs, cluster, "ds-sandbox-worker")["deployments"]) == 1,
+             timeout=scaled("ecs_rolling_update", SCALE) + SLACK)
+    after = _service(ecs, cluster, "ds-sandbox-worker")["deployments"][0]
+    assert (after["taskDefinition"], after["rolloutState"]) == (second, "COMPLETED")
+
+
+# --- the account API ---------------------------------------------------------------------------
+
+
+def _call(url: str, method: str, token: str | None, body: bytes | None = None):
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=body, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def test_account_api_contract(sandbox):
+    url, token = sandbox.env["DS_ACCOUNT_API_URL"], sandbox.env["DS_ACCOUNT_API_TOKEN"]
+    body = json.dumps({"staging": "login-page", "host": "login-page.stagings.localhost"}).encode()
+
+    status, payload = _call(url, "POST", token, body)
+    assert status == 201
+    account = json.loads(payload)
+    assert account["username"] == "admin@login-page.example"
+    assert account["login_url"] == "http://login-page.stagings.localhost/login"
+    assert account["password"]
+
+    assert _call(url, "POST", None, body)[0] == 401
+    assert _call(url, "POST", "wrong-token", body)[0] == 401
+    assert _call(url, "POST", token, b"{not json")[0] == 400
+    assert _call(url, "POST", token, b'{"staging": "x"}')[0] == 400
+    assert _call(f"{url}/{account['account_id']}", "DELETE", token)[0] == 204
+    assert _call(f"{url}/{account['account_id']}", "DELETE", token)[0] == 404
+    assert _call(f"{url}/unknown", "DELETE", None)[0] == 401
+
+
+# --- pieces that need no server ----------------------------------------------------------------
+
+
+def test_environment_without_a_running_sandbox_sets_only_the_static_values(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "environ", {})
+    apply_sandbox_environment(tmp_path)
+    assert os.environ == STATIC_ENVIRONMENT
+
+
+def test_environment_file_does_not_override_the_operator(tmp_path, monkeypatch):
+    (tmp_path / "env.json").write_text(json.dumps(
+        {"AWS_ENDPOINT_URL": "http://127.0.0.1:1", "DS_CLUSTER": "sandboxed"}))
+    monkeypatch.setattr(os, "environ", {"DS_CLUSTER": "chosen-by-operator"})
+    apply_sandbox_environment(tmp_path)
+    assert os.environ["AWS_ENDPOINT_URL"] == "http://127.0.0.1:1"
+    assert os.environ["DS_CLUSTER"] == "chosen-by-operator"
+
+
+def test_latency_profile_cites_a_source_for_every_figure():
+    assert all(latency.source and latency.seconds > 0 for latency in PROFILE.values())
+    default = profile_seconds(DEFAULT_SCALE)
+    assert default["rds_restore"] == pytest.approx(42.0)
+    assert default["rds_restore"] > default["ecs_service_start_to_healthy"]
