@@ -111,6 +111,9 @@ def database_from_url(url: str) -> dict:
     }
 
 
+# Local state (the SQLite file, the sandbox's env.json, collected static files) lives here.
+(BASE_DIR / "var").mkdir(exist_ok=True)
+
 DATABASE_URL = env_str("DATABASE_URL")
 if DATABASE_URL:
     DATABASES = {"default": database_from_url(DATABASE_URL)}

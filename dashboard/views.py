@@ -1,11 +1,233 @@
-from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+"""The dashboard's pages. Each view validates, calls the engine, then redirects or renders;
+the queries live in dashboard.fleet and dashboard.progress, the cost math in
+provisioning.costs.
 
+The polled partials (fleet table, staging progress) answer 286 ("stop polling") once nothing
+will change, and their markup then carries no ``hx-trigger``; asked for without HTMX they
+redirect to their full page, which always works without JavaScript.
+"""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseStopPolling
+
+from provisioning import operations
+from provisioning.config import load_config
+from provisioning.costs import Rates, cost_so_far
+from provisioning.errors import ExternalCallFailed, UserError
 from provisioning.models import Staging, StagingStatus
+
+from . import fleet as fleet_queries
+from .charts import daily_cost_chart
+from .console import resource_links, service_logs_url
+from .forms import CreateStagingForm, aws_problem, load_choices
+from .progress import is_settled, load_progress, offered_actions
+
+HISTORY_PAGE_SIZE = 50
+EXAMPLE_BRANCH = "feature/new-login"
+
+
+def _staging(pk: int) -> Staging:
+    return get_object_or_404(Staging.objects.select_related("owner"), pk=pk)
+
+
+def _staging_for_action(request: HttpRequest, pk: int) -> Staging:
+    staging = _staging(pk)
+    if not operations.may_act(request.user, staging):
+        raise PermissionDenied("Only the staging's owner or an admin may do this.")
+    return staging
+
+
+def _staging_url(staging: Staging) -> str:
+    return reverse("staging", args=[staging.pk])
+
+
+def _safe_next(request: HttpRequest, default: str) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return default
+
+
+def _fleet_context(request: HttpRequest) -> dict:
+    filters = fleet_queries.FleetFilters.from_params(request.GET)
+    return {
+        "fleet": fleet_queries.load_fleet(request.user, filters),
+        "filters": filters,
+        "owner_filters": fleet_queries.OWNER_FILTERS,
+        "statuses": fleet_queries.LIVE_STATUSES,
+    }
 
 
 @login_required
+@require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    stagings = Staging.objects.exclude(status=StagingStatus.DESTROYED).select_related("owner")
-    return render(request, "home.html", {"stagings": stagings})
+    context = _fleet_context(request)
+    context["chart"] = daily_cost_chart(context["fleet"].daily())
+    context["estimates"] = context["fleet"].rates
+    return render(request, "fleet.html", context)
+
+
+@login_required
+@require_GET
+def fleet_partial(request: HttpRequest) -> HttpResponse:
+    if not request.htmx:
+        query = request.GET.urlencode()
+        return redirect(reverse("home") + (f"?{query}" if query else ""))
+    context = _fleet_context(request)
+    response = render(request, "partials/fleet_table.html", context)
+    if not context["fleet"].busy:
+        response.status_code = HttpResponseStopPolling.status_code
+    return response
+
+
+@login_required
+@require_GET
+def history(request: HttpRequest) -> HttpResponse:
+    owner = request.GET.get("owner", "all")
+    owner = owner if owner in fleet_queries.OWNER_FILTERS else "all"
+    page = Paginator(fleet_queries.destroyed_stagings(request.user, owner),
+                     HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "history.html", {
+        "page": page,
+        "rows": fleet_queries.history_rows(page.object_list, Rates()),
+        "owner": owner,
+        "owner_filters": fleet_queries.OWNER_FILTERS,
+    })
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def create(request: HttpRequest) -> HttpResponse:
+    choices = load_choices()
+    form = CreateStagingForm(request.POST or None, sources=choices.sources)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            staging = operations.request_create(
+                branch=data["branch"], owner=request.user, name=data["name"] or None,
+                source=data["source"] or None, db_mode=data["db_mode"],
+            )
+        except UserError as exc:
+            form.add_user_error(exc)
+        except ExternalCallFailed as exc:
+            form.add_error(None, aws_problem(exc))
+        else:
+            return redirect(_staging_url(staging))
+    return render(request, "create.html", {
+        "form": form, "choices": choices,
+        "preview": _name_preview(form.data.get("branch", ""), form.data.get("name", "")),
+    })
+
+
+def _name_preview(branch: str, name: str) -> dict:
+    branch, name = branch.strip(), name.strip()
+    if not branch and not name:
+        example = operations.derive_name(EXAMPLE_BRANCH)
+        return {"example_branch": EXAMPLE_BRANCH, "example": example}
+    try:
+        derived = operations.derive_name(branch, name or None)
+    except UserError as exc:
+        return {"error": exc.message}
+    return {
+        "name": derived,
+        "host": f"{derived}.{load_config().domain}",
+        "taken": fleet_queries.name_is_taken(derived),
+    }
+
+
+@login_required
+@require_GET
+def name_preview_partial(request: HttpRequest) -> HttpResponse:
+    preview = _name_preview(request.GET.get("branch", ""), request.GET.get("name", ""))
+    return render(request, "partials/name_preview.html", {"preview": preview})
+
+
+def _live_context(request: HttpRequest, staging: Staging) -> dict:
+    recent = fleet_queries.recent_operations(staging)
+    progress = load_progress(staging, recent[0] if recent else None)
+    config = load_config()
+    outputs = fleet_queries.resource_outputs(staging) if staging.is_live else {}
+    web_service = outputs.get("web_service", {}).get("arn")
+    may_act = operations.may_act(request.user, staging)
+    return {
+        "staging": staging,
+        "progress": progress,
+        "settled": is_settled(staging, progress),
+        "offered": offered_actions(staging, progress, may_act),
+        "resources": resource_links(outputs, cluster=config.cluster),
+        "logs_url": service_logs_url(web_service, cluster=config.cluster) if web_service else "",
+        "operations": recent,
+    }
+
+
+@login_required
+@require_GET
+def staging_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    staging = _staging(pk)
+    rates = Rates()
+    context = _live_context(request, staging)
+    context.update({
+        "hourly": rates.hourly(staging.db_mode) if staging.is_live else None,
+        "so_far": cost_so_far(rates, fleet_queries.lifetime_of(staging)),
+        "estimates": rates,
+    })
+    return render(request, "staging.html", context)
+
+
+@login_required
+@require_GET
+def staging_progress_partial(request: HttpRequest, pk: int) -> HttpResponse:
+    if not request.htmx:
+        return redirect("staging", pk=pk)
+    staging = _staging(pk)
+    context = _live_context(request, staging)
+    response = render(request, "partials/staging_live.html", context)
+    if context["settled"]:
+        response.status_code = HttpResponseStopPolling.status_code
+    return response
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def destroy(request: HttpRequest, pk: int) -> HttpResponse:
+    staging = _staging_for_action(request, pk)
+    back = _safe_next(request, _staging_url(staging))
+    if staging.status == StagingStatus.DESTROYED:
+        messages.info(request, f"{staging.name} is already destroyed.")
+        return redirect(_staging_url(staging))
+    if request.method == "POST":
+        try:
+            operations.request_destroy(staging, user=request.user)
+        except UserError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, f"Destroying {staging.name}: everything it made in AWS "
+                                      "is being removed.")
+        return redirect(back)
+    return render(request, "destroy.html", {"staging": staging, "next": back})
+
+
+@login_required
+@require_POST
+def redeploy(request: HttpRequest, pk: int) -> HttpResponse:
+    staging = _staging_for_action(request, pk)
+    try:
+        operations.request_redeploy(staging, user=request.user)
+    except UserError as exc:
+        messages.error(request, exc.message)
+    except ExternalCallFailed as exc:
+        messages.error(request, aws_problem(exc))
+    else:
+        messages.success(request, f"Redeploying {staging.name} with the newest image of "
+                                  f"{staging.branch}.")
+    return redirect(_staging_url(staging))

@@ -25,6 +25,7 @@ from .models import (
     StagingStatus,
 )
 from .names import InvalidName, name_for_branch, validate_name
+from .runner import WORKING_STATUS
 from .steps.image import resolve_image
 
 MAX_BRANCH_LENGTH = 255
@@ -148,7 +149,10 @@ def _start(staging: Staging, kind: str, user: AbstractBaseUser, params: dict) ->
         operation = Operation.objects.create(
             staging=staging, kind=kind, requested_by=user, params=params
         )
-        Staging.objects.filter(pk=staging.pk).update(updated_at=timezone.now())
+        # Show the change at once, not only when a worker picks the operation up.
+        Staging.objects.filter(pk=staging.pk).update(
+            status=WORKING_STATUS[kind], updated_at=timezone.now()
+        )
         transaction.on_commit(lambda: tasks.enqueue_operation(operation.pk))
     return operation
 

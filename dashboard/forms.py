@@ -1,0 +1,113 @@
+"""The create form and the choices it offers (which read AWS, and may fail)."""
+
+from dataclasses import dataclass
+
+from django import forms
+from django.utils import timezone
+from django.utils.timesince import timesince
+
+from provisioning import host, operations
+from provisioning.aws import ecr
+from provisioning.config import load_config
+from provisioning.errors import ExternalCallFailed, UserError
+from provisioning.models import DbMode
+
+# A datalist of thousands of tags helps nobody; the newest pushes are the likely branches.
+MAX_BRANCH_SUGGESTIONS = 200
+
+
+def aws_problem(exc: ExternalCallFailed) -> str:
+    """An AWS failure in words a user can act on, with the detail an engineer needs."""
+    return (f"AWS did not answer as expected ({exc.call}: {exc.code}: {exc.message}). "
+            "Nothing was created; try again in a minute, or ask the platform team if it "
+            "keeps happening.")
+
+
+@dataclass(frozen=True)
+class Choices:
+    sources: list[tuple[str, str]]
+    branches: list[str]
+    problems: list[str]  # what could not be read, as sentences
+
+
+def _source_label(info: operations.SourceInfo) -> str:
+    owner = " (host)" if info.is_host else ""
+    if info.snapshot_taken_at is None:
+        return f"{info.instance_id}{owner}: no snapshot yet"
+    age = timesince(info.snapshot_taken_at, timezone.now()).split(",")[0]
+    return f"{info.instance_id}{owner}: snapshot {age} old"
+
+
+def source_choices() -> tuple[list[tuple[str, str]], str | None]:
+    """The allowed snapshot sources with the age of their newest snapshot; without the ages
+    (and a sentence saying why) when AWS cannot be read."""
+    try:
+        return [(i.instance_id, _source_label(i)) for i in operations.list_sources()], None
+    except ExternalCallFailed as exc:
+        names = load_config().snapshot_sources
+        return [(name, name) for name in names], (
+            f"Could not read the snapshots' ages ({exc.call}: {exc.code}).")
+
+
+def branch_suggestions() -> tuple[list[str], str | None]:
+    try:
+        repository = host.read_host_environment(load_config()).image.repository
+        tags = ecr.list_image_tags(repository=repository)
+    except ExternalCallFailed as exc:
+        return [], f"Could not list the branches that have an image ({exc.call}: {exc.code})."
+    except UserError as exc:
+        return [], exc.message
+    unique = list(dict.fromkeys(t.tag for t in tags))
+    return unique[:MAX_BRANCH_SUGGESTIONS], None
+
+
+def load_choices() -> Choices:
+    sources, source_problem = source_choices()
+    branches, branch_problem = branch_suggestions()
+    return Choices(sources, branches, [p for p in (source_problem, branch_problem) if p])
+
+
+class CreateStagingForm(forms.Form):
+    branch = forms.CharField(
+        max_length=255,
+        help_text="The git branch to run. Suggestions are the branches that have an image.",
+        widget=forms.TextInput(attrs={
+            "list": "branch-suggestions", "autocomplete": "off", "spellcheck": "false",
+            "autocapitalize": "off", "placeholder": "feature/my-change",
+        }),
+    )
+    source = forms.ChoiceField(
+        label="Data from",
+        help_text="A dedicated database is restored from this database's newest snapshot; "
+                  "(host) marks the host staging's own.",
+        error_messages={"invalid_choice": "Choose one of the listed sources."},
+    )
+    db_mode = forms.ChoiceField(
+        label="Database",
+        choices=[
+            (DbMode.DEDICATED, "Dedicated: its own copy of the data (takes about 10 minutes)"),
+            (DbMode.SHARED, "Shared: the host's database (ready in a few minutes, but every "
+                            "staging sees your changes)"),
+        ],
+        initial=DbMode.DEDICATED,
+        widget=forms.RadioSelect,
+    )
+    name = forms.CharField(
+        required=False,
+        max_length=63,
+        help_text="It becomes part of the URL. Lower-case letters, digits and hyphens.",
+        widget=forms.TextInput(attrs={
+            "autocomplete": "off", "spellcheck": "false", "autocapitalize": "off",
+        }),
+    )
+
+    def __init__(self, *args, sources: list[tuple[str, str]], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["source"].choices = sources
+        if sources and not self.is_bound:
+            host_db = load_config().host_db_instance
+            self.fields["source"].initial = host_db if host_db in dict(sources) else sources[0][0]
+
+    def add_user_error(self, error: UserError) -> None:
+        """Put the sentence next to the field it is about, or above the form."""
+        self.add_error(error.field if error.field in self.fields else None, error.message)

@@ -1,0 +1,258 @@
+"""What stagings cost: an estimate from a bundled, dated price table (prices.json).
+
+AWS bills are late and not per staging, and the Pricing API needs extra rights (and the sandbox
+has none), so the dashboard estimates from list prices instead. The model, per staging and hour:
+
+* Fargate: the web and the worker task, each ``cpu/1024`` vCPU-hours and ``memory/1024``
+  GB-hours at the sizes the engine gives new task definitions (DS_WEB_CPU, DS_WEB_MEMORY,
+  DS_WORKER_CPU, DS_WORKER_MEMORY).
+* Dedicated database only: the RDS instance class (DS_DB_INSTANCE_CLASS) plus its storage,
+  ``DB_STORAGE_GB`` of ``DB_STORAGE_TYPE`` priced per GB-month and spread over 730 hours (AWS's
+  own hours-per-month). A shared database is the host's, paid for anyway: it adds nothing.
+* A fixed share of the dynamic stagings' load balancer: ``ALB_SHARE`` of its hourly price plus
+  ``LCU_PER_STAGING`` load balancer capacity units. A fixed share, not "the ALB divided by the
+  stagings alive", so that a staging's cost so far does not change when others come and go, and
+  the fleet's sum is a plain sum.
+
+A staging costs from the moment it is requested until it is destroyed: resources appear during
+the create and vanish during the destroy, so this slightly overestimates both ends.
+
+Everything here is plain data (no HTTP); the sizes come from load_config() at the time of the
+estimate, so stagings made under other settings are priced at today's sizes.
+"""
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from functools import cache
+from pathlib import Path
+
+from django.utils import timezone
+
+from .config import EngineConfig, load_config
+from .models import DbMode
+
+PRICES_PATH = Path(__file__).with_name("prices.json")
+DEFAULT_REGION = "us-east-1"
+HOURS_PER_MONTH = 730
+DB_STORAGE_GB = 20
+DB_STORAGE_TYPE = "gp2"
+ALB_SHARE = 0.1
+LCU_PER_STAGING = 0.1
+CHART_DAYS = 30
+
+
+@dataclass(frozen=True)
+class RegionPrices:
+    region: str  # the region whose prices these are
+    requested_region: str  # the region asked for; differs when the table lacks it
+    as_of: date
+    currency: str
+    fargate_vcpu_hour: float
+    fargate_gb_hour: float
+    rds_instance_hour: dict[str, float]
+    rds_storage_gb_month: dict[str, float]
+    alb_hour: float
+    alb_lcu_hour: float
+
+    @property
+    def fell_back(self) -> bool:
+        return self.region != self.requested_region
+
+
+def current_region() -> str:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
+
+
+@cache
+def _price_table(path: Path = PRICES_PATH) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def load_prices(region: str | None = None, *, table: dict | None = None) -> RegionPrices:
+    """The prices of ``region`` (default: the engine's), or of DEFAULT_REGION if the table has
+    none for it; ``fell_back`` then tells the page to say so."""
+    table = table if table is not None else _price_table()
+    requested = region or current_region()
+    used = requested if requested in table["regions"] else DEFAULT_REGION
+    raw = table["regions"][used]
+    return RegionPrices(
+        region=used,
+        requested_region=requested,
+        as_of=date.fromisoformat(table["as_of"]),
+        currency=table.get("currency", "USD"),
+        fargate_vcpu_hour=float(raw["fargate_vcpu_hour"]),
+        fargate_gb_hour=float(raw["fargate_gb_hour"]),
+        rds_instance_hour={k: float(v) for k, v in raw["rds_instance_hour"].items()},
+        rds_storage_gb_month={k: float(v) for k, v in raw["rds_storage_gb_month"].items()},
+        alb_hour=float(raw["alb_hour"]),
+        alb_lcu_hour=float(raw["alb_lcu_hour"]),
+    )
+
+
+def cpu_units(value: str) -> float:
+    """ECS accepts "256" (CPU units) as well as "0.25 vCPU"."""
+    text = str(value).strip().lower()
+    if text.endswith("vcpu"):
+        return float(text[:-4].strip()) * 1024
+    return float(text)
+
+
+def memory_mib(value: str) -> float:
+    """ECS accepts "512" (MiB) as well as "0.5 GB"."""
+    text = str(value).strip().lower()
+    if text.endswith("gb"):
+        return float(text[:-2].strip()) * 1024
+    return float(text)
+
+
+@dataclass(frozen=True)
+class CostLine:
+    label: str
+    hourly: float
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One staging's hourly cost, line by line, and what the table could not price."""
+
+    lines: tuple[CostLine, ...]
+    unpriced: tuple[str, ...] = ()
+
+    @property
+    def hourly(self) -> float:
+        return sum(line.hourly for line in self.lines)
+
+
+def fargate_hourly(prices: RegionPrices, *, cpu: str, memory: str) -> float:
+    return (cpu_units(cpu) / 1024 * prices.fargate_vcpu_hour
+            + memory_mib(memory) / 1024 * prices.fargate_gb_hour)
+
+
+def estimate_hourly(
+    db_mode: str, *, prices: RegionPrices, config: EngineConfig,
+    storage_gb: float = DB_STORAGE_GB, storage_type: str = DB_STORAGE_TYPE,
+) -> Estimate:
+    lines = [
+        CostLine(f"web task ({config.web_cpu} CPU, {config.web_memory} MiB)",
+                 fargate_hourly(prices, cpu=config.web_cpu, memory=config.web_memory)),
+        CostLine(f"worker task ({config.worker_cpu} CPU, {config.worker_memory} MiB)",
+                 fargate_hourly(prices, cpu=config.worker_cpu, memory=config.worker_memory)),
+    ]
+    unpriced = []
+    if db_mode == DbMode.DEDICATED:
+        instance = prices.rds_instance_hour.get(config.db_instance_class)
+        if instance is None:
+            unpriced.append(config.db_instance_class)
+        else:
+            lines.append(CostLine(f"database {config.db_instance_class}", instance))
+        per_gb_month = prices.rds_storage_gb_month.get(storage_type)
+        if per_gb_month is None:
+            unpriced.append(f"{storage_type} storage")
+        else:
+            lines.append(CostLine(f"database storage {storage_gb:g} GB {storage_type}",
+                                  storage_gb * per_gb_month / HOURS_PER_MONTH))
+    lines.append(CostLine("share of the load balancer",
+                          ALB_SHARE * prices.alb_hour + LCU_PER_STAGING * prices.alb_lcu_hour))
+    return Estimate(tuple(lines), tuple(unpriced))
+
+
+class Rates:
+    """Hourly estimates per DB mode, computed once and reused for every staging of a page."""
+
+    def __init__(self, prices: RegionPrices | None = None, config: EngineConfig | None = None):
+        self.prices = prices or load_prices()
+        self.config = config or load_config()
+        self.estimates = {
+            mode: estimate_hourly(mode, prices=self.prices, config=self.config)
+            for mode in DbMode.values
+        }
+
+    def hourly(self, db_mode: str) -> float:
+        estimate = self.estimates.get(db_mode) or self.estimates[DbMode.DEDICATED]
+        return estimate.hourly
+
+
+@dataclass(frozen=True)
+class Lifetime:
+    """When a staging existed (and so cost money): requested until destroyed (or now)."""
+
+    db_mode: str
+    created_at: datetime
+    destroyed_at: datetime | None = None
+
+
+def overlap_hours(lifetime: Lifetime, start: datetime, end: datetime) -> float:
+    begins = max(lifetime.created_at, start)
+    ends = min(lifetime.destroyed_at or end, end)
+    return max((ends - begins).total_seconds(), 0.0) / 3600
+
+
+def cost_between(rates: Rates, lifetime: Lifetime, start: datetime, end: datetime) -> float:
+    return overlap_hours(lifetime, start, end) * rates.hourly(lifetime.db_mode)
+
+
+def cost_so_far(rates: Rates, lifetime: Lifetime, now: datetime | None = None) -> float:
+    now = now or timezone.now()
+    return cost_between(rates, lifetime, lifetime.created_at, now)
+
+
+def month_start(now: datetime) -> datetime:
+    local = timezone.localtime(now)
+    return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def next_month_start(now: datetime) -> datetime:
+    first = month_start(now)
+    # Day 28 + 4 days always lands in the next month; then back to its first day.
+    return (first.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+@dataclass(frozen=True)
+class FleetTotals:
+    live: int
+    hourly: float
+    month_to_date: float
+    month_projection: float
+
+
+def fleet_totals(rates: Rates, lifetimes: list[Lifetime],
+                 now: datetime | None = None) -> FleetTotals:
+    """``lifetimes`` must include every staging alive at some point this month."""
+    now = now or timezone.now()
+    start, end = month_start(now), next_month_start(now)
+    live = [lt for lt in lifetimes if lt.destroyed_at is None]
+    hourly = sum(rates.hourly(lt.db_mode) for lt in live)
+    so_far = sum(cost_between(rates, lt, start, now) for lt in lifetimes)
+    hours_left = max((end - now).total_seconds(), 0.0) / 3600
+    return FleetTotals(len(live), hourly, so_far, so_far + hourly * hours_left)
+
+
+@dataclass(frozen=True)
+class DailyCost:
+    day: date
+    cost: float
+
+
+def daily_costs(rates: Rates, lifetimes: list[Lifetime], now: datetime | None = None,
+                days: int = CHART_DAYS) -> list[DailyCost]:
+    """The fleet's cost on each of the last ``days`` days, today (so far) last."""
+    now = now or timezone.now()
+    today = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    result = []
+    for back in range(days - 1, -1, -1):
+        start = today - timedelta(days=back)
+        end = min(start + timedelta(days=1), now)
+        cost = sum(cost_between(rates, lt, start, end) for lt in lifetimes)
+        result.append(DailyCost(start.date(), cost))
+    return result
+
+
+def chart_window_start(now: datetime | None = None, days: int = CHART_DAYS) -> datetime:
+    """The earliest moment the chart and the month's totals look at: a staging destroyed
+    before it cannot change them."""
+    now = now or timezone.now()
+    today = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    return min(today - timedelta(days=days - 1), month_start(now))
+

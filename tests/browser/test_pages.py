@@ -1,0 +1,295 @@
+"""The dashboard in a real browser, on the sandbox, with real background workers.
+
+A user's path: log in, create a staging from the form, watch its page reach "ready" without
+reloading, find it on the fleet page with a cost, destroy it with the row's button and the
+confirmation, and see it leave the fleet. Screenshots of every page land in
+test-artifacts/screenshots/.
+
+Needs Debian's ``chromium`` (``apt-get install -y chromium``); without it these tests are
+skipped, except under ``CI=true`` where a missing browser is a failure.
+"""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+MANAGE = [sys.executable, str(ROOT / "manage.py")]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+]
+SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
+USERNAME, PASSWORD = "carol", "carol-browser-123"
+BRANCH = "develop"  # the sandbox's ECR holds an image for it
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+# The sandbox runs AWS at 2% of real durations: a create takes some seconds, not minutes.
+DELAY_SCALE = "0.02"
+READY_TIMEOUT_MS = 180_000
+
+pytestmark = pytest.mark.browser
+
+
+def require_chromium() -> None:
+    if CHROMIUM.exists():
+        return
+    reason = (f"{CHROMIUM} is missing: install Debian's chromium package "
+              "(apt-get install -y chromium) to run the browser tests")
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def stop(process: subprocess.Popen, timeout: float = 30) -> None:
+    """SIGTERM to the main pid only: qcluster can hang when its whole group gets it."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+class Stack:
+    """Sandbox AWS, migrated SQLite file, qcluster and runserver, each its own process."""
+
+    def __init__(self, state_dir: Path):
+        self.state_dir = state_dir
+        self.processes: list[subprocess.Popen] = []
+        self.env = {
+            **os.environ,
+            "DS_SANDBOX": "1",
+            "DS_SANDBOX_STATE_DIR": str(state_dir),
+            "DS_SQLITE_PATH": str(state_dir / "db.sqlite3"),
+            "PYTHONUNBUFFERED": "1",
+        }
+        for inherited in ("AWS_ENDPOINT_URL", "DATABASE_URL", "DS_REDIS_URL",
+                          "DJANGO_SETTINGS_MODULE"):
+            self.env.pop(inherited, None)
+        self.base_url = ""
+
+    def spawn(self, name: str, *args: str) -> subprocess.Popen:
+        log = open(self.state_dir / f"{name}.log", "w")  # noqa: SIM115 (lives with the process)
+        process = subprocess.Popen([*MANAGE, *args], env=self.env, cwd=ROOT, stdout=log,
+                                   stderr=subprocess.STDOUT)
+        self.processes.append(process)
+        return process
+
+    def manage(self, *args: str, **env: str) -> None:
+        subprocess.run([*MANAGE, *args], env=self.env | env, cwd=ROOT, check=True,
+                       capture_output=True, timeout=300)
+
+    def log(self, name: str) -> str:
+        path = self.state_dir / f"{name}.log"
+        return path.read_text() if path.exists() else ""
+
+    def start(self) -> None:
+        aws = self.spawn("sandbox-aws", "sandbox", "aws", "--state-dir", str(self.state_dir),
+                         "--delay-scale", DELAY_SCALE)
+        self.wait_for(lambda: (self.state_dir / "env.json").exists(), aws, "sandbox-aws", 120)
+        self.manage("migrate", "--noinput")
+        self.manage("createsuperuser", "--noinput", "--username", USERNAME,
+                    "--email", f"{USERNAME}@example.com", DJANGO_SUPERUSER_PASSWORD=PASSWORD)
+        self.spawn("qcluster", "qcluster")
+        port = free_port()
+        web = self.spawn("runserver", "runserver", f"127.0.0.1:{port}", "--noreload")
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.wait_for(lambda: self.answers("/login/"), web, "runserver", 60)
+
+    def answers(self, path: str) -> bool:
+        try:
+            with urllib.request.urlopen(self.base_url + path, timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def wait_for(self, ready, process: subprocess.Popen, name: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start:\n{self.log(name)}")
+            time.sleep(0.2)
+
+    def close(self) -> None:
+        for process in reversed(self.processes):
+            stop(process)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    require_chromium()
+    stack = Stack(tmp_path_factory.mktemp("browser-stack"))
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.close()
+
+
+@pytest.fixture(scope="module")
+def browser(stack):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def shoot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def log_in(page, base_url: str) -> None:
+    page.goto(base_url + "/")
+    assert "/login/" in page.url  # every page needs a login
+    page.fill("input[name=username]", USERNAME)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(base_url + "/")
+
+
+def test_create_watch_find_and_destroy_a_staging(stack, browser):
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport=DESKTOP)
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    base = stack.base_url
+
+    page.goto(base + "/")
+    shoot(page, "login")
+    log_in(page, base)
+    expect(page.locator("h1")).to_have_text("Fleet")
+    shoot(page, "fleet-empty")
+
+    # Create from the form; the derived name shows while typing.
+    page.click("text=New staging")
+    expect(page.locator("datalist#branch-suggestions option[value='develop']")).to_have_count(1)
+    page.fill("input[name=branch]", BRANCH)
+    expect(page.locator("#name-preview .derived-name")).to_have_text(re.compile(r"^develop-"))
+    name = page.locator("#name-preview .derived-name").inner_text()
+    expect(page.locator("select[name=source] option[value='host-db']")).to_contain_text(
+        "snapshot")
+    shoot(page, "create")
+    page.click("button:has-text('Create staging')")
+    page.wait_for_url(re.compile(r"/stagings/\d+/$"))
+    staging_url = page.url
+    expect(page.locator("h1")).to_have_text(name)
+
+    # The page follows the create by itself: no reload, no navigation.
+    navigations: list[str] = []
+    page.on("framenavigated", lambda frame: navigations.append(frame.url)
+            if frame == page.main_frame else None)
+    expect(page.locator("#staging-status")).to_have_text(
+        re.compile("pending|provisioning|ready"))
+    expect(page.locator(".step-done").first).to_be_visible(timeout=60_000)
+    shoot(page, "staging-progress")
+    expect(page.locator("#staging-status")).to_have_text("ready", timeout=READY_TIMEOUT_MS)
+    assert navigations == []
+    assert page.url == staging_url
+    expect(page.locator("#staging-live")).not_to_have_attribute("hx-trigger", re.compile("."))
+    expect(page.locator(".progress-text")).to_contain_text(re.compile(r"(\d+) of \1 steps done"))
+
+    # Ready: URL, login with the password hidden until asked, console links, logs.
+    expect(page.locator("a.staging-url")).to_have_attribute("href", re.compile(name))
+    password = page.locator("#login-password")
+    expect(password).to_be_hidden()
+    page.click("text=Show password")
+    expect(password).to_be_visible()
+    copy = page.locator("button[data-copy]").first
+    expect(copy).to_be_visible()  # revealed by app.js
+    copy.click()
+    expect(copy).to_have_text("Copied")
+    expect(page.locator(".resources a[href*='console.aws.amazon.com']")).to_have_count(7)
+    expect(page.locator("a:has-text('Web service logs')")).to_have_attribute(
+        "href", re.compile(r"/services/ds-.*-web/logs\?region="))
+    shoot(page, "staging-ready")
+
+    # The fleet lists it with its cost.
+    page.click("nav >> text=Fleet")
+    row = page.locator(f"tr[data-staging='{name}']")
+    expect(row.locator("[data-label='Status']")).to_have_text("ready")
+    expect(row.locator("[data-label='Per hour']")).to_have_text(re.compile(r"^\$0\.\d\d$"))
+    expect(row.locator("[data-label='So far']")).to_contain_text("$")
+    expect(page.locator(".totals")).to_contain_text("Projection for the month")
+    expect(page.locator("svg.chart rect.bar")).to_have_count(30)
+    shoot(page, "fleet")
+
+    # Phone-sized views of the same pages.
+    phone = browser.new_context(viewport=PHONE, storage_state=context.storage_state())
+    phone_page = phone.new_page()
+    for shot, path in (("fleet-phone", "/"), ("staging-phone", staging_url[len(base):]),
+                       ("create-phone", "/stagings/new/")):
+        phone_page.goto(base + path)
+        shoot(phone_page, shot)
+    phone.close()
+
+    # Destroy from the row, confirm, and watch it leave the fleet.
+    row.locator("text=Destroy").click()
+    expect(page.locator("h1")).to_have_text(f"Destroy {name}?")
+    shoot(page, "destroy-confirm")
+    page.click(f"button:has-text('Destroy {name}')")
+    page.wait_for_url(base + "/")
+    expect(page.locator(".message")).to_contain_text(f"Destroying {name}")
+    shoot(page, "fleet-destroying")
+    expect(page.locator(f"tr[data-staging='{name}']")).to_have_count(0,
+                                                                    timeout=READY_TIMEOUT_MS)
+    expect(page.locator("#fleet")).not_to_have_attribute("hx-trigger", re.compile("."))
+    shoot(page, "fleet-after-destroy")
+
+    # Its page shows the finished teardown; the history keeps it.
+    page.goto(staging_url)
+    expect(page.locator("#staging-status")).to_have_text("destroyed")
+    expect(page.locator(".operation-state")).to_contain_text("Destroy succeeded")
+    shoot(page, "staging-destroyed")
+    page.click("nav >> text=History")
+    expect(page.locator(f"a:has-text('{name}')")).to_have_count(1)
+    shoot(page, "history")
+    assert errors == []
+    context.close()
+
+
+def test_pages_work_without_javascript(stack, browser):
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport=DESKTOP, java_script_enabled=False)
+    page = context.new_page()
+    log_in(page, stack.base_url)
+
+    page.click("text=New staging")
+    page.fill("input[name=branch]", "feature/never-pushed")
+    page.click("button:has-text('Create staging')")
+    expect(page.locator("#branch-error")).to_contain_text("No image tagged")
+    # the derived name is shown after the round trip instead of while typing
+    expect(page.locator("#name-preview .derived-name")).to_have_text(
+        re.compile(r"^feature-never-pushed-"))
+    shoot(page, "create-error-nojs")
+
+    page.goto(stack.base_url + "/")
+    page.select_option("select[name=owner]", "mine")
+    page.click("button:has-text('Filter')")
+    assert "owner=mine" in page.url
+    expect(page.locator("select[name=owner]")).to_have_value("mine")
+    context.close()
