@@ -48,9 +48,13 @@ class Staging(models.Model):
     )
     url = models.CharField(max_length=255, blank=True)
     error = models.TextField(blank=True)
+    # The dedicated DB's instance id: ds-<name> when restored for this staging, or the id of
+    # the warm-pool database it took. Blank for a shared DB.
+    db_instance = models.CharField(max_length=63, blank=True)
     account_id = models.CharField(max_length=255, blank=True)
     login_username = models.CharField(max_length=255, blank=True)
-    login_password = models.CharField(max_length=255, blank=True)
+    # The password itself is kept in AWS Secrets Manager, never in our database.
+    login_secret_arn = models.CharField(max_length=512, blank=True)
     login_url = models.CharField(max_length=512, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
@@ -186,3 +190,84 @@ class Step(models.Model):
         if not self.started_at:
             return None
         return (self.finished_at or timezone.now()) - self.started_at
+
+
+class AuditAction(models.TextChoices):
+    CREATE = "create"
+    REDEPLOY = "redeploy"
+    DESTROY = "destroy"
+    SWEEP = "sweep"
+    SWEEP_DELETE = "sweep-delete"
+    REVEAL_LOGIN = "reveal-login"
+
+
+class AuditEvent(models.Model):
+    """Who asked for what, and when: one row per request, whatever became of it."""
+
+    staging = models.ForeignKey(
+        Staging, on_delete=models.SET_NULL, null=True, blank=True, related_name="audit_events"
+    )
+    staging_name = models.CharField(max_length=63, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    actor_name = models.CharField(max_length=150, blank=True)
+    action = models.CharField(max_length=16, choices=AuditAction.choices)
+    detail = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.actor_name} {self.action} {self.staging_name}"
+
+
+class Orphan(models.Model):
+    """An AWS resource marked managed-by=dynamic-stagings (or a rule on our listener) that no
+    live staging owns, as the last sweep found it."""
+
+    arn = models.CharField(max_length=512, unique=True)
+    kind = models.CharField(max_length=64)
+    staging_name = models.CharField(max_length=63, blank=True)
+    first_seen_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["kind", "arn"]
+
+    def __str__(self) -> str:
+        return self.arn
+
+
+class PoolStatus(models.TextChoices):
+    RESTORING = "restoring"
+    READY = "ready"
+    CLAIMED = "claimed"
+    RETIRING = "retiring"
+
+
+class PoolDatabase(models.Model):
+    """A database restored ahead of time from a source's newest snapshot, waiting for a
+    create to take it (see provisioning/pool.py)."""
+
+    instance_id = models.CharField(max_length=63, unique=True)
+    source = models.CharField(max_length=63)
+    snapshot_id = models.CharField(max_length=255)
+    status = models.CharField(
+        max_length=16, choices=PoolStatus.choices, default=PoolStatus.RESTORING
+    )
+    staging = models.ForeignKey(
+        Staging, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    ready_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["source", "created_at"]
+
+    def __str__(self) -> str:
+        return self.instance_id

@@ -112,3 +112,7 @@ class ResourceNames:
     @property
     def redis_namespace(self) -> str:
         return self.staging
+
+    @property
+    def login_secret(self) -> str:
+        return f"dynamic-stagings/{self.staging}/login"

@@ -48,3 +48,17 @@ def resume_stalled_operations() -> list[int]:
         log.info("re-enqueueing stalled operation %s", operation_id)
         enqueue_operation(operation_id)
     return ids
+
+
+def sweep_orphans() -> int:
+    """Record what AWS holds that no live staging owns (run every 15 minutes)."""
+    from .sweep import sweep
+
+    return len(sweep(delete=False))
+
+
+def refill_pools() -> None:
+    """Keep each source's warm pool at its configured size (run every minute)."""
+    from .pool import refill_pools as refill
+
+    refill()

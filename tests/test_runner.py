@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 
 from provisioning import runner, tasks
-from provisioning.aws import ecs, rds
+from provisioning.aws import ecs, rds, secretsmanager
 from provisioning.aws.base import AwsError
 from provisioning.models import (
     DbMode,
@@ -24,6 +24,7 @@ from provisioning.models import (
 from provisioning.operations import request_create, request_destroy, request_redeploy
 from provisioning.runner import run_operation
 from provisioning.steps import plan_for
+from provisioning.steps.account import read_login_password
 from tests.conftest import CLUSTER, DOMAIN, push_image
 from tests.factories import make_operation, make_staging
 
@@ -204,11 +205,14 @@ def test_account_is_made_and_removed_through_the_api(host_env, alice, settings, 
     staging, operation = create(alice)
     assert run(operation).status == OperationStatus.SUCCEEDED
     staging.refresh_from_db()
-    assert (staging.account_id, staging.login_username, staging.login_password) == (
-        "42", "qa@example.com", "pw")
+    assert (staging.account_id, staging.login_username) == ("42", "qa@example.com")
+    # The password lives in Secrets Manager only, never in our database.
+    assert "pw" not in [getattr(staging, f.attname) for f in staging._meta.concrete_fields]
+    assert read_login_password(staging) == "pw"
     assert run(request_destroy(staging, user=alice)).status == OperationStatus.SUCCEEDED
     staging.refresh_from_db()
-    assert staging.login_password == ""
+    assert staging.login_secret_arn == ""
+    assert secretsmanager.find_secret_arn(name=f"dynamic-stagings/{staging.name}/login") is None
     httpserver.check_assertions()
     assert [r.method for r, _ in httpserver.log] == ["POST", "DELETE"]
 

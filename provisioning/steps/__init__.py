@@ -95,8 +95,10 @@ def destroy_plan(operation: Operation) -> list[StepSpec]:
                  after=("web_service", "worker_service")),
         StepSpec("database", "Delete the database", database.remove_database,
                  after=("web_service", "worker_service")),
+        StepSpec("login_secret", "Delete the login secret", account.remove_login_secret,
+                 after=("account",)),
         StepSpec("verify", "Check that nothing is left", report.verify_nothing_left,
-                 after=("target_group", "task_definitions", "database")),
+                 after=("target_group", "task_definitions", "database", "login_secret")),
     ]
 
 

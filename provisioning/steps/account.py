@@ -1,6 +1,9 @@
-"""The staging's test account in the app, through the app's account API."""
+"""The staging's test account in the app, through the app's account API. Its password goes
+to Secrets Manager at once; our database keeps only the secret's ARN."""
 
 from .. import account_api
+from ..aws import secretsmanager
+from ..aws.base import staging_tags
 from ..runner import Skip, StepContext
 
 
@@ -13,16 +16,27 @@ def _endpoint(ctx: StepContext) -> str:
 def create_account(ctx: StepContext) -> dict:
     if not ctx.config.account_api_url:
         raise Skip("no account API configured (DS_ACCOUNT_API_URL)")
-    if ctx.staging.account_id:
+    if ctx.staging.account_id and ctx.staging.login_secret_arn:
         return {"account_id": ctx.staging.account_id, "username": ctx.staging.login_username}
+    if ctx.staging.account_id:
+        # An earlier attempt made the account but died before keeping its password: that
+        # login is lost to us, so remove it rather than leave it behind in the app.
+        account_api.delete_account(
+            url=_endpoint(ctx), token=ctx.config.account_api_token,
+            account_id=ctx.staging.account_id, timeout=ctx.config.account_api_timeout,
+        )
     account = account_api.create_account(
         url=_endpoint(ctx), token=ctx.config.account_api_token, name=ctx.staging.name,
         host=ctx.names.host, timeout=ctx.config.account_api_timeout,
     )
-    ctx.update_staging(
-        account_id=account.account_id, login_username=account.username,
-        login_password=account.password, login_url=account.login_url,
+    # Record the account before anything else can fail, so a destroy can remove it.
+    ctx.update_staging(account_id=account.account_id, login_username=account.username,
+                       login_url=account.login_url)
+    secret_arn = secretsmanager.store_secret(
+        name=ctx.names.login_secret, value=account.password,
+        tags=staging_tags(ctx.staging.name),
     )
+    ctx.update_staging(login_secret_arn=secret_arn)
     return {"account_id": account.account_id, "username": account.username}
 
 
@@ -35,5 +49,18 @@ def remove_account(ctx: StepContext) -> dict:
         url=_endpoint(ctx), token=ctx.config.account_api_token,
         account_id=ctx.staging.account_id, timeout=ctx.config.account_api_timeout,
     )
-    ctx.update_staging(login_password="")
     return {"deleted": ctx.staging.account_id}
+
+
+def remove_login_secret(ctx: StepContext) -> dict:
+    if not secretsmanager.delete_secret(name=ctx.names.login_secret):
+        raise Skip("no login secret")
+    ctx.update_staging(login_secret_arn="")
+    return {"deleted": ctx.names.login_secret}
+
+
+def read_login_password(staging) -> str:
+    """The test account's password, fetched only when an allowed user asks to see it."""
+    if not staging.login_secret_arn:
+        return ""
+    return secretsmanager.read_secret(secret_id=staging.login_secret_arn)

@@ -51,6 +51,7 @@ def restore_database(ctx: StepContext) -> dict:
             security_group_ids=source.security_group_ids if source else (),
             tags=staging_tags(ctx.staging.name),
         )
+    ctx.update_staging(db_instance=ctx.names.db_instance)
     instance = _wait_until_available(ctx, f"rds:DescribeDBInstances {ctx.names.db_instance}")
     return {"db_instance": instance.identifier, "address": instance.address}
 
