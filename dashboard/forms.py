@@ -111,3 +111,24 @@ class CreateStagingForm(forms.Form):
     def add_user_error(self, error: UserError) -> None:
         """Put the sentence next to the field it is about, or above the form."""
         self.add_error(error.field if error.field in self.fields else None, error.message)
+
+
+class DeleteLeftoversForm(forms.Form):
+    """Which of the listed leftovers to delete. The posted values are matched against the ids
+    of the open orphans as text, so whatever was posted never reaches a query."""
+
+    orphan = forms.TypedMultipleChoiceField(
+        coerce=int,
+        error_messages={
+            "required": "Choose at least one leftover to delete.",
+            "invalid_choice": "A chosen leftover is no longer listed: the list has changed, "
+                              "look again.",
+        },
+    )
+
+    def __init__(self, *args, orphans, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["orphan"].choices = [(str(o.pk), o.arn) for o in orphans]
+
+    def first_error(self) -> str:
+        return next(iter(error for errors in self.errors.values() for error in errors))

@@ -5,6 +5,10 @@ provisioning.costs.
 The polled partials (fleet table, staging progress) answer 286 ("stop polling") once nothing
 will change, and their markup then carries no ``hx-trigger``; asked for without HTMX they
 redirect to their full page, which always works without JavaScript.
+
+A test account's password is never on a page until its owner (or an admin) asks for it with a
+POST: it is then read from Secrets Manager, the look is recorded in the audit trail, and the
+answer is marked uncacheable. It is never logged, nor kept anywhere but in AWS.
 """
 
 from django.contrib import messages
@@ -15,19 +19,24 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
+from django_q.tasks import async_task
 
-from provisioning import operations
+from provisioning import audit, operations
+from provisioning import sweep as orphan_sweep
 from provisioning.config import load_config
 from provisioning.costs import Rates, cost_so_far
 from provisioning.errors import ExternalCallFailed, UserError
-from provisioning.models import Staging, StagingStatus
+from provisioning.models import AuditAction, Orphan, Staging, StagingStatus
+from provisioning.steps.account import read_login_password
 
 from . import fleet as fleet_queries
 from .charts import daily_cost_chart
 from .console import resource_links, service_logs_url
-from .forms import CreateStagingForm, aws_problem, load_choices
+from .forms import CreateStagingForm, DeleteLeftoversForm, aws_problem, load_choices
 from .progress import is_settled, load_progress, offered_actions
 
 HISTORY_PAGE_SIZE = 50
@@ -43,6 +52,15 @@ def _staging_for_action(request: HttpRequest, pk: int) -> Staging:
     if not operations.may_act(request.user, staging):
         raise PermissionDenied("Only the staging's owner or an admin may do this.")
     return staging
+
+
+def _require_staff(request: HttpRequest) -> None:
+    if not request.user.is_staff:
+        raise PermissionDenied("Only an admin may do this.")
+
+
+def _current_orphans():
+    return Orphan.objects.filter(deleted_at__isnull=True)
 
 
 def _staging_url(staging: Staging) -> str:
@@ -74,6 +92,8 @@ def home(request: HttpRequest) -> HttpResponse:
     context = _fleet_context(request)
     context["chart"] = daily_cost_chart(context["fleet"].daily())
     context["estimates"] = context["fleet"].rates
+    context["pool"] = fleet_queries.warm_pool(context["fleet"].rates)
+    context["leftovers"] = _current_orphans().count()
     return render(request, "fleet.html", context)
 
 
@@ -164,23 +184,56 @@ def _live_context(request: HttpRequest, staging: Staging) -> dict:
         "progress": progress,
         "settled": is_settled(staging, progress),
         "offered": offered_actions(staging, progress, may_act),
+        "may_reveal": may_act and bool(staging.login_secret_arn),
         "resources": resource_links(outputs, cluster=config.cluster),
         "logs_url": service_logs_url(web_service, cluster=config.cluster) if web_service else "",
         "operations": recent,
     }
 
 
-@login_required
-@require_GET
-def staging_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    staging = _staging(pk)
+def _detail_context(request: HttpRequest, staging: Staging) -> dict:
     rates = Rates()
     context = _live_context(request, staging)
     context.update({
         "hourly": rates.hourly(staging.db_mode) if staging.is_live else None,
         "so_far": cost_so_far(rates, fleet_queries.lifetime_of(staging)),
         "estimates": rates,
+        # Outside the polled part: read once per page, not every two seconds.
+        "audit_trail": audit.trail_for(staging),
     })
+    return context
+
+
+@login_required
+@require_GET
+def staging_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    staging = _staging(pk)
+    return render(request, "staging.html", _detail_context(request, staging))
+
+
+@sensitive_variables()
+@login_required
+@require_POST
+@never_cache
+def reveal_login(request: HttpRequest, pk: int) -> HttpResponse:
+    """The test account's password: in place for HTMX, else on the staging page."""
+    staging = _staging_for_action(request, pk)
+    reveal = {"password": "", "problem": ""}
+    if not staging.login_secret_arn:
+        reveal["problem"] = "No password is kept for this staging."
+    else:
+        try:
+            reveal["password"] = read_login_password(staging)
+        except ExternalCallFailed as exc:
+            reveal["problem"] = (f"Could not read the password from AWS ({exc.call}: "
+                                 f"{exc.code}). Try again in a minute.")
+        else:
+            audit.record(AuditAction.REVEAL_LOGIN, actor=request.user, staging=staging)
+    if request.htmx:
+        return render(request, "partials/login_password.html",
+                      {"staging": staging, "reveal": reveal})
+    context = _detail_context(request, staging)
+    context["reveal"] = reveal
     return render(request, "staging.html", context)
 
 
@@ -231,3 +284,56 @@ def redeploy(request: HttpRequest, pk: int) -> HttpResponse:
         messages.success(request, f"Redeploying {staging.name} with the newest image of "
                                   f"{staging.branch}.")
     return redirect(_staging_url(staging))
+
+
+@login_required
+@require_GET
+def leftovers(request: HttpRequest) -> HttpResponse:
+    return render(request, "leftovers.html", {
+        "orphans": list(_current_orphans().order_by("kind", "arn")),
+        "sweeps": audit.recent([AuditAction.SWEEP, AuditAction.SWEEP_DELETE]),
+        "may_delete": request.user.is_staff,
+    })
+
+
+def _sweep_problem(exc: ExternalCallFailed) -> str:
+    return (f"AWS did not answer as expected ({exc.call}: {exc.code}: {exc.message}). "
+            "Try again in a minute; the periodic sweep also tries again by itself.")
+
+
+def _leftovers_phrase(count: int) -> str:
+    return f"{count} leftover{'' if count == 1 else 's'}"
+
+
+@login_required
+@require_POST
+def sweep_now(request: HttpRequest) -> HttpResponse:
+    _require_staff(request)
+    try:
+        found = orphan_sweep.sweep(delete=False, actor=request.user)
+    except ExternalCallFailed as exc:
+        messages.error(request, _sweep_problem(exc))
+    else:
+        if found:
+            messages.warning(request, f"The sweep found {_leftovers_phrase(len(found))} in AWS.")
+        else:
+            messages.success(request, "The sweep found nothing left behind in AWS.")
+    return redirect("leftovers")
+
+
+@login_required
+@require_POST
+def delete_leftovers(request: HttpRequest) -> HttpResponse:
+    """Queue the deletion: removing a service waits for it to drain, minutes on real AWS."""
+    _require_staff(request)
+    form = DeleteLeftoversForm(request.POST, orphans=_current_orphans())
+    if not form.is_valid():
+        messages.error(request, form.first_error())
+        return redirect("leftovers")
+    chosen = sorted(set(form.cleaned_data["orphan"]))
+    async_task("provisioning.sweep.delete_orphans", chosen, request.user,
+               task_name=f"delete-leftovers-{'-'.join(map(str, chosen))}"[:100])
+    messages.success(request, f"Deleting {_leftovers_phrase(len(chosen))} in the background, "
+                              "in dependency order. Each one leaves this list once AWS "
+                              "confirms it is gone; a failure shows here with the AWS error.")
+    return redirect("leftovers")

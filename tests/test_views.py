@@ -4,10 +4,12 @@ alice owns the stagings, bob is a colleague, admin is staff. AWS is moto with a 
 environment (``host_env``) where a page reads AWS, or our own wrappers patched at their module.
 """
 
+import logging
 import re
 from datetime import timedelta
 
 import pytest
+from django.apps import apps
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -15,12 +17,16 @@ from django.urls import reverse
 from django.utils import timezone
 
 from dashboard import console
-from provisioning import operations
+from provisioning import audit, operations
+from provisioning.aws import secretsmanager
 from provisioning.errors import ExternalCallFailed, UserError
 from provisioning.models import (
+    AuditAction,
+    AuditEvent,
     Operation,
     OperationKind,
     OperationStatus,
+    Orphan,
     Staging,
     StagingStatus,
     Step,
@@ -394,7 +400,8 @@ def test_fleet_table_queries_do_not_grow_with_the_fleet(alice, bob):
     # session + user, the filtered stagings with their owners, the month's lifetimes, the
     # unfinished operations
     assert large <= 5
-    assert _count_queries(client, "/") == _count_queries(client, "/") <= 5
+    # the full page also counts the sweep's open leftovers, once
+    assert _count_queries(client, "/") == _count_queries(client, "/") <= 6
 
 
 def test_progress_partial_queries_do_not_grow(alice, bob):
@@ -656,3 +663,261 @@ def test_console_uses_the_arns_region_and_old_style_service_arns():
     assert console.service_logs_url(old, cluster="host-staging") == (
         "https://eu-west-1.console.aws.amazon.com/ecs/v2/clusters/host-staging/services/"
         "ds-shop-web/logs?region=eu-west-1")
+
+
+# --- the test account's password, on request ------------------------------------------------
+
+# Quotes and angle brackets: it must come back escaped, in the text and in the copy button.
+PASSWORD = "Pa55\"<b>&'word"
+PASSWORD_HTML = "Pa55&quot;&lt;b&gt;&amp;&#x27;word"
+
+
+@pytest.fixture
+def with_secret(aws):
+    """A ready staging of alice's whose login password is a real (moto) secret."""
+
+    def make_with_secret(owner, name="shop"):
+        arn = secretsmanager.store_secret(name=f"dynamic-stagings/{name}/login", value=PASSWORD,
+                                          tags={"dynamic-staging": name})
+        staging = make(owner, name, login_secret_arn=arn)
+        add_operation(staging)
+        return staging
+
+    return make_with_secret
+
+
+def reveal_url(staging) -> str:
+    return reverse("reveal_login", args=[staging.pk])
+
+
+def test_password_is_not_on_the_page_until_asked(alice, with_secret):
+    staging = with_secret(alice)
+    page = client_for(alice).get(reverse("staging", args=[staging.pk])).content.decode()
+    assert PASSWORD_HTML not in page and "Pa55" not in page
+    form = re.search(r'<form method="post" action="([^"]+)" hx-post="([^"]+)"[^>]*>(.*?)</form>',
+                     page, re.S)
+    assert form.group(1) == form.group(2) == reveal_url(staging)
+    assert 'name="csrfmiddlewaretoken"' in form.group(3) and "Show password" in form.group(3)
+    # while the page polls (a redeploy), a password shown meanwhile is kept in place
+    assert '<span id="login-password-box" class="password" hx-preserve="true">' in page
+    assert not AuditEvent.objects.filter(action=AuditAction.REVEAL_LOGIN).exists()
+
+
+def test_owner_sees_the_password_in_place_with_a_copy_button(alice, with_secret, caplog):
+    caplog.set_level(logging.DEBUG, logger="provisioning")
+    caplog.set_level(logging.DEBUG, logger="django")
+    caplog.set_level(logging.DEBUG, logger="dashboard")
+    staging = with_secret(alice)
+    response = client_for(alice).post(reveal_url(staging), **HTMX)
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert body.startswith('<span id="login-password-box"') and "<html" not in body
+    assert f'<code id="login-password">{PASSWORD_HTML}</code>' in body
+    assert f'data-copy="{PASSWORD_HTML}"' in body and "Copy password" in body
+    assert PASSWORD not in body and "hx-preserve" not in body
+    assert "no-store" in response["Cache-Control"]
+    event = AuditEvent.objects.get()
+    assert (event.action, event.actor, event.actor_name, event.staging) == (
+        AuditAction.REVEAL_LOGIN, alice, "alice", staging)
+    # never logged, never kept: not in any log record, nor in any row of any table
+    assert PASSWORD not in caplog.text
+    for model in apps.get_models():
+        for row in model.objects.values():
+            assert PASSWORD not in repr(row), model
+
+
+def test_without_javascript_the_page_comes_back_with_the_password(alice, with_secret):
+    staging = with_secret(alice)
+    response = client_for(alice).post(reveal_url(staging))
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "<html" in page and f'<code id="login-password">{PASSWORD_HTML}</code>' in page
+    assert "Show password" not in page
+    # the look itself is on the trail at once
+    trail = re.search(r'<section class="card" id="audit-trail".*?</section>', page, re.S).group(0)
+    assert "showed the password" in trail and ">alice<" in trail
+
+
+def test_staff_may_see_the_password_but_bob_may_not(alice, bob, admin, with_secret, monkeypatch):
+    staging = with_secret(alice)
+    assert PASSWORD_HTML in client_for(admin).post(reveal_url(staging), **HTMX).content.decode()
+
+    monkeypatch.setattr("dashboard.views.read_login_password", pytest.fail)
+    response = client_for(bob).post(reveal_url(staging), **HTMX)
+    assert response.status_code == 403
+    page = client_for(bob).get(reverse("staging", args=[staging.pk])).content.decode()
+    assert reveal_url(staging) not in page and "Show password" not in page
+    assert list(AuditEvent.objects.values_list("actor_name", flat=True)) == ["admin"]
+
+
+def test_reveal_needs_post(alice, with_secret):
+    staging = with_secret(alice)
+    assert client_for(alice).get(reveal_url(staging)).status_code == 405
+
+
+def test_a_secret_aws_cannot_read_is_a_sentence(alice, aws):
+    staging = make(alice)  # its ARN points at no secret
+    add_operation(staging)
+    response = client_for(alice).post(reveal_url(staging), **HTMX)
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "Could not read the password from AWS" in body
+    assert "secretsmanager:GetSecretValue" in body and "ResourceNotFoundException" in body
+    assert "Show password" in body  # to try again
+    assert "hx-preserve" not in body  # else htmx would keep the old box instead
+    assert not AuditEvent.objects.exists()
+
+
+def test_no_secret_no_password(alice):
+    staging = make(alice, login_secret_arn="")
+    add_operation(staging)
+    client = client_for(alice)
+    assert "Show password" not in client.get(reverse("staging", args=[staging.pk])).content.decode()
+    body = client.post(reveal_url(staging), **HTMX).content.decode()
+    assert "No password is kept" in body
+
+
+# --- audit trail ------------------------------------------------------------------------------
+
+def test_staging_page_shows_who_did_what_and_when(alice, admin, enqueued):
+    staging = make(alice)
+    add_operation(staging)
+    audit.record(AuditAction.CREATE, actor=alice, staging=staging, detail="branch feature/<b>")
+    operations.request_destroy(staging, user=admin)
+    page = client_for(alice).get(reverse("staging", args=[staging.pk])).content.decode()
+    trail = re.search(r'<section class="card" id="audit-trail".*?</section>', page, re.S).group(0)
+    rows = re.findall(r"<tr>\s*<td data-label=\"When\"><time datetime=\"([^\"]+)\">.*?"
+                      r"<td data-label=\"Who\">([^<]*)</td>.*?audit-([a-z-]+)", trail, re.S)
+    assert [(who, what) for _, who, what in rows] == [("admin", "destroy"), ("alice", "create")]
+    assert all(when for when, _, _ in rows)
+    assert "branch feature/&lt;b&gt;" in trail
+    # the trail is not part of what polls
+    live = client_for(alice).get(reverse("staging_progress", args=[staging.pk]), **HTMX)
+    assert "audit-trail" not in live.content.decode()
+
+
+def test_staging_page_queries_do_not_grow_with_the_trail(alice, bob, admin):
+    staging = make(alice)
+    add_operation(staging)
+    client = client_for(alice)
+    url = reverse("staging", args=[staging.pk])
+    audit.record(AuditAction.CREATE, actor=alice, staging=staging)
+    small = _count_queries(client, url)
+    for i in range(40):
+        audit.record(AuditAction.REVEAL_LOGIN, actor=(alice, bob, admin)[i % 3], staging=staging)
+    assert _count_queries(client, url) == small
+
+
+# --- leftovers (the orphan sweep) -------------------------------------------------------------
+
+def orphan(arn_suffix: str, *, kind="elasticloadbalancing:targetgroup", name="gone",
+           deleted=False, error="") -> Orphan:
+    return Orphan.objects.create(
+        arn=f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:targetgroup/ds-{arn_suffix}/1",
+        kind=kind, staging_name=name, error=error,
+        deleted_at=timezone.now() if deleted else None,
+    )
+
+
+@pytest.fixture
+def sweeper(monkeypatch):
+    """The sweep's entry points and the queue, as the views call them."""
+    calls: dict[str, list] = {"sweep": [], "enqueued": []}
+
+    def sweep(delete=False, actor=None):
+        calls["sweep"].append((delete, actor.username))
+        return list(Orphan.objects.filter(deleted_at__isnull=True))
+
+    monkeypatch.setattr("provisioning.sweep.sweep", sweep)
+    monkeypatch.setattr("provisioning.sweep.delete_orphans", pytest.fail)
+    monkeypatch.setattr("dashboard.views.async_task",
+                        lambda func, *args, **kwargs: calls["enqueued"].append((func, args)))
+    return calls
+
+
+def test_leftovers_page_lists_open_orphans_for_everyone(bob):
+    orphan("old", name="old-one", error="elbv2:DeleteTargetGroup: ResourceInUse: in use")
+    orphan("done", name="done-one", deleted=True)
+    audit.record(AuditAction.SWEEP, actor=None, detail="1 orphaned resource(s)")
+    page = client_for(bob).get(reverse("leftovers")).content.decode()
+    assert "targetgroup/ds-old/1" in page and "old-one" in page
+    assert "targetgroup/ds-done/1" not in page
+    assert "ResourceInUse: in use" in page
+    assert "Recent sweeps" in page and ">system<" in page
+    # bob may look, not act
+    assert "Delete leftovers" not in page and "Sweep now" not in page
+    assert 'type="checkbox"' not in page and "Only an admin" in page
+
+
+def test_staff_see_the_buttons(admin):
+    item = orphan("old")
+    page = client_for(admin).get(reverse("leftovers")).content.decode()
+    assert f'name="orphan" value="{item.pk}"' in page
+    assert f'action="{reverse("delete_leftovers")}"' in page and "Delete leftovers" in page
+    assert f'action="{reverse("sweep_now")}"' in page and "Sweep now" in page
+
+
+def test_nothing_left_behind_says_so(alice):
+    page = client_for(alice).get(reverse("leftovers")).content.decode()
+    assert "Nothing left behind" in page
+
+
+def test_only_staff_may_sweep_or_delete(alice, bob, sweeper):
+    item = orphan("old")
+    for user in (alice, bob):
+        client = client_for(user)
+        assert client.post(reverse("sweep_now")).status_code == 403
+        assert client.post(reverse("delete_leftovers"), {"orphan": [item.pk]}).status_code == 403
+    assert sweeper == {"sweep": [], "enqueued": []}
+
+
+def test_sweep_now(admin, sweeper):
+    orphan("old")
+    response = client_for(admin).post(reverse("sweep_now"), follow=True)
+    assert sweeper["sweep"] == [(False, "admin")]
+    assert response.redirect_chain == [(reverse("leftovers"), 302)]
+    assert "found 1 leftover in AWS" in response.content.decode()
+
+
+def test_sweep_now_when_aws_refuses(admin, monkeypatch):
+    def refuse(delete=False, actor=None):
+        raise ExternalCallFailed("tag:GetResources", "AccessDeniedException", "not allowed")
+
+    monkeypatch.setattr("provisioning.sweep.sweep", refuse)
+    response = client_for(admin).post(reverse("sweep_now"), follow=True)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "tag:GetResources: AccessDeniedException: not allowed" in page
+
+
+def test_delete_leftovers_queues_the_chosen_ones(admin, sweeper):
+    first, second, _third = orphan("a"), orphan("b"), orphan("c")
+    response = client_for(admin).post(reverse("delete_leftovers"),
+                                      {"orphan": [second.pk, first.pk]}, follow=True)
+    assert sweeper["enqueued"] == [("provisioning.sweep.delete_orphans",
+                                    ([first.pk, second.pk], admin))]
+    assert "Deleting 2 leftovers in the background" in response.content.decode()
+
+
+@pytest.mark.parametrize("chosen", [[], ["abc"], ["1e3"], ["-1"], ["99999"], ["deleted"]])
+def test_delete_leftovers_refuses_what_is_not_listed(admin, sweeper, chosen):
+    orphan("a")
+    gone = orphan("b", deleted=True)
+    chosen = [str(gone.pk) if value == "deleted" else value for value in chosen]
+    response = client_for(admin).post(reverse("delete_leftovers"), {"orphan": chosen},
+                                      follow=True)
+    assert response.status_code == 200
+    assert sweeper["enqueued"] == []
+    assert re.search(r'class="message error">(Choose at least one|A chosen leftover is no '
+                     r'longer listed)', response.content.decode())
+
+
+def test_fleet_mentions_leftovers_only_when_there_are_some(alice):
+    client = client_for(alice)
+    assert "leftovers-notice" not in client.get("/").content.decode()
+    orphan("a")
+    orphan("b")
+    orphan("c", deleted=True)
+    page = client.get("/").content.decode()
+    notice = re.search(r'<p class="notice leftovers-notice">(.*?)</p>', page, re.S).group(1)
+    assert notice.startswith("2 AWS resources") and f'href="{reverse("leftovers")}"' in notice
