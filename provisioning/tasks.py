@@ -50,6 +50,28 @@ def resume_stalled_operations() -> list[int]:
     return ids
 
 
+def resume_after_start(**_signal) -> None:
+    """Receives django-q2's ``post_spawn`` (each worker process as it starts; see apps.py).
+
+    A qcluster killed with its workers leaves their operations "running" under a heartbeat
+    that stops moving. The every-minute resume schedule is brought forward to the moment those
+    heartbeats are stale, so a restarted cluster resumes its work about half a minute after
+    it starts. Only an existing row is moved, and only earlier: workers and nodes starting
+    together cannot make duplicates or put it off.
+    """
+    from django_q.models import Schedule
+
+    from .runner import HEARTBEAT_SECONDS, STALE_AFTER
+
+    due = timezone.now() + STALE_AFTER + timedelta(seconds=HEARTBEAT_SECONDS)
+    try:
+        Schedule.objects.filter(
+            func="provisioning.tasks.resume_stalled_operations", next_run__gt=due
+        ).update(next_run=due)
+    except Exception:  # a worker must start even when this cannot be written
+        log.exception("could not bring the resume schedule forward")
+
+
 def sweep_orphans() -> int:
     """Record what AWS holds that no live staging owns (run every 15 minutes)."""
     from .sweep import sweep

@@ -19,7 +19,7 @@ def stack(tmp_path_factory):
         stack.start_aws()
         migrated = stack.manage("migrate", "--no-input")
         assert migrated.returncode == 0, migrated.stderr
-        stack.start_qcluster()
+        stack.start_qclusters()
         yield stack
     finally:
         stack.close()

@@ -17,6 +17,7 @@ from provisioning.errors import ExternalCallFailed, UserError
 from provisioning.models import Operation, Staging, StagingStatus
 from provisioning.operations import request_create, request_destroy, request_redeploy
 from provisioning.presenters import staging_summary
+from provisioning.sweep import sweep
 
 EXIT_FAILED = 1
 EXIT_USER_ERROR = 2
@@ -59,6 +60,9 @@ class Command(BaseCommand):
         redeploy.add_argument("--tag", help="image tag to deploy (default: the branch's)")
         redeploy.add_argument("--wait", action="store_true")
         redeploy.add_argument("--json", action="store_true")
+        sweeping = sub.add_parser("sweep", help="list (or delete) what no live staging owns")
+        sweeping.add_argument("--delete", action="store_true", help="delete what is found")
+        sweeping.add_argument("--json", action="store_true")
 
     def execute(self, *args, **options):
         try:
@@ -113,6 +117,22 @@ class Command(BaseCommand):
         staging = self._staging(name)
         request_redeploy(staging, user=self._cli_user(), tag=tag)
         self._finish(staging, wait=wait, as_json=json)
+
+    def do_sweep(self, *, delete: bool, json: bool, **_) -> None:
+        rows = sweep(delete=delete, actor=self._cli_user())
+        if json:
+            self._print_json([
+                {"arn": r.arn, "kind": r.kind, "staging": r.staging_name,
+                 "first_seen_at": r.first_seen_at, "deleted_at": r.deleted_at, "error": r.error}
+                for r in rows
+            ])
+        else:
+            for r in rows:
+                state = "deleted" if r.deleted_at else (f"error: {r.error}" if r.error else "")
+                self.stdout.write(f"{r.kind:<36} {r.staging_name or '-':<28} {r.arn} {state}")
+            self.stderr.write(f"{len(rows)} orphaned resource(s)")
+        if delete and any(r.error for r in rows):
+            raise Exit(EXIT_FAILED, "error: some orphaned resources could not be deleted")
 
     # --- helpers --------------------------------------------------------------------------
 
