@@ -20,6 +20,7 @@ from provisioning.costs import (
     chart_window_start,
     cost_so_far,
     daily_costs,
+    database_hourly,
     fleet_totals,
 )
 from provisioning.models import (
@@ -33,6 +34,7 @@ from provisioning.models import (
     StepState,
 )
 from provisioning.operations import may_act
+from provisioning.pool import waiting_databases
 
 OWNER_FILTERS = {"all": "Everyone", "mine": "Mine"}
 UNFINISHED_OPERATION_STATUSES = [OperationStatus.QUEUED, OperationStatus.RUNNING]
@@ -146,6 +148,46 @@ def load_fleet(user: AbstractBaseUser, filters: FleetFilters,
     lifetimes, busy = _recent_lifetimes(now)
     totals = fleet_totals(rates, lifetimes, now)
     return Fleet(rows, totals, busy or bool(unfinished), rates, lifetimes)
+
+
+@dataclass(frozen=True)
+class PoolLine:
+    source: str
+    size: int  # what DS_POOL_SIZES asks for
+    ready: int
+    restoring: int
+    retiring: int
+    hourly: float
+
+
+@dataclass(frozen=True)
+class WarmPool:
+    lines: list[PoolLine]
+    hourly_each: float
+
+    @property
+    def hourly(self) -> float:
+        return sum(line.hourly for line in self.lines)
+
+
+def warm_pool(rates: Rates) -> WarmPool:
+    """The warm pool per source with what it costs (one query, none when no pool is
+    configured; no AWS call): every database restored ahead and not yet taken by a staging
+    costs its instance and storage."""
+    each = database_hourly(rates.prices, rates.config)
+    counts: dict[str, dict[str, int]] = {
+        source: {} for source, size in rates.config.pool_sizes.items() if size
+    }
+    for database in waiting_databases() if counts else ():
+        per_status = counts.setdefault(database.source, {})
+        per_status[database.status] = per_status.get(database.status, 0) + 1
+    lines = [
+        PoolLine(source, rates.config.pool_size(source), found.get("ready", 0),
+                 found.get("restoring", 0), found.get("retiring", 0),
+                 sum(found.values()) * each)
+        for source, found in sorted(counts.items())
+    ]
+    return WarmPool(lines, each)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ import os
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from provisioning.config import parse_pool_sizes, parse_source_secrets
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -36,6 +38,15 @@ def env_bool(name: str, default: bool = False) -> bool:
 
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+def env_secret(name: str, default: str = "") -> str:
+    """``NAME``, or the contents of the file ``NAME_FILE`` points to when set: a mounted secret
+    (Kubernetes, ECS, systemd credentials) stays out of the process environment."""
+    path = env_str(f"{name}_FILE")
+    if path:
+        return Path(path).read_text().strip()
+    return env_str(name, default)
 
 
 SANDBOX = env_bool("DS_SANDBOX")
@@ -67,6 +78,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "dashboard.middleware.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -170,7 +182,9 @@ LOGGING = {
 OPERATION_TIMEOUT_SECONDS = env_int("DS_OPERATION_TIMEOUT", 3 * 60 * 60)
 REDIS_URL = env_str("DS_REDIS_URL")
 Q_CLUSTER = {
-    "name": "dynamic-stagings",
+    # With a Redis broker the name is the queue's key: deployments (or test runs) sharing one
+    # Redis keep apart by giving each its own name.
+    "name": env_str("DS_Q_NAME", "dynamic-stagings"),
     "workers": env_int("DS_Q_WORKERS", 4),
     "timeout": OPERATION_TIMEOUT_SECONDS,
     "retry": OPERATION_TIMEOUT_SECONDS + 600,
@@ -196,8 +210,12 @@ DS_URL_SCHEME = env_str("DS_URL_SCHEME", "https")
 DS_HOST_DB_INSTANCE = env_str("DS_HOST_DB_INSTANCE", "host-db")
 DS_SNAPSHOT_SOURCES = env_list("DS_SNAPSHOT_SOURCES") or [DS_HOST_DB_INSTANCE]
 DS_HOST_DB_PASSWORD_SECRET = env_str("DS_HOST_DB_PASSWORD_SECRET")
+# Databases kept restored ahead of time per source (provisioning/pool.py), and per source a
+# secret with its own master password, given to the staging instead of changing the password.
+DS_POOL_SIZES = parse_pool_sizes(env_str("DS_POOL_SIZES"))
+DS_SOURCE_DB_SECRETS = parse_source_secrets(env_str("DS_SOURCE_DB_SECRETS"))
 DS_ACCOUNT_API_URL = env_str("DS_ACCOUNT_API_URL")
-DS_ACCOUNT_API_TOKEN = env_str("DS_ACCOUNT_API_TOKEN")
+DS_ACCOUNT_API_TOKEN = env_secret("DS_ACCOUNT_API_TOKEN")
 DS_ACCOUNT_API_TIMEOUT = env_float("DS_ACCOUNT_API_TIMEOUT", 30.0)
 
 DS_WEB_CPU = env_str("DS_WEB_CPU", "256")
@@ -210,8 +228,27 @@ DS_HEALTH_CHECK_PATH = env_str("DS_HEALTH_CHECK_PATH", "/")
 DS_ENV_STAGING_NAME = env_str("DS_ENV_STAGING_NAME", "DYNAMIC_STAGING_NAME")
 DS_ENV_DB_INSTANCE = env_str("DS_ENV_DB_INSTANCE", "DB_INSTANCE_ID")
 DS_ENV_REDIS_NAMESPACE = env_str("DS_ENV_REDIS_NAMESPACE", "REDIS_NAMESPACE")
+DS_ENV_DB_PASSWORD = env_str("DS_ENV_DB_PASSWORD", "DB_PASSWORD")
 
 # How often the engine asks AWS whether a long operation has finished, and how long it waits.
 DS_POLL_SECONDS = env_float("DS_POLL_SECONDS", 10.0)
 DS_DB_WAIT_SECONDS = env_int("DS_DB_WAIT_SECONDS", 45 * 60)
 DS_SERVICE_WAIT_SECONDS = env_int("DS_SERVICE_WAIT_SECONDS", 20 * 60)
+
+# Caps checked before a create makes anything: stagings cost money while they live.
+DS_MAX_LIVE_STAGINGS = env_int("DS_MAX_LIVE_STAGINGS", 50)
+DS_MAX_LIVE_PER_USER = env_int("DS_MAX_LIVE_PER_USER", 10)
+
+# --- security in production ----------------------------------------------------------------
+# The sandbox serves plain http on loopback, so none of this is on by default. A deployment
+# behind TLS sets DJANGO_SECURE=1 (and DJANGO_BEHIND_PROXY=1 when a load balancer ends TLS and
+# forwards http with X-Forwarded-Proto); `manage.py check --deploy` then reports nothing.
+if env_bool("DJANGO_SECURE"):
+    SECURE_SSL_REDIRECT = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 365 * 24 * 60 * 60)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+if env_bool("DJANGO_BEHIND_PROXY"):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -1,8 +1,9 @@
 """The engine's view of the settings: one frozen object, so steps never reach into Django."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 
 @dataclass(frozen=True)
@@ -31,9 +32,21 @@ class EngineConfig:
     poll_seconds: float
     db_wait_seconds: int
     service_wait_seconds: int
+    # Per snapshot source: warm-pool size, and the secret holding its own master password.
+    pool_sizes: dict[str, int] = field(default_factory=dict)
+    source_db_secrets: dict[str, str] = field(default_factory=dict)
+    env_db_password: str = "DB_PASSWORD"
 
     def url_for(self, host: str) -> str:
         return f"{self.url_scheme}://{host}"
+
+    def needs_host_password(self, source: str) -> bool:
+        """A DB restored from ``source`` must be given the host's master password: it is not
+        the host's own, and no secret with its own password is configured for the staging."""
+        return source != self.host_db_instance and source not in self.source_db_secrets
+
+    def pool_size(self, source: str) -> int:
+        return self.pool_sizes.get(source, 0)
 
 
 def load_config() -> EngineConfig:
@@ -63,4 +76,46 @@ def load_config() -> EngineConfig:
         poll_seconds=s.DS_POLL_SECONDS,
         db_wait_seconds=s.DS_DB_WAIT_SECONDS,
         service_wait_seconds=s.DS_SERVICE_WAIT_SECONDS,
+        pool_sizes=dict(s.DS_POOL_SIZES),
+        source_db_secrets=dict(s.DS_SOURCE_DB_SECRETS),
+        env_db_password=s.DS_ENV_DB_PASSWORD,
     )
+
+
+def _per_source(variable: str, raw: str, example: str) -> dict[str, str]:
+    """``source=value,source=value`` as a dict; ImproperlyConfigured says which part is wrong.
+    Read at start-up (settings.py), so a typo stops the app instead of a create hours later.
+    Whether each source is one of DS_SNAPSHOT_SOURCES is not known yet then (the sandbox
+    supplies them later): the pool's refill reports a source that is not."""
+    found: dict[str, str] = {}
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        source, equals, value = (text.strip() for text in item.partition("="))
+        if not equals or not source or not value:
+            raise ImproperlyConfigured(
+                f"{variable}: {item!r} is not source=value (for example {example!r})."
+            )
+        if source in found:
+            raise ImproperlyConfigured(f"{variable}: {source!r} is given twice.")
+        found[source] = value
+    return found
+
+
+def parse_pool_sizes(raw: str) -> dict[str, int]:
+    """DS_POOL_SIZES, e.g. ``host-db=2,qa-db=1``: sources left out keep no warm databases."""
+    sizes = {}
+    for source, value in _per_source("DS_POOL_SIZES", raw, "host-db=2").items():
+        if not value.isdecimal():
+            raise ImproperlyConfigured(
+                f"DS_POOL_SIZES: the size for {source!r} must be a whole number (0 or more), "
+                f"not {value!r}."
+            )
+        sizes[source] = int(value)
+    return sizes
+
+
+def parse_source_secrets(raw: str) -> dict[str, str]:
+    """DS_SOURCE_DB_SECRETS, e.g. ``qa-db=qa/db-password``: a Secrets Manager secret (name or
+    ARN) per source holding that source's master password."""
+    return _per_source("DS_SOURCE_DB_SECRETS", raw, "qa-db=qa/db-password")

@@ -158,6 +158,15 @@ def estimate_hourly(
     return Estimate(tuple(lines), tuple(unpriced))
 
 
+def database_hourly(prices: RegionPrices, config: EngineConfig, storage_gb: float = DB_STORAGE_GB,
+                    storage_type: str = DB_STORAGE_TYPE) -> float:
+    """A dedicated database alone, instance class and storage: what a warm-pool database costs
+    while it waits (0 for what the table cannot price)."""
+    instance = prices.rds_instance_hour.get(config.db_instance_class, 0.0)
+    per_gb_month = prices.rds_storage_gb_month.get(storage_type, 0.0)
+    return instance + storage_gb * per_gb_month / HOURS_PER_MONTH
+
+
 class Rates:
     """Hourly estimates per DB mode, computed once and reused for every staging of a page."""
 

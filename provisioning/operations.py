@@ -8,15 +8,18 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import tasks
+from . import audit, tasks
 from .aws import elbv2, rds
 from .config import EngineConfig, load_config
 from .errors import UserError
 from .models import (
+    AuditAction,
     DbMode,
     Operation,
     OperationKind,
@@ -76,6 +79,18 @@ def _check_name_free(name: str) -> None:
                         field="name")
 
 
+def _check_caps(owner: AbstractBaseUser) -> None:
+    live = Staging.objects.exclude(status=StagingStatus.DESTROYED)
+    total_cap = settings.DS_MAX_LIVE_STAGINGS
+    if live.count() >= total_cap:
+        raise UserError(f"There are already {total_cap} live stagings, the most allowed: "
+                        "destroy one first.")
+    user_cap = settings.DS_MAX_LIVE_PER_USER
+    if live.filter(owner_id=owner.pk).count() >= user_cap:
+        raise UserError(f"You already have {user_cap} live stagings, the most allowed per "
+                        "person: destroy one first.")
+
+
 def _check_source(config: EngineConfig, source: str) -> None:
     if source not in config.snapshot_sources:
         allowed = ", ".join(config.snapshot_sources)
@@ -101,13 +116,26 @@ def _check_rule_room(config: EngineConfig) -> None:
         )
 
 
+def _create_detail(staging: Staging) -> str:
+    database = (f"dedicated database from {staging.snapshot_id}"
+                if staging.db_mode == DbMode.DEDICATED else "shared database")
+    return f"branch {staging.branch}, image {staging.image_tag}, {database}"
+
+
 def _save_new_staging(staging: Staging, user: AbstractBaseUser) -> Staging:
     try:
         with transaction.atomic():
+            # Again inside the transaction: requests racing past the early check are counted
+            # here (SQLite serialises these transactions; on PostgreSQL the owner's row lock
+            # serialises one person's requests, the total may overshoot by a racing few).
+            get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+            _check_caps(user)
             staging.save()
             operation = Operation.objects.create(
                 staging=staging, kind=OperationKind.CREATE, requested_by=user
             )
+            audit.record(AuditAction.CREATE, actor=user, staging=staging,
+                         detail=_create_detail(staging))
             transaction.on_commit(lambda: tasks.enqueue_operation(operation.pk))
     except IntegrityError as exc:
         raise UserError(f"The name {staging.name!r} is taken by a live staging; choose another.",
@@ -130,6 +158,7 @@ def request_create(
                         "restore from another source.", field="source")
     _check_source(config, source)
     _check_name_free(name)
+    _check_caps(owner)
     snapshot_id = ""
     if db_mode == DbMode.DEDICATED:
         info = source_info(config, source)
@@ -149,6 +178,8 @@ def _start(staging: Staging, kind: str, user: AbstractBaseUser, params: dict) ->
         operation = Operation.objects.create(
             staging=staging, kind=kind, requested_by=user, params=params
         )
+        audit.record(kind, actor=user, staging=staging,
+                     detail=f"image {params['tag']}" if params.get("tag") else "")
         # Show the change at once, not only when a worker picks the operation up.
         Staging.objects.filter(pk=staging.pk).update(
             status=WORKING_STATUS[kind], updated_at=timezone.now()
@@ -180,6 +211,8 @@ def request_destroy(staging: Staging, *, user: AbstractBaseUser) -> Operation:
     unfinished = Operation.objects.filter(staging=staging, status__in=UNFINISHED)
     running_destroy = unfinished.filter(kind=OperationKind.DESTROY).first()
     if running_destroy:
+        audit.record(AuditAction.DESTROY, actor=user, staging=staging,
+                     detail="joined the teardown already under way")
         return running_destroy
     unfinished.exclude(kind=OperationKind.DESTROY).update(
         status=OperationStatus.FAILED, error="Superseded by a destroy.",
@@ -191,6 +224,8 @@ def request_destroy(staging: Staging, *, user: AbstractBaseUser) -> Operation:
         existing = unfinished.filter(kind=OperationKind.DESTROY).first()
         if existing is None:
             raise
+        audit.record(AuditAction.DESTROY, actor=user, staging=staging,
+                     detail="joined the teardown already under way")
         return existing
 
 

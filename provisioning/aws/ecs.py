@@ -105,6 +105,18 @@ def describe_task_definition(*, task_definition: str) -> dict:
     }
 
 
+def task_definition_status(*, arn: str) -> str | None:
+    """ACTIVE, INACTIVE (deregistered) or DELETE_IN_PROGRESS; None if AWS knows it no more."""
+    with translated_errors("ecs:DescribeTaskDefinition"):
+        try:
+            raw = client("ecs").describe_task_definition(taskDefinition=arn)
+        except ClientError as exc:
+            if error_code(exc) in {"ClientException", "InvalidParameterException"}:
+                return None
+            raise
+    return raw["taskDefinition"].get("status", "")
+
+
 def registrable(definition: dict) -> dict:
     return {k: v for k, v in definition.items() if k not in _READ_ONLY_TASK_DEFINITION_KEYS}
 

@@ -56,6 +56,17 @@ def find_target_group(*, name: str) -> TargetGroup | None:
                        vpc_id=raw.get("VpcId", ""))
 
 
+def target_group_exists(*, arn: str) -> bool:
+    with translated_errors("elasticloadbalancing:DescribeTargetGroups"):
+        try:
+            client("elbv2").describe_target_groups(TargetGroupArns=[arn])
+        except ClientError as exc:
+            if error_code(exc) == "TargetGroupNotFound":
+                return False
+            raise
+    return True
+
+
 def create_target_group(
     *, name: str, vpc_id: str, port: int, health_check_path: str, tags: dict[str, str]
 ) -> TargetGroup:

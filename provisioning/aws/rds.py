@@ -36,6 +36,8 @@ class DbInstance:
     security_group_ids: tuple[str, ...]
     pending_modifications: dict = field(default_factory=dict)
     created_at: datetime | None = None
+    arn: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_available(self) -> bool:
@@ -59,6 +61,8 @@ def _instance_from(raw: dict) -> DbInstance:
         ),
         pending_modifications=raw.get("PendingModifiedValues") or {},
         created_at=raw.get("InstanceCreateTime"),
+        arn=raw.get("DBInstanceArn", ""),
+        tags={t["Key"]: t["Value"] for t in raw.get("TagList") or []},
     )
 
 
@@ -71,6 +75,28 @@ def describe_instance(*, instance_id: str) -> DbInstance | None:
                 return None
             raise
     return _instance_from(raw["DBInstances"][0])
+
+
+def describe_instances(*, instance_ids: list[str]) -> dict[str, DbInstance]:
+    """The instances of ``instance_ids`` that exist, by id: one call per hundred ids, so a
+    pool of databases is watched without spending the account's RDS request rate."""
+    found: dict[str, DbInstance] = {}
+    with translated_errors("rds:DescribeDBInstances"):
+        for start in range(0, len(instance_ids), 100):
+            chunk = instance_ids[start:start + 100]
+            pages = client("rds").get_paginator("describe_db_instances").paginate(
+                Filters=[{"Name": "db-instance-id", "Values": chunk}]
+            )
+            for page in pages:
+                for raw in page["DBInstances"]:
+                    instance = _instance_from(raw)
+                    found[instance.identifier] = instance
+    return found
+
+
+def add_tags(*, arn: str, tags: dict[str, str]) -> None:
+    with translated_errors("rds:AddTagsToResource"):
+        client("rds").add_tags_to_resource(ResourceName=arn, Tags=as_key_value_list(tags))
 
 
 def list_snapshots(*, instance_id: str) -> list[Snapshot]:

@@ -8,43 +8,52 @@ the same time, so the slowest chain (usually the database) sets the time.
 from .. import account_api
 from ..config import load_config
 from ..models import DbMode, Operation, OperationKind
+from ..pool import pool_enabled
 from ..runner import StepSpec
 from . import account, database, handover, image, report, routing, services, task_definitions
 
 
 def _database_steps(operation: Operation) -> tuple[list[StepSpec], tuple[str, ...]]:
+    """The DB steps, and what the web service's health wait needs of them. The services start
+    as soon as the restore is available; a password change then runs while their tasks boot
+    (see steps/database.py)."""
     staging = operation.staging
     if staging.db_mode != DbMode.DEDICATED:
         return [], ()
-    steps = [
-        StepSpec("database", f"Restore database from {staging.source}", database.restore_database),
-    ]
-    if staging.source != load_config().host_db_instance:
+    label = (f"Take a warm database of {staging.source} (or restore one)"
+             if pool_enabled(load_config(), staging.source)
+             else f"Restore database from {staging.source}")
+    steps = [StepSpec("database", label, database.restore_database)]
+    if load_config().needs_host_password(staging.source):
         steps.append(StepSpec("db_credentials", "Give the database the host's credentials",
                               database.align_credentials, after=("database",)))
-    return steps, (steps[-1].key,)
+    return steps, tuple(step.key for step in steps)
 
 
 def create_plan(operation: Operation) -> list[StepSpec]:
     db_steps, db_ready = _database_steps(operation)
+    db_made = db_ready[:1]
     account_after = ("web_healthy",) if account_api.targets_staging(
         load_config().account_api_url) else ()
+    # A database taken from the pool has an id known only once the database step took it.
+    definitions_after = ("image", *db_made) if db_made and pool_enabled(
+        load_config(), operation.staging.source) else ("image",)
     return [
         StepSpec("image", "Find the branch's image", image.resolve_image_step),
         *db_steps,
         StepSpec("web_task_definition", "Register the web task definition",
-                 task_definitions.register_web_task_definition, after=("image",)),
+                 task_definitions.register_web_task_definition, after=definitions_after),
         StepSpec("worker_task_definition", "Register the worker task definition",
-                 task_definitions.register_worker_task_definition, after=("image",)),
+                 task_definitions.register_worker_task_definition, after=definitions_after),
         StepSpec("target_group", "Create the target group", routing.create_target_group),
         StepSpec("listener_rule", "Add the listener rule", routing.create_listener_rule,
                  after=("target_group",)),
         StepSpec("web_service", "Start the web service", services.create_web_service,
-                 after=("web_task_definition", "target_group", "listener_rule", *db_ready)),
+                 after=("web_task_definition", "target_group", "listener_rule", *db_made)),
         StepSpec("worker_service", "Start the worker service", services.create_worker_service,
-                 after=("worker_task_definition", *db_ready)),
+                 after=("worker_task_definition", *db_made)),
         StepSpec("web_healthy", "Wait until the web service is healthy",
-                 services.wait_web_healthy, after=("web_service",)),
+                 services.wait_web_healthy, after=("web_service", *db_ready)),
         StepSpec("worker_steady", "Wait until the worker is running",
                  services.wait_worker_steady, after=("worker_service",)),
         StepSpec("account", "Create the test account", account.create_account,

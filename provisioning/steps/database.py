@@ -1,30 +1,57 @@
-"""The staging's dedicated database: restore, make its credentials work, remove."""
+"""The staging's dedicated database: take one from the warm pool or restore it, make its
+credentials work, remove it.
 
+Credentials, for a source other than the host (README "Database credentials"): with a secret
+for the source in DS_SOURCE_DB_SECRETS the staging is given the source's own password (see
+task_definitions) and nothing is changed on the database. Otherwise the database gets the
+host's master password; RDS accepts that change only once the restore is available, so the
+services start at that moment and the change runs while their tasks boot: only the web
+service's health wait also waits for it. A pool database has the host's password already.
+"""
+
+from .. import pool
 from ..aws import rds, secretsmanager
 from ..aws.base import staging_tags
+from ..models import PoolDatabase, Staging
 from ..runner import Skip, StepContext
 
 
-def _describe(ctx: StepContext) -> rds.DbInstance | None:
-    return rds.describe_instance(instance_id=ctx.names.db_instance)
+def staging_db_instance(ctx: StepContext) -> str:
+    """The staging's DB instance id: the pool database it took, else ``ds-<name>``. Read from
+    the database step's output or the row, not from the context's copy of the staging, which
+    was loaded before the database step ran."""
+    from_step = ctx.output("database").get("db_instance")
+    if from_step:
+        return from_step
+    recorded = Staging.objects.filter(pk=ctx.staging.pk).values_list("db_instance",
+                                                                     flat=True).first()
+    if recorded:
+        return recorded
+    # Claimed, but the step stopped before it could note it on the staging.
+    taken = pool.claimed_by(ctx.staging)
+    return taken.instance_id if taken else ctx.names.db_instance
 
 
-def _wait_until_gone(ctx: StepContext, what: str) -> None:
+def _describe(instance_id: str) -> rds.DbInstance | None:
+    return rds.describe_instance(instance_id=instance_id)
+
+
+def _wait_until_gone(ctx: StepContext, instance_id: str, what: str) -> None:
     def gone() -> tuple[bool, str]:
-        instance = _describe(ctx)
+        instance = _describe(instance_id)
         status = instance.status if instance else "gone"
-        return instance is None, f"{ctx.names.db_instance}: {status}"
+        return instance is None, f"{instance_id}: {status}"
 
     ctx.wait_until(what, gone, ctx.config.db_wait_seconds)
 
 
-def _wait_until_available(ctx: StepContext, what: str) -> rds.DbInstance:
+def _wait_until_available(ctx: StepContext, instance_id: str, what: str) -> rds.DbInstance:
     seen: list[rds.DbInstance] = []
 
     def available() -> tuple[bool, str]:
-        instance = _describe(ctx)
+        instance = _describe(instance_id)
         if instance is None:
-            return False, f"{ctx.names.db_instance}: not found yet"
+            return False, f"{instance_id}: not found yet"
         seen.append(instance)
         pending = ", pending " + ", ".join(instance.pending_modifications) if (
             instance.pending_modifications) else ""
@@ -34,25 +61,55 @@ def _wait_until_available(ctx: StepContext, what: str) -> rds.DbInstance:
     return seen[-1]
 
 
+def _take_from_pool(ctx: StepContext) -> dict | None:
+    """The pool database this staging holds or can take now, ready to use; None if none."""
+    taken = pool.claimed_by(ctx.staging)
+    if taken is None and not ctx.staging.db_instance and pool.pool_enabled(ctx.config,
+                                                                           ctx.staging.source):
+        taken = pool.claim(ctx.staging)
+        if taken is not None:
+            pool.request_refill()
+    while taken is not None:
+        ctx.update_staging(db_instance=taken.instance_id, snapshot_id=taken.snapshot_id)
+        instance = _describe(taken.instance_id)
+        if instance is not None and instance.status != "deleting":
+            rds.add_tags(arn=instance.arn, tags=staging_tags(ctx.staging.name))
+            if not instance.is_available:
+                instance = _wait_until_available(
+                    ctx, taken.instance_id, f"rds:DescribeDBInstances {taken.instance_id}")
+            ctx.progress(f"{taken.instance_id} from the warm pool ({taken.snapshot_id})")
+            return {"db_instance": instance.identifier, "address": instance.address,
+                    "pool": True}
+        # Deleted behind our back: let it go, try another one, else restore.
+        pool.give_up_lost(taken)
+        ctx.update_staging(db_instance="")
+        taken = pool.claim(ctx.staging)
+    return None
+
+
 def restore_database(ctx: StepContext) -> dict:
     ctx.check_cancelled()
-    existing = _describe(ctx)
+    from_pool = _take_from_pool(ctx)
+    if from_pool is not None:
+        return from_pool
+    instance_id = ctx.names.db_instance
+    existing = _describe(instance_id)
     if existing is not None and existing.status == "deleting":
         # A destroyed staging of the same name is still going away: its name frees up soon.
-        _wait_until_gone(ctx, f"rds:DescribeDBInstances {ctx.names.db_instance} (deleting)")
+        _wait_until_gone(ctx, instance_id, f"rds:DescribeDBInstances {instance_id} (deleting)")
         existing = None
     if existing is None:
         source = rds.describe_instance(instance_id=ctx.staging.source)
         rds.restore_from_snapshot(
-            instance_id=ctx.names.db_instance,
+            instance_id=instance_id,
             snapshot_id=ctx.staging.snapshot_id,
             instance_class=ctx.config.db_instance_class,
             subnet_group=source.subnet_group if source else "",
             security_group_ids=source.security_group_ids if source else (),
             tags=staging_tags(ctx.staging.name),
         )
-    ctx.update_staging(db_instance=ctx.names.db_instance)
-    instance = _wait_until_available(ctx, f"rds:DescribeDBInstances {ctx.names.db_instance}")
+    ctx.update_staging(db_instance=instance_id)
+    instance = _wait_until_available(ctx, instance_id, f"rds:DescribeDBInstances {instance_id}")
     return {"db_instance": instance.identifier, "address": instance.address}
 
 
@@ -61,16 +118,22 @@ def align_credentials(ctx: StepContext) -> dict:
     task definitions carry the host's. Give the restored DB the host's password."""
     if ctx.staging.source == ctx.config.host_db_instance:
         raise Skip("restored from the host's own database: its credentials already match")
-    instance = _describe(ctx)
+    if not ctx.config.needs_host_password(ctx.staging.source):
+        raise Skip("the staging uses the source's own password (DS_SOURCE_DB_SECRETS)")
+    instance_id = staging_db_instance(ctx)
+    if PoolDatabase.objects.filter(instance_id=instance_id, staging=ctx.staging).exists():
+        raise Skip("taken from the warm pool with the host's password already set")
+    instance = _describe(instance_id)
     if instance is None or not instance.pending_modifications.get("MasterUserPassword"):
         password = secretsmanager.read_secret(secret_id=ctx.config.host_db_password_secret)
-        rds.set_master_password(instance_id=ctx.names.db_instance, password=password)
-    _wait_until_available(ctx, f"rds:ModifyDBInstance {ctx.names.db_instance} (password)")
+        rds.set_master_password(instance_id=instance_id, password=password)
+    _wait_until_available(ctx, instance_id, f"rds:ModifyDBInstance {instance_id} (password)")
     return {"master_password": "set to the host's"}
 
 
 def remove_database(ctx: StepContext) -> dict:
-    if not rds.delete_instance(instance_id=ctx.names.db_instance):
-        raise Skip(f"{ctx.names.db_instance} does not exist")
-    _wait_until_gone(ctx, f"rds:DeleteDBInstance {ctx.names.db_instance}")
-    return {"deleted": ctx.names.db_instance}
+    instance_id = staging_db_instance(ctx)
+    if not rds.delete_instance(instance_id=instance_id):
+        raise Skip(f"{instance_id} does not exist")
+    _wait_until_gone(ctx, instance_id, f"rds:DeleteDBInstance {instance_id}")
+    return {"deleted": instance_id}

@@ -1,11 +1,13 @@
 """The staging's web and worker task definitions, cloned from the host's current ones."""
 
-from ..aws import ecs
+from ..aws import ecs, secretsmanager
 from ..aws.base import staging_tags
+from ..errors import ExternalCallFailed
 from ..host import HostEnvironment, read_host_environment
 from ..models import DbMode
 from ..runner import Skip, StepContext
 from ..taskdefs import clone_task_definition, fingerprint
+from .database import staging_db_instance
 
 
 def staging_environment(ctx: StepContext) -> dict[str, str]:
@@ -14,8 +16,40 @@ def staging_environment(ctx: StepContext) -> dict[str, str]:
         ctx.config.env_redis_namespace: ctx.names.redis_namespace,
     }
     if ctx.staging.db_mode == DbMode.DEDICATED:
-        variables[ctx.config.env_db_instance] = ctx.names.db_instance
+        variables[ctx.config.env_db_instance] = staging_db_instance(ctx)
     return variables
+
+
+def source_password_secret(ctx: StepContext) -> str:
+    """ARN of the source's own password secret when the staging uses the source's
+    credentials (DS_SOURCE_DB_SECRETS), else empty."""
+    secret = ctx.config.source_db_secrets.get(ctx.staging.source, "")
+    if ctx.staging.db_mode != DbMode.DEDICATED or not secret:
+        return ""
+    arn = secretsmanager.find_secret_arn(name=secret)
+    if arn is None:
+        raise ExternalCallFailed("secretsmanager:DescribeSecret", "ResourceNotFoundException",
+                                 f"{secret} (DS_SOURCE_DB_SECRETS for {ctx.staging.source}) "
+                                 "does not exist")
+    return arn
+
+
+def _give_secret(definition: dict, image: str, variable: str, secret_arn: str) -> None:
+    """The app's containers read ``variable`` from the secret (ECS resolves it at task start,
+    so the password never appears in the task definition)."""
+    for container in definition["containerDefinitions"]:
+        if container["image"] != image:
+            continue
+        container["environment"] = [e for e in container.get("environment", [])
+                                    if e["name"] != variable]
+        container["secrets"] = [s for s in container.get("secrets", [])
+                                if s["name"] != variable] + [
+            {"name": variable, "valueFrom": secret_arn}]
+
+
+def _secrets(definition: dict) -> list:
+    return sorted((c["name"], sorted((s["name"], s["valueFrom"]) for s in c.get("secrets", [])))
+                  for c in definition["containerDefinitions"])
 
 
 def _register_once(ctx: StepContext, definition: dict) -> str:
@@ -23,7 +57,8 @@ def _register_once(ctx: StepContext, definition: dict) -> str:
     arns = ecs.list_task_definition_arns(family=definition["family"])
     if arns:
         latest = ecs.describe_task_definition(task_definition=arns[-1])
-        if fingerprint(latest) == fingerprint(definition):
+        if fingerprint(latest) == fingerprint(definition) and _secrets(latest) == _secrets(
+                definition):
             ctx.progress(f"reused {arns[-1].rsplit('/', 1)[-1]}")
             return arns[-1]
     arn = ecs.register_task_definition(definition=definition, tags=staging_tags(ctx.staging.name))
@@ -33,7 +68,7 @@ def _register_once(ctx: StepContext, definition: dict) -> str:
 
 def _clone(ctx: StepContext, host: HostEnvironment, host_definition: dict, family: str,
            cpu: str, memory: str) -> dict:
-    return clone_task_definition(
+    definition = clone_task_definition(
         host_definition,
         family=family,
         app_image=host.image,
@@ -42,6 +77,11 @@ def _clone(ctx: StepContext, host: HostEnvironment, host_definition: dict, famil
         memory=memory,
         environment=staging_environment(ctx),
     )
+    secret_arn = source_password_secret(ctx)
+    if secret_arn:
+        _give_secret(definition, ctx.output("image")["image"], ctx.config.env_db_password,
+                     secret_arn)
+    return definition
 
 
 def register_web_task_definition(ctx: StepContext) -> dict:

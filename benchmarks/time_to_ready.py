@@ -1,0 +1,518 @@
+"""Time to a ready staging on the sandbox, against the lower bound of each step graph.
+
+    .venv/bin/python benchmarks/time_to_ready.py [--runs 3] [--scale 0.05] [--poll 0.1]
+
+Starts its own sandbox AWS (moto with the latency profile of provisioning/sandbox/latency.py
+scaled by --scale), its own SQLite file and a qcluster, then measures, --runs times each: a
+create with a dedicated DB restored from a source other than the host, the same from the
+host, the same from a source with a warm pool, a create with the shared DB, a redeploy and a
+destroy (of a staging with a dedicated DB); then 20 creates submitted together.
+
+For each it prints the median of the runs, as
+* runner: the operation's own started_at..finished_at (what the step graph takes), and
+* submitted: from the request until finished_at (adds the queue's pickup, up to its 0.5 s poll);
+beside the critical path of the operation's step graph under the same scaled profile (the
+longest chain through the plan's StepSpec.after, each step lasting what its AWS operation takes
+in the profile: the physical lower bound of that plan) and the time the article's strictly
+sequential order would take under the same profile.
+
+The engine is the one that runs in production. Two knobs differ from its defaults and are
+printed: DS_POLL_SECONDS (how often a waiting step asks AWS; 10 s against real AWS, scaled down
+here with everything else so a poll does not dwarf a scaled second) and DS_Q_WORKERS (enough
+workers for the 20 creates at once: an operation holds its worker until it is done).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MANAGE = [sys.executable, str(ROOT / "manage.py")]
+
+NON_HOST_SOURCE = "staging-support-db"
+POOL_SOURCE = "staging-marketing-db"
+BRANCH = "feature/Login_Page"
+SHARED_BRANCH = "develop"
+REDEPLOY_TAG = "main"
+AWS_SERVICES = ("rds", "ecs", "elbv2", "ecr", "secretsmanager", "resourcegroupstaggingapi")
+
+# Which profile operation each step waits for (provisioning/sandbox/latency.py). Steps not
+# listed make calls the sandbox answers at once (create_service, the account API, deletes of
+# rules, target groups and task definitions), so they last no time in the lower bound.
+STEP_OPERATIONS = {
+    "create": {
+        "image": "ecr_describe_images",
+        "database": "rds_restore",
+        "db_credentials": "rds_modify_password",
+        "web_task_definition": "ecs_register_task_definition",
+        "worker_task_definition": "ecs_register_task_definition",
+        "target_group": "elbv2_create_target_group",
+        "listener_rule": "elbv2_create_rule",
+        "web_healthy": "ecs_service_start_to_healthy",
+        "worker_steady": "ecs_task_to_running",
+    },
+    "redeploy": {
+        "image": "ecr_describe_images",
+        "web_task_definition": "ecs_register_task_definition",
+        "worker_task_definition": "ecs_register_task_definition",
+        "web_healthy": "ecs_rolling_update",
+        "worker_steady": "ecs_task_to_running",
+    },
+    "destroy": {
+        "web_service": "ecs_service_delete",
+        "worker_service": "ecs_service_delete",
+        "database": "rds_delete",
+    },
+}
+# A wait for a service counts from the moment its service step made the call, not from when the
+# wait step started: the web health wait may start late (it also waits for the password change)
+# while the task has been booting since the service was created.
+ANCHORS = {"web_healthy": "web_service", "worker_steady": "worker_service"}
+# A create that takes a warm database: the claim is a row update, no AWS wait.
+POOLED_STEPS = {"database": None, "db_credentials": None}
+
+# The article's order, one thing after another: restore, wait, change the password, wait, the
+# web task definition, target group, rule, web service until healthy, the account (an API
+# call), then the worker's task definition and service.
+_ARTICLE_WEB = ["ecs_register_task_definition", "elbv2_create_target_group", "elbv2_create_rule",
+                "ecs_service_start_to_healthy"]
+_ARTICLE_WORKER = ["ecs_register_task_definition", "ecs_task_to_running"]
+SEQUENTIAL = {
+    "other source": ["ecr_describe_images", "rds_restore", "rds_modify_password",
+                     *_ARTICLE_WEB, *_ARTICLE_WORKER],
+    "host": ["ecr_describe_images", "rds_restore", *_ARTICLE_WEB, *_ARTICLE_WORKER],
+    "shared": ["ecr_describe_images", *_ARTICLE_WEB, *_ARTICLE_WORKER],
+    # Not in the article: the same steps one after another.
+    "redeploy": ["ecr_describe_images", "ecs_register_task_definition", "ecs_rolling_update",
+                 "ecs_register_task_definition", "ecs_task_to_running"],
+    "destroy": ["ecs_service_delete", "ecs_service_delete", "rds_delete"],
+}
+
+
+# --- the lower bound -----------------------------------------------------------------------------
+
+
+def critical_path(after: dict[str, tuple[str, ...]], seconds: dict[str, float],
+                  anchors: dict[str, str] | None = None) -> tuple[float, list[str]]:
+    """Length and steps of the longest chain through the graph (``after``: step -> the steps
+    it waits for). A step with an anchor lasts its seconds from the end of the anchor step, or
+    until its last dependency is done if that is later."""
+    anchors = anchors or {}
+    finish: dict[str, tuple[float, list[str]]] = {}
+
+    def later(*found: tuple[float, list[str]]) -> tuple[float, list[str]]:
+        return max(found, key=lambda item: item[0])
+
+    def end_of(key: str) -> tuple[float, list[str]]:
+        if key not in finish:
+            ready = later((0.0, []), *(end_of(dep) for dep in after[key]))
+            anchor = anchors.get(key)
+            if anchor in after:
+                start, chain = end_of(anchor)
+                own = (start + seconds.get(key, 0.0), [*chain, key])
+                finish[key] = later(own, (ready[0], [*ready[1], key]))
+            else:
+                finish[key] = (ready[0] + seconds.get(key, 0.0), [*ready[1], key])
+        return finish[key]
+
+    return max((end_of(key) for key in after), key=lambda found: (found[0], len(found[1])))
+
+
+def step_seconds(kind: str, scale: float, pooled: bool = False) -> dict[str, float]:
+    from provisioning.sandbox.latency import scaled
+
+    operations = dict(STEP_OPERATIONS[kind])
+    if pooled:
+        operations.update(POOLED_STEPS)
+    return {key: scaled(op, scale) for key, op in operations.items() if op}
+
+
+def plan_bound(staging, kind: str, scale: float, pooled: bool = False) -> tuple[float, list[str]]:
+    from provisioning.models import Operation
+    from provisioning.steps import plan_for
+
+    plan = plan_for(Operation(staging=staging, kind=kind))
+    return critical_path({spec.key: spec.after for spec in plan},
+                         step_seconds(kind, scale, pooled), ANCHORS)
+
+
+def sequential_seconds(case: str, scale: float) -> float:
+    from provisioning.sandbox.latency import scaled
+
+    return sum(scaled(op, scale) for op in SEQUENTIAL[case])
+
+
+# --- the sandbox ---------------------------------------------------------------------------------
+
+
+def stop(process: subprocess.Popen, timeout: float = 30) -> None:
+    """SIGTERM to the main pid only: qcluster can hang when its whole group gets it."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@dataclass
+class Stack:
+    state_dir: Path
+    processes: list[subprocess.Popen] = field(default_factory=list)
+
+    def start_aws(self, scale: float) -> None:
+        log = open(self.state_dir / "sandbox-aws.log", "w")  # noqa: SIM115 (lives with the process)
+        self.processes.append(subprocess.Popen(
+            [*MANAGE, "sandbox", "aws", "--state-dir", str(self.state_dir),
+             "--delay-scale", str(scale)],
+            env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+        ))
+        deadline = time.monotonic() + 120
+        while not (self.state_dir / "env.json").exists():
+            if self.processes[-1].poll() is not None or time.monotonic() > deadline:
+                sys.exit("the sandbox AWS did not start:\n"
+                         + (self.state_dir / "sandbox-aws.log").read_text())
+            time.sleep(0.2)
+
+    def start_qcluster(self) -> None:
+        log = open(self.state_dir / "qcluster.log", "w")  # noqa: SIM115
+        self.processes.append(subprocess.Popen([*MANAGE, "qcluster"], env=os.environ.copy(),
+                                               cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
+
+    def close(self) -> None:
+        for process in reversed(self.processes):
+            stop(process)
+
+
+def warm_worker(services: tuple[str, ...] = AWS_SERVICES) -> None:
+    """Run by each qcluster worker before the measurements: a worker makes its AWS clients
+    (botocore loads each service model) on its first operation, once per process; a service
+    that has been up a while has long paid that."""
+    from provisioning.aws.base import client
+
+    for service in services:
+        client(service)
+    time.sleep(2)  # hold this worker, so the next warm-up goes to another one
+
+
+def wait_for_warm_workers(count: int, timeout: float = 120) -> None:
+    from django_q.models import Task
+
+    deadline = time.monotonic() + timeout
+    while Task.objects.filter(func="benchmarks.time_to_ready.warm_worker").count() < count:
+        if time.monotonic() > deadline:
+            sys.exit("the qcluster workers did not start; see qcluster.log")
+        time.sleep(0.5)
+
+
+# --- measuring -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Measured:
+    runner: float
+    submitted: float
+    steps: dict[str, float]
+
+
+def wait_finished(operation_id: int, submitted_at: datetime, timeout: float) -> Measured:
+    from provisioning.models import Operation
+
+    deadline = time.monotonic() + timeout
+    while True:
+        operation = Operation.objects.get(pk=operation_id)
+        if operation.is_finished:
+            break
+        if time.monotonic() > deadline:
+            sys.exit(f"operation {operation_id} ({operation}) did not finish in {timeout:.0f} s")
+        time.sleep(0.1)
+    if operation.status != "succeeded":
+        sys.exit(f"{operation} failed: {operation.error}")
+    steps = {s.key: (s.finished_at - s.started_at).total_seconds()
+             for s in operation.steps.all() if s.started_at and s.finished_at}
+    return Measured((operation.finished_at - operation.started_at).total_seconds(),
+                    (operation.finished_at - submitted_at).total_seconds(), steps)
+
+
+@dataclass
+class Case:
+    title: str
+    sequential: str
+    runs: list[Measured]
+    bound: float
+    chain: list[str]
+
+    @property
+    def runner(self) -> float:
+        return statistics.median(m.runner for m in self.runs)
+
+    @property
+    def submitted(self) -> float:
+        return statistics.median(m.submitted for m in self.runs)
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.timeout = 60 + 40 * 900 * args.scale  # far above any operation's lower bound
+        from django.contrib.auth import get_user_model
+
+        self.user, _ = get_user_model().objects.get_or_create(username="bench")
+        self.count = 0
+
+    def _name(self, prefix: str) -> str:
+        self.count += 1
+        return f"{prefix}-{self.count}"
+
+    def create(self, prefix: str, **kwargs):
+        from provisioning.operations import request_create
+
+        submitted_at = datetime.now(UTC)
+        staging = request_create(owner=self.user, name=self._name(prefix), **kwargs)
+        measured = wait_finished(staging.latest_operation().pk, submitted_at, self.timeout)
+        staging.refresh_from_db()
+        return staging, measured
+
+    def redeploy(self, staging):
+        from provisioning.operations import request_redeploy
+
+        submitted_at = datetime.now(UTC)
+        operation = request_redeploy(staging, user=self.user, tag=REDEPLOY_TAG)
+        return wait_finished(operation.pk, submitted_at, self.timeout)
+
+    def destroy(self, staging):
+        from provisioning.operations import request_destroy
+
+        submitted_at = datetime.now(UTC)
+        operation = request_destroy(staging, user=self.user)
+        return wait_finished(operation.pk, submitted_at, self.timeout)
+
+    def repeat(self, title: str, sequential: str, run: Callable[[], tuple],
+               kind: str = "create", pooled: bool = False) -> tuple[Case, list]:
+        made, runs = [], []
+        for _ in range(self.args.runs):
+            staging, measured = run()
+            made.append(staging)
+            runs.append(measured)
+            print(f"  {title}: runner {measured.runner:.2f} s, "
+                  f"submitted {measured.submitted:.2f} s", file=sys.stderr)
+        bound, chain = plan_bound(made[0], kind, self.args.scale, pooled)
+        return Case(title, sequential, runs, bound, chain), made
+
+
+def fill_pool(size: int, timeout: float) -> float:
+    """Refill until ``size`` databases of the pool source are ready (the same refill the
+    schedule runs every minute, called here without waiting for the next minute)."""
+    from provisioning.models import PoolDatabase, PoolStatus
+    from provisioning.pool import refill_pools
+
+    started = time.monotonic()
+    while PoolDatabase.objects.filter(source=POOL_SOURCE, status=PoolStatus.READY).count() < size:
+        if time.monotonic() - started > timeout:
+            sys.exit("the warm pool did not fill up")
+        refill_pools()
+        time.sleep(0.5)
+    return time.monotonic() - started
+
+
+def many_at_once(bench: Bench, count: int):
+    """``count`` creates submitted together from as many threads; wall time from the first
+    request until the last operation finished."""
+    from django.db import connection
+
+    from provisioning.operations import request_create
+
+    names = [bench._name("many") for _ in range(count)]
+    barrier = threading.Barrier(count)
+
+    def submit(name: str):
+        try:
+            barrier.wait()
+            at = datetime.now(UTC)
+            staging = request_create(branch=BRANCH, owner=bench.user, name=name,
+                                     source=NON_HOST_SOURCE)
+            return staging.latest_operation().pk, at
+        finally:
+            connection.close()
+
+    started = datetime.now(UTC)
+    with ThreadPoolExecutor(count) as pool:
+        submitted = list(pool.map(submit, names))
+    runs = [wait_finished(pk, at, bench.timeout * 4) for pk, at in submitted]
+    from provisioning.models import Operation
+
+    last = max(Operation.objects.filter(pk__in=[pk for pk, _ in submitted])
+               .values_list("finished_at", flat=True))
+    return (last - started).total_seconds(), runs
+
+
+# --- output --------------------------------------------------------------------------------------
+
+
+def report(cases: list[Case], scale: float) -> None:
+    header = (f"{'case':<34}{'runner':>9}{'submit':>9}{'crit.path':>11}{'run/cp':>8}"
+              f"{'sub/cp':>8}{'sequential':>12}{'run/seq':>9}")
+    print(header)
+    print("-" * len(header))
+    for case in cases:
+        seq = sequential_seconds(case.sequential, scale)
+        print(f"{case.title:<34}{case.runner:>8.2f}s{case.submitted:>8.2f}s{case.bound:>10.2f}s"
+              f"{case.runner / case.bound:>8.3f}{case.submitted / case.bound:>8.3f}"
+              f"{seq:>11.2f}s{case.runner / seq:>9.3f}")
+    print()
+    print("critical paths (profile seconds at full scale; steps on the longest chain):")
+    for case in cases:
+        print(f"  {case.title:<32}{case.bound / scale:>7.1f} s  {' > '.join(case.chain)}")
+    print("runs (runner seconds):")
+    for case in cases:
+        print(f"  {case.title:<32}" + "  ".join(f"{m.runner:.2f}" for m in case.runs))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3, help="repetitions of each case")
+    parser.add_argument("--scale", type=float, default=0.05,
+                        help="fraction of real AWS durations (default 0.05)")
+    parser.add_argument("--poll", type=float, default=0.1, help="DS_POLL_SECONDS (default 0.1)")
+    parser.add_argument("--workers", type=int, default=20, help="DS_Q_WORKERS (default 20)")
+    parser.add_argument("--many", type=int, default=20, help="creates submitted together")
+    parser.add_argument("--keep", action="store_true", help="keep the state directory (logs)")
+    args = parser.parse_args()
+
+    state_dir = Path(tempfile.mkdtemp(prefix="ds-bench-"))
+    for inherited in ("AWS_ENDPOINT_URL", "DATABASE_URL", "DS_REDIS_URL", "AWS_PROFILE"):
+        os.environ.pop(inherited, None)
+    os.environ.update({
+        "DS_SANDBOX": "1",
+        "DS_SANDBOX_STATE_DIR": str(state_dir),
+        "DS_SQLITE_PATH": str(state_dir / "db.sqlite3"),
+        "DS_POLL_SECONDS": str(args.poll),
+        "DS_Q_WORKERS": str(args.workers),
+        "DS_POOL_SIZES": f"{POOL_SOURCE}={args.runs}",
+        # One user makes them all: the caps on live stagings must not stop the benchmark.
+        "DS_MAX_LIVE_PER_USER": "1000",
+        "DS_MAX_LIVE_STAGINGS": "1000",
+        "DJANGO_SETTINGS_MODULE": "dashboard.settings",
+        "DJANGO_DEBUG": "0",
+        "DS_LOG_LEVEL": "WARNING",
+        "PYTHONUNBUFFERED": "1",
+    })
+    stack = Stack(state_dir)
+    try:
+        stack.start_aws(args.scale)
+        sys.path.insert(0, str(ROOT))
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+        from django_q.tasks import async_task
+
+        call_command("migrate", interactive=False, verbosity=0)
+        stack.start_qcluster()
+        for _ in range(args.workers):
+            async_task("benchmarks.time_to_ready.warm_worker")
+        bench = Bench(args)
+        wait_for_warm_workers(args.workers)
+        run_cases(bench, args)
+    finally:
+        stack.close()
+        if args.keep:
+            print(f"state kept in {state_dir}", file=sys.stderr)
+        else:
+            shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def run_cases(bench: Bench, args) -> None:
+    from provisioning.models import DbMode
+
+    started = time.monotonic()
+    cases: list[Case] = []
+    case, other = bench.repeat(
+        "create, other source (no pool)", "other source",
+        lambda: bench.create("other", branch=BRANCH, source=NON_HOST_SOURCE))
+    cases.append(case)
+    single = case
+    case, _ = bench.repeat("create, from the host", "host",
+                           lambda: bench.create("host", branch=BRANCH))
+    cases.append(case)
+    fill_seconds = fill_pool(args.runs, bench.timeout * 4)
+    case, pooled = bench.repeat(
+        "create, other source, warm pool", "other source",
+        lambda: bench.create("pool", branch=BRANCH, source=POOL_SOURCE), pooled=True)
+    cases.append(case)
+    pool_hits = sum(1 for s in pooled if s.db_instance.startswith("dsp-"))
+    case, shared = bench.repeat(
+        "create, shared DB", "shared",
+        lambda: bench.create("shared", branch=SHARED_BRANCH, db_mode=DbMode.SHARED))
+    cases.append(case)
+    to_redeploy, to_destroy = iter(shared), iter(other)
+
+    def redeploy_next():
+        staging = next(to_redeploy)
+        return staging, bench.redeploy(staging)
+
+    def destroy_next():
+        staging = next(to_destroy)
+        return staging, bench.destroy(staging)
+
+    case, _ = bench.repeat("redeploy", "redeploy", redeploy_next, kind="redeploy")
+    cases.append(case)
+    case, _ = bench.repeat("destroy, dedicated DB", "destroy", destroy_next, kind="destroy")
+    cases.append(case)
+    many_wall, many_runs = many_at_once(bench, args.many) if args.many else (0.0, [])
+
+    scale = args.scale
+    print(f"time_to_ready: latency profile x{scale}, DS_POLL_SECONDS={args.poll}, "
+          f"DS_Q_WORKERS={args.workers}, {args.runs} runs per case, medians; "
+          f"{time.monotonic() - started:.0f} s in all")
+    print("runner = Operation.started_at..finished_at; submit = request..finished_at "
+          "(adds the queue pickup); crit.path = longest chain of the plan under the profile; "
+          "sequential = the article's order, one step after another")
+    print()
+    report(cases, scale)
+    print()
+    seq_other = sequential_seconds("other source", scale)
+    print("targets:")
+    worst = max(cases, key=lambda c: c.runner / c.bound)
+    print(f"  runner / critical path <= 1.10: worst {worst.runner / worst.bound:.3f} "
+          f"({worst.title}); submit / critical path worst "
+          f"{max(c.submitted / c.bound for c in cases):.3f}")
+    from provisioning.sandbox.latency import scaled
+
+    print(f"  other source >= 40% below sequential: {1 - single.runner / seq_other:.1%} below "
+          f"(the plan's lower bound is {1 - single.bound / seq_other:.1%} below; the restore "
+          f"alone is {scaled('rds_restore', scale) / seq_other:.0%} of the sequential time)")
+    pooled_case = cases[2]
+    print(f"  warm pool <= 25% of sequential: {pooled_case.runner / seq_other:.1%} "
+          f"({pool_hits}/{len(pooled)} creates took a pool database; pool of {args.runs} "
+          f"filled in {fill_seconds:.1f} s)")
+    if many_runs:
+        one = single.submitted
+        print(f"  {args.many} creates at once (other source, no pool, DS_Q_WORKERS="
+              f"{args.workers}): wall {many_wall:.2f} s = {many_wall / one:.2f} x one create "
+              f"({one:.2f} s submitted); per create runner median "
+              f"{statistics.median(m.runner for m in many_runs):.2f} s, max "
+              f"{max(m.runner for m in many_runs):.2f} s")
+    print(json.dumps({"scale": scale, "poll": args.poll, "cases": {
+        c.title: {"runner": round(c.runner, 3), "submitted": round(c.submitted, 3),
+                  "critical_path": round(c.bound, 3)} for c in cases},
+        "many": {"count": args.many, "wall": round(many_wall, 3)}}))
+
+
+if __name__ == "__main__":
+    main()
