@@ -12,18 +12,16 @@ skipped, except under ``CI=true`` where a missing browser is a failure.
 
 import os
 import re
-import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-MANAGE = [sys.executable, str(ROOT / "manage.py")]
+from tests.stack import MANAGE, ROOT, SandboxStack
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -35,7 +33,7 @@ BRANCH = "develop"  # the sandbox's ECR holds an image for it
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 # The sandbox runs AWS at 2% of real durations: a create takes some seconds, not minutes.
-DELAY_SCALE = "0.02"
+DELAY_SCALE = 0.02
 READY_TIMEOUT_MS = 180_000
 
 pytestmark = pytest.mark.browser
@@ -57,63 +55,38 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def stop(process: subprocess.Popen, timeout: float = 30) -> None:
-    """SIGTERM to the main pid only: qcluster can hang when its whole group gets it."""
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-class Stack:
-    """Sandbox AWS, migrated SQLite file, qcluster and runserver, each its own process."""
+class Stack(SandboxStack):
+    """The shared sandbox stack plus a migrated database with a user, a qcluster and
+    runserver, each its own process. Always SQLite: the browser pass runs once."""
 
     def __init__(self, state_dir: Path):
-        self.state_dir = state_dir
-        self.processes: list[subprocess.Popen] = []
-        self.env = {
-            **os.environ,
-            "DS_SANDBOX": "1",
-            "DS_SANDBOX_STATE_DIR": str(state_dir),
-            "DS_SQLITE_PATH": str(state_dir / "db.sqlite3"),
-            "PYTHONUNBUFFERED": "1",
-        }
-        for inherited in ("AWS_ENDPOINT_URL", "DATABASE_URL", "DS_REDIS_URL",
-                          "DJANGO_SETTINGS_MODULE"):
-            self.env.pop(inherited, None)
+        super().__init__(state_dir, delay_scale=DELAY_SCALE, env_services=False)
+        self.env.pop("DJANGO_SETTINGS_MODULE", None)
         self.base_url = ""
 
-    def spawn(self, name: str, *args: str) -> subprocess.Popen:
-        log = open(self.state_dir / f"{name}.log", "w")  # noqa: SIM115 (lives with the process)
-        process = subprocess.Popen([*MANAGE, *args], env=self.env, cwd=ROOT, stdout=log,
-                                   stderr=subprocess.STDOUT)
-        self.processes.append(process)
-        return process
-
-    def manage(self, *args: str, **env: str) -> None:
-        subprocess.run([*MANAGE, *args], env=self.env | env, cwd=ROOT, check=True,
-                       capture_output=True, timeout=300)
-
-    def log(self, name: str) -> str:
-        path = self.state_dir / f"{name}.log"
-        return path.read_text() if path.exists() else ""
+    def run(self, *args: str, **env: str) -> None:
+        result = self.manage(*args, **env)
+        assert result.returncode == 0, f"manage.py {' '.join(args)}:\n{result.stderr}"
 
     def start(self) -> None:
-        aws = self.spawn("sandbox-aws", "sandbox", "aws", "--state-dir", str(self.state_dir),
-                         "--delay-scale", DELAY_SCALE)
-        self.wait_for(lambda: (self.state_dir / "env.json").exists(), aws, "sandbox-aws", 120)
-        self.manage("migrate", "--noinput")
-        self.manage("createsuperuser", "--noinput", "--username", USERNAME,
-                    "--email", f"{USERNAME}@example.com", DJANGO_SUPERUSER_PASSWORD=PASSWORD)
-        self.spawn("qcluster", "qcluster")
+        self.start_aws(timeout=120)
+        self.run("migrate", "--noinput")
+        self.run("createsuperuser", "--noinput", "--username", USERNAME,
+                 "--email", f"{USERNAME}@example.com", DJANGO_SUPERUSER_PASSWORD=PASSWORD)
+        self.start_qcluster()
         port = free_port()
-        web = self.spawn("runserver", "runserver", f"127.0.0.1:{port}", "--noreload")
+        log_path = self.state_dir / "runserver.log"
+        web = subprocess.Popen(
+            [*MANAGE, "runserver", f"127.0.0.1:{port}", "--noreload"], env=self.env, cwd=ROOT,
+            stdout=open(log_path, "w"), stderr=subprocess.STDOUT,  # noqa: SIM115
+        )
+        self.processes.append(web)
         self.base_url = f"http://127.0.0.1:{port}"
-        self.wait_for(lambda: self.answers("/login/"), web, "runserver", 60)
+        deadline = time.monotonic() + 60
+        while not self.answers("/login/"):
+            if web.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"runserver did not start:\n{log_path.read_text()}")
+            time.sleep(0.2)
 
     def answers(self, path: str) -> bool:
         try:
@@ -121,17 +94,6 @@ class Stack:
                 return response.status == 200
         except OSError:
             return False
-
-    def wait_for(self, ready, process: subprocess.Popen, name: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while not ready():
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{name} did not start:\n{self.log(name)}")
-            time.sleep(0.2)
-
-    def close(self) -> None:
-        for process in reversed(self.processes):
-            stop(process)
 
 
 @pytest.fixture(scope="module")
