@@ -78,9 +78,12 @@ def _safe_next(request: HttpRequest, default: str) -> str:
 
 def _fleet_context(request: HttpRequest) -> dict:
     filters = fleet_queries.FleetFilters.from_params(request.GET)
+    query = filters.as_query()
     return {
         "fleet": fleet_queries.load_fleet(request.user, filters),
         "filters": filters,
+        # Reversed once here, not once per row: the table is polled.
+        "fleet_url": reverse("home") + (f"?{query}" if query else ""),
         "owner_filters": fleet_queries.OWNER_FILTERS,
         "statuses": fleet_queries.LIVE_STATUSES,
     }
