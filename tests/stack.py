@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -221,3 +222,20 @@ class SandboxStack:
             stop(process)
         if self.database_url:
             self._postgres(f'DROP DATABASE IF EXISTS "{self._database_name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def running_stack(
+    state_dir: Path, delay_scale: float, workers: Callable[[SandboxStack], dict] = lambda _: {}
+) -> Iterator[SandboxStack]:
+    """A started stack: sandbox AWS, a migrated database and its qclusters (``workers`` gives
+    extra qcluster environment from the stack, e.g. DS_Q_WORKERS); everything stops at exit."""
+    stack = SandboxStack(state_dir, delay_scale=delay_scale)
+    try:
+        stack.start_aws()
+        migrated = stack.manage("migrate", "--no-input")
+        assert migrated.returncode == 0, migrated.stderr
+        stack.start_qclusters(**workers(stack))
+        yield stack
+    finally:
+        stack.close()

@@ -19,7 +19,7 @@ from provisioning.models import Operation, OperationKind, OperationStatus, Stagi
 from provisioning.operations import request_create, request_destroy
 from provisioning.runner import run_operation
 from provisioning.steps import plan_for
-from tests.stack import SandboxStack
+from tests.stack import SandboxStack, running_stack
 from tests.test_runner import assert_nothing_left
 
 BRANCH = "feature/Login_Page"
@@ -183,16 +183,12 @@ def submit_all(stack: SandboxStack, argument_lists: list[list[str]]) -> list[str
 
 @pytest.fixture(scope="module")
 def busy_stack(tmp_path_factory):
-    stack = SandboxStack(tmp_path_factory.mktemp("concurrency"), delay_scale=DELAY_SCALE)
-    workers = max(2, WORKERS // stack.qcluster_processes)
-    try:
-        stack.start_aws()
-        migrated = stack.manage("migrate", "--no-input")
-        assert migrated.returncode == 0, migrated.stderr
-        stack.start_qclusters(DS_Q_WORKERS=str(workers))
+    def workers(stack: SandboxStack) -> dict:
+        # WORKERS in all, shared among the qcluster processes.
+        return {"DS_Q_WORKERS": str(max(2, WORKERS // stack.qcluster_processes))}
+
+    with running_stack(tmp_path_factory.mktemp("concurrency"), DELAY_SCALE, workers) as stack:
         yield stack
-    finally:
-        stack.close()
 
 
 @pytest.mark.concurrency

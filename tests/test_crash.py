@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.stack import SandboxStack
+from tests.stack import SandboxStack, running_stack
 from tests.test_e2e import staging_resources
 
 pytestmark = pytest.mark.e2e
@@ -20,15 +20,8 @@ RESUME_TIMEOUT = 180
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    stack = SandboxStack(tmp_path_factory.mktemp("crash"), delay_scale=DELAY_SCALE)
-    try:
-        stack.start_aws()
-        migrated = stack.manage("migrate", "--no-input")
-        assert migrated.returncode == 0, migrated.stderr
-        stack.start_qclusters()
+    with running_stack(tmp_path_factory.mktemp("crash"), DELAY_SCALE) as stack:
         yield stack
-    finally:
-        stack.close()
 
 
 def latest_step(stack: SandboxStack, name: str, kind: str, key: str) -> tuple[str, int] | None:

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from tests.stack import SandboxStack
+from tests.stack import SandboxStack, running_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -14,15 +14,8 @@ BRANCH = "feature/Login_Page"
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    stack = SandboxStack(tmp_path_factory.mktemp("e2e"), delay_scale=0.01)
-    try:
-        stack.start_aws()
-        migrated = stack.manage("migrate", "--no-input")
-        assert migrated.returncode == 0, migrated.stderr
-        stack.start_qclusters()
+    with running_stack(tmp_path_factory.mktemp("e2e"), 0.01) as stack:
         yield stack
-    finally:
-        stack.close()
 
 
 def staging_resources(stack: SandboxStack, name: str) -> dict[str, list[str]]:
