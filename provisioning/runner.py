@@ -20,6 +20,7 @@ from django.db import close_old_connections, connection
 from django.db.models import Q
 from django.utils import timezone
 
+from .aws.base import AwsError, is_throttling, while_polling
 from .config import EngineConfig, load_config
 from .errors import ExternalCallFailed, OperationCancelled, StepTimedOut, UserError
 from .models import (
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 5.0
 # A heartbeat older than this means the runner died (a killed worker, a lost machine).
 STALE_AFTER = timedelta(seconds=30)
+# The longest pause between two checks of a waiting step while AWS throttles them.
+MAX_THROTTLED_PAUSE = 60.0
 
 
 class Skip(Exception):
@@ -88,17 +91,33 @@ class StepContext:
     def wait_until(
         self, what: str, check: Callable[[], tuple[bool, str]], timeout: float
     ) -> None:
-        """Poll ``check`` (which answers done?, what it saw) until done or ``timeout``."""
+        """Poll ``check`` (which answers done?, what it saw) until done or ``timeout``.
+
+        The checks' AWS calls are made once each (aws.base.while_polling): a throttled check
+        counts as "not yet", and the pause before the next one doubles while AWS keeps
+        throttling (up to MAX_THROTTLED_PAUSE), so many waiting stagings slow down together
+        instead of failing."""
         deadline = timezone.now() + timedelta(seconds=timeout)
+        pause = self.config.poll_seconds
+        seen = "not checked yet"
         while True:
             self.check_cancelled()
-            done, seen = check()
+            try:
+                with while_polling():
+                    done, seen = check()
+                pause = self.config.poll_seconds
+            except AwsError as exc:
+                if not is_throttling(exc):
+                    raise
+                done = False
+                pause = min(max(pause, self.config.poll_seconds) * 2, MAX_THROTTLED_PAUSE)
+                seen = f"AWS is throttling {exc.call} ({exc.code}); asking again in {pause:.0f} s"
             self.progress(seen)
             if done:
                 return
             if timezone.now() >= deadline:
                 raise StepTimedOut(what, timeout, seen)
-            if self.cancelled.wait(self.config.poll_seconds):
+            if self.cancelled.wait(pause):
                 raise OperationCancelled()
 
 

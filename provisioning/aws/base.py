@@ -3,12 +3,23 @@
 Clients retry throttling and 5xx answers with botocore's "standard" retry mode (exponential
 backoff with jitter), so no wrapper loops on its own. Region, credentials and endpoint come from
 boto3's usual chain (``AWS_REGION``/``AWS_DEFAULT_REGION``, ``AWS_ENDPOINT_URL``, ...).
+
+Waiting is different: a step that polls AWS until something is ready asks ``while_polling()``
+for clients that do not retry at all. A throttled check then simply means "not yet" to the
+waiting loop (runner.StepContext.wait_until), which backs off on its own; botocore's retry quota
+(one token bucket per client, shared by every thread using it) stays for the calls that change
+something, instead of being drained by many stagings polling at once.
+
+``DS_AWS_ACTION_LOG``: when set (the test suite sets it), every call made through these clients
+appends its IAM action (``ecs:CreateService``) to that file, so the tests can check
+permissions.py against what the engine really does.
 """
 
 import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 import boto3
 from botocore.config import Config
@@ -21,8 +32,21 @@ MANAGED_BY_VALUE = "dynamic-stagings"
 STAGING_TAG_KEY = "dynamic-staging"
 
 _RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 8}, connect_timeout=10)
+_POLLING_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 1},
+                         connect_timeout=10)
 _clients: dict[tuple, object] = {}
 _clients_lock = threading.Lock()
+_polling: ContextVar[bool] = ContextVar("aws_polling", default=False)
+# IAM's prefix where it differs from the client's signing name.
+_IAM_PREFIX = {"tagging": "tag", "monitoring": "cloudwatch"}
+# The codes AWS services use for "slow down" (botocore's own list, plus RDS's and ECR's).
+THROTTLING_CODES = frozenset({
+    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
+    "TooManyRequestsException", "ProvisionedThroughputExceededException",
+    "TransactionInProgressException", "RequestLimitExceeded", "BandwidthLimitExceeded",
+    "LimitExceededException", "RequestThrottled", "SlowDown", "PriorRequestNotComplete",
+    "EC2ThrottledException",
+})
 
 
 class AwsError(ExternalCallFailed):
@@ -31,15 +55,48 @@ class AwsError(ExternalCallFailed):
 
 def client(service: str):
     """A cached boto3 client; boto3's default session is not safe to share across threads."""
+    polling = _polling.get()
     key = (
         service,
+        polling,
         os.environ.get("AWS_ENDPOINT_URL", ""),
         os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION", ""),
     )
     with _clients_lock:
         if key not in _clients:
-            _clients[key] = boto3.session.Session().client(service, config=_RETRY_CONFIG)
+            made = boto3.session.Session().client(
+                service, config=_POLLING_CONFIG if polling else _RETRY_CONFIG)
+            _log_actions_of(made)
+            _clients[key] = made
         return _clients[key]
+
+
+@contextmanager
+def while_polling() -> Iterator[None]:
+    """Calls inside the block are checks of a waiting loop: made once, never retried."""
+    token = _polling.set(True)
+    try:
+        yield
+    finally:
+        _polling.reset(token)
+
+
+def is_throttling(exc: BaseException) -> bool:
+    return isinstance(exc, AwsError) and exc.code in THROTTLING_CODES
+
+
+def _log_actions_of(made) -> None:
+    path = os.environ.get("DS_AWS_ACTION_LOG", "")
+    if not path:
+        return
+    signing_name = made.meta.service_model.signing_name
+    prefix = _IAM_PREFIX.get(signing_name, signing_name)
+
+    def record(model, **_) -> None:
+        with open(path, "a", encoding="utf-8") as log:
+            log.write(f"{prefix}:{model.name}\n")
+
+    made.meta.events.register("before-call", record)
 
 
 def reset_clients() -> None:

@@ -1,0 +1,125 @@
+"""Throttling while waiting is "not yet": a waiting step backs off and goes on, and its checks
+never spend the retry budget that calls which change something rely on."""
+
+import json
+
+import pytest
+from werkzeug import Response
+
+from provisioning import runner
+from provisioning.aws import base, ecs
+from provisioning.aws.base import AwsError
+from provisioning.errors import StepTimedOut
+from tests.factories import make_operation, make_staging, step_context
+
+pytestmark = pytest.mark.django_db
+
+THROTTLED = {"__type": "ThrottlingException", "message": "Rate exceeded"}
+NO_SERVICE = {"services": [], "failures": []}
+
+
+def throttled_then(answers: list[tuple[int, dict]]):
+    """An ECS endpoint answering each request with the next of ``answers`` (the last repeats)."""
+    seen: list[str] = []
+
+    def handler(request):
+        seen.append(request.headers.get("X-Amz-Target", ""))
+        status, body = answers[min(len(seen), len(answers)) - 1]
+        return Response(json.dumps(body), status=status,
+                        content_type="application/x-amz-json-1.1")
+
+    return handler, seen
+
+
+@pytest.fixture
+def ecs_endpoint(httpserver, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", httpserver.url_for("/"))
+    for key, value in {"AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1",
+                       "AWS_ACCESS_KEY_ID": "testing",
+                       "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(key, value)
+    base.reset_clients()
+    yield httpserver
+    base.reset_clients()
+
+
+def test_a_polling_check_is_made_once_and_throttling_comes_back(ecs_endpoint):
+    handler, seen = throttled_then([(400, THROTTLED), (200, NO_SERVICE)])
+    ecs_endpoint.expect_request("/").respond_with_handler(handler)
+    with base.while_polling(), pytest.raises(AwsError) as caught:
+        ecs.describe_service(cluster="c", service="s")
+    assert caught.value.code == "ThrottlingException"
+    assert len(seen) == 1
+    assert base.is_throttling(caught.value)
+
+
+def test_a_call_that_changes_something_still_retries_throttling(ecs_endpoint):
+    handler, seen = throttled_then([(400, THROTTLED), (200, NO_SERVICE)])
+    ecs_endpoint.expect_request("/").respond_with_handler(handler)
+    assert ecs.describe_service(cluster="c", service="s") is None
+    assert len(seen) == 2
+
+
+def test_polling_and_other_clients_are_separate(ecs_endpoint):
+    with base.while_polling():
+        polling = base.client("ecs")
+    assert base.client("ecs") is not polling
+    assert polling.meta.config.retries["total_max_attempts"] == 1
+
+
+@pytest.fixture
+def context(alice, settings):
+    settings.DS_POLL_SECONDS = 0.01
+    return step_context(make_operation(make_staging(alice)), "web_healthy")
+
+
+def test_wait_until_treats_throttling_as_not_yet(context, monkeypatch):
+    monkeypatch.setattr(runner, "MAX_THROTTLED_PAUSE", 0.05)
+    answers = iter([AwsError("ecs:DescribeServices", "ThrottlingException", "Rate exceeded"),
+                    AwsError("ecs:DescribeServices", "Throttling", "Rate exceeded"),
+                    (True, "1/1 tasks running")])
+    seen_details = []
+
+    def check():
+        answer = next(answers)
+        seen_details.append(context.step.detail)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    context.wait_until("ecs:DescribeServices web", check, timeout=30)
+    assert "throttling" in seen_details[-1]
+    assert context.step.detail == "1/1 tasks running"
+
+
+def test_wait_until_backs_off_while_throttled(context, monkeypatch):
+    pauses = []
+    monkeypatch.setattr(context.cancelled, "wait", lambda seconds: pauses.append(seconds))
+    calls = iter(range(4))
+
+    def check():
+        if next(calls) < 3:
+            raise AwsError("rds:DescribeDBInstances", "Throttling", "Rate exceeded")
+        return True, "available"
+
+    context.wait_until("rds", check, timeout=30)
+    assert pauses == sorted(pauses) and pauses[0] < pauses[-1]
+
+
+def test_other_errors_while_waiting_still_fail_the_step(context):
+    def check():
+        raise AwsError("ecs:DescribeServices", "AccessDeniedException", "not allowed")
+
+    with pytest.raises(AwsError):
+        context.wait_until("ecs", check, timeout=30)
+
+
+def test_throttled_until_the_deadline_times_out_with_what_was_seen(context, monkeypatch):
+    monkeypatch.setattr(runner, "MAX_THROTTLED_PAUSE", 0.01)
+
+    def check():
+        raise AwsError("ecs:DescribeServices", "ThrottlingException", "Rate exceeded")
+
+    with pytest.raises(StepTimedOut) as caught:
+        context.wait_until("ecs", check, timeout=0.05)
+    assert "throttling" in str(caught.value)
