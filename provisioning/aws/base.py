@@ -16,6 +16,7 @@ permissions.py against what the engine really does.
 """
 
 import os
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,6 +37,9 @@ _POLLING_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 1},
                          connect_timeout=10)
 _clients: dict[tuple, object] = {}
 _clients_lock = threading.Lock()
+_ENGINE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_SANDBOX_DIR = os.path.join(_ENGINE_DIR, "sandbox") + os.sep
+_LIBRARY_DIRS = ("site-packages", "dist-packages")
 _polling: ContextVar[bool] = ContextVar("aws_polling", default=False)
 # IAM's prefix where it differs from the client's signing name.
 _IAM_PREFIX = {"tagging": "tag", "monitoring": "cloudwatch"}
@@ -93,8 +97,9 @@ def _log_actions_of(made) -> None:
     prefix = _IAM_PREFIX.get(signing_name, signing_name)
 
     def record(model, **_) -> None:
-        with open(path, "a", encoding="utf-8") as log:
-            log.write(f"{prefix}:{model.name}\n")
+        if _called_by_the_engine():
+            with open(path, "a", encoding="utf-8") as log:
+                log.write(f"{prefix}:{model.name}\n")
 
     made.meta.events.register("before-call", record)
 
@@ -103,6 +108,18 @@ def reset_clients() -> None:
     """Forget cached clients (tests switch between in-process moto and a moto server)."""
     with _clients_lock:
         _clients.clear()
+
+
+def _called_by_the_engine() -> bool:
+    """Whether the nearest caller outside boto3 is our code (not a test setting up AWS, nor
+    the sandbox seeding it)."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not any(f"{os.sep}{d}{os.sep}" in filename for d in _LIBRARY_DIRS):
+            return _ENGINE_DIR in filename and _SANDBOX_DIR not in filename
+        frame = frame.f_back
+    return False
 
 
 @contextmanager
