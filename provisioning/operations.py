@@ -108,12 +108,34 @@ def list_sources() -> list[SourceInfo]:
     return [source_info(config, source) for source in config.snapshot_sources]
 
 
-def _check_rule_room(config: EngineConfig) -> None:
-    rules = elbv2.list_rules(listener_arn=config.listener_arn)
-    if len([r for r in rules if r.priority is not None]) >= elbv2.MAX_RULES_PER_ALB - 1:
+def _check_load_balancer_room(config: EngineConfig) -> None:
+    """A staging adds one rule and one target group to the load balancer; both quotas are
+    per load balancer (across all its listeners) and cannot be raised."""
+    usage = elbv2.load_balancer_usage(listener_arn=config.listener_arn)
+    if usage.rules + 1 > elbv2.MAX_RULES_PER_ALB:
         raise UserError(
-            "The load balancer holds its maximum of 100 rules: destroy a staging first."
-        )
+            f"The load balancer holds {usage.rules} rules across its listeners, and AWS allows "
+            f"{elbv2.MAX_RULES_PER_ALB} (quota \"Rules per Application Load Balancer\"): "
+            "destroy a staging first.")
+    if usage.target_groups + 1 > elbv2.MAX_TARGET_GROUPS_PER_ALB:
+        raise UserError(
+            f"The load balancer has {usage.target_groups} target groups, and AWS allows "
+            f"{elbv2.MAX_TARGET_GROUPS_PER_ALB} (quota \"Target Groups per Application Load "
+            "Balancer\"): destroy a staging first.")
+
+
+def _check_configuration(config: EngineConfig, source: str, db_mode: str) -> None:
+    """Settings without which this create cannot work, named before anything is made."""
+    if not config.listener_arn:
+        raise UserError("DS_LISTENER_ARN is not set: the dashboard does not know which load "
+                        "balancer listener serves the stagings (see `ds doctor`).")
+    if (db_mode == DbMode.DEDICATED and config.needs_host_password(source)
+            and not config.host_db_password_secret):
+        raise UserError(
+            f"A database restored from {source} keeps that source's master password, and "
+            "neither DS_HOST_DB_PASSWORD_SECRET (the host's password, given to the database) "
+            f"nor a DS_SOURCE_DB_SECRETS entry for {source} is set: ask an operator to set one "
+            "(see `ds doctor`).", field="source")
 
 
 def _create_detail(staging: Staging) -> str:
@@ -157,6 +179,7 @@ def request_create(
         raise UserError("A shared database is the host's own; choose a dedicated database to "
                         "restore from another source.", field="source")
     _check_source(config, source)
+    _check_configuration(config, source, db_mode)
     _check_name_free(name)
     _check_caps(owner)
     snapshot_id = ""
@@ -167,7 +190,7 @@ def request_create(
                             field="source")
         snapshot_id = info.newest_snapshot.identifier
     image = resolve_image(config, branch=branch)
-    _check_rule_room(config)
+    _check_load_balancer_room(config)
     staging = Staging(name=name, branch=branch, source=source, snapshot_id=snapshot_id,
                       db_mode=db_mode, owner=owner, image=image.uri, image_tag=image.tag)
     return _save_new_staging(staging, owner)

@@ -7,7 +7,7 @@ from unittest import mock
 import boto3
 import pytest
 
-from provisioning.aws import elbv2, rds
+from provisioning.aws import rds
 from provisioning.errors import UserError
 from provisioning.models import (
     DbMode,
@@ -143,14 +143,6 @@ def test_unknown_db_mode(nothing_made, alice):
 
 def test_shared_database_comes_only_from_the_host(nothing_made, alice):
     refused("source", branch=BRANCH, owner=alice, db_mode=DbMode.SHARED, source="qa-db")
-
-
-def test_a_full_load_balancer_is_refused_before_starting(nothing_made, alice):
-    full = [elbv2.Rule(arn=f"arn:rule/{i}", priority=i, hosts=(f"s{i}.x",),
-                       target_group_arns=()) for i in range(1, 100)]
-    with mock.patch("provisioning.aws.elbv2.list_rules", return_value=full):
-        error = refused(None, branch=BRANCH, owner=alice)
-    assert "100 rules" in error.message
 
 
 # --- a good request -----------------------------------------------------------------------------

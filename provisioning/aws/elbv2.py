@@ -1,8 +1,8 @@
 """Elastic Load Balancing v2: the staging's target group and its listener rule.
 
 IAM: elasticloadbalancing:DescribeListeners, DescribeLoadBalancers, DescribeTargetGroups,
-DescribeTargetHealth, DescribeRules, CreateTargetGroup, DeleteTargetGroup, CreateRule,
-DeleteRule, AddTags.
+DescribeTargetHealth, DescribeRules, CreateTargetGroup, ModifyTargetGroupAttributes,
+DeleteTargetGroup, CreateRule, DeleteRule, AddTags.
 """
 
 from dataclasses import dataclass
@@ -11,9 +11,11 @@ from botocore.exceptions import ClientError
 
 from .base import as_key_value_list, client, error_code, translated_errors
 
-# ALB limits: rule priorities are 1..50000, and one ALB holds at most 100 rules (not adjustable).
+# ALB limits: rule priorities are 1..50000; one ALB holds at most 100 rules (default rules
+# excepted) across its listeners and 100 target groups (neither adjustable).
 MAX_PRIORITY = 50_000
 MAX_RULES_PER_ALB = 100
+MAX_TARGET_GROUPS_PER_ALB = 100
 
 
 class PriorityInUse(Exception):
@@ -168,3 +170,40 @@ def delete_rule(*, arn: str) -> None:
         except ClientError as exc:
             if error_code(exc) != "RuleNotFound":
                 raise
+
+
+# --- how full the load balancer is (checked before a create makes anything) ---------------------
+
+
+@dataclass(frozen=True)
+class LoadBalancerUsage:
+    """What counts against the load balancer's fixed quotas: rules (default rules excepted)
+    across ALL its listeners, and target groups attached to it."""
+
+    load_balancer_arn: str
+    rules: int
+    target_groups: int
+
+
+def load_balancer_usage(*, listener_arn: str) -> LoadBalancerUsage:
+    with translated_errors("elasticloadbalancing:DescribeListeners"):
+        listener = client("elbv2").describe_listeners(ListenerArns=[listener_arn])["Listeners"][0]
+        load_balancer = listener["LoadBalancerArn"]
+        listeners = [found["ListenerArn"] for page in client("elbv2").get_paginator(
+            "describe_listeners").paginate(LoadBalancerArn=load_balancer)
+            for found in page["Listeners"]]
+    rules = sum(1 for arn in listeners for rule in list_rules(listener_arn=arn)
+                if rule.priority is not None)
+    return LoadBalancerUsage(load_balancer, rules, _attached_target_groups(load_balancer))
+
+
+def _attached_target_groups(load_balancer_arn: str) -> int:
+    with translated_errors("elasticloadbalancing:DescribeTargetGroups"):
+        try:
+            return sum(len(page["TargetGroups"]) for page in client("elbv2").get_paginator(
+                "describe_target_groups").paginate(LoadBalancerArn=load_balancer_arn))
+        except ClientError as exc:
+            # Some implementations answer "not found" rather than an empty list.
+            if error_code(exc) == "TargetGroupNotFound":
+                return 0
+            raise
