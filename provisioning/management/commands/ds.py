@@ -6,12 +6,14 @@ or user error, with a one-line reason on stderr.
 
 import getpass
 import json
+import logging
 import os
 import sys
 import time
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
+from django.core.serializers.json import DjangoJSONEncoder
 
 from provisioning.errors import ExternalCallFailed, UserError
 from provisioning.models import Operation, Staging, StagingStatus
@@ -65,6 +67,8 @@ class Command(BaseCommand):
         sweeping.add_argument("--json", action="store_true")
 
     def execute(self, *args, **options):
+        # stderr carries our own progress lines only: the queue logs each enqueue at INFO.
+        logging.getLogger("django-q").setLevel(logging.WARNING)
         try:
             return super().execute(*args, **options)
         except Exit as exit_:
@@ -97,9 +101,10 @@ class Command(BaseCommand):
         if json:
             self._print_json(summaries)
             return
-        for s in summaries:
-            self.stdout.write(f"{s['name']:<30} {s['status']:<13} {s['db_mode']:<10} "
-                              f"{s['branch']:<30} {s['url']}")
+        rows = [("NAME", "STATUS", "DB", "BRANCH", "URL")]
+        rows += [(s["name"], s["status"], s["db_mode"], s["branch"], s["url"]) for s in summaries]
+        for name, status, db_mode, branch, url in rows:
+            self.stdout.write(f"{name:<30} {status:<13} {db_mode:<10} {branch:<30} {url}".rstrip())
 
     def do_show(self, *, name: str, json: bool, **_) -> None:
         staging = self._staging(name)
@@ -110,6 +115,11 @@ class Command(BaseCommand):
 
     def do_destroy(self, *, name: str, wait: bool, json: bool, **_) -> None:
         staging = self._staging(name)
+        if staging.status == StagingStatus.DESTROYED:
+            # Destroy may be run again: the goal (nothing left) is reached, so it succeeds.
+            self._show(staging, with_steps=False, as_json=json)
+            sys.stderr.write(f"{staging.name} is already destroyed.\n")
+            return
         request_destroy(staging, user=self._cli_user())
         self._finish(staging, wait=wait, as_json=json)
 
@@ -159,10 +169,7 @@ class Command(BaseCommand):
         if wait:
             operation = self._wait(operation)
         staging.refresh_from_db()
-        if as_json:
-            self._print_json(staging_summary(staging, with_steps=wait))
-        else:
-            self._print_human(staging)
+        self._show(staging, with_steps=wait, as_json=as_json)
         if wait and operation.status != "succeeded":
             raise Exit(EXIT_FAILED, f"error: {operation.kind} of {staging.name} failed: "
                                     f"{operation.error or staging.error}")
@@ -180,8 +187,15 @@ class Command(BaseCommand):
                 return operation
             time.sleep(WAIT_POLL_SECONDS)
 
+    def _show(self, staging: Staging, *, with_steps: bool, as_json: bool) -> None:
+        if as_json:
+            self._print_json(staging_summary(staging, with_steps=with_steps))
+        else:
+            self._print_human(staging)
+
     def _print_json(self, data) -> None:
-        self.stdout.write(json.dumps(data, indent=2, default=str))
+        # ISO 8601 timestamps (with "T", in UTC as stored), like every JSON we give out.
+        self.stdout.write(json.dumps(data, indent=2, cls=DjangoJSONEncoder))
 
     def _print_human(self, staging: Staging) -> None:
         summary = staging_summary(staging, with_steps=True)
@@ -191,4 +205,5 @@ class Command(BaseCommand):
                 self.stdout.write(f"{key + ':':<16}{summary[key]}")
         for step in summary.get("steps", []):
             error = f"  {step['error_code']}: {step['error_message']}" if step["error_code"] else ""
-            self.stdout.write(f"  [{step['state']:>7}] {step['label']} {step['detail']}{error}")
+            line = f"  [{step['state']:>7}] {step['label']} {step['detail']}{error}"
+            self.stdout.write(line.rstrip())
