@@ -6,6 +6,7 @@ backdating reach moto's in-process backend objects. Other processes find it thro
 removed on the way out.
 """
 
+import fcntl
 import json
 import logging
 import os
@@ -19,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .environment import ENV_FILE_NAME, STATIC_ENVIRONMENT
+from .environment import ENV_FILE_NAME, LOCK_FILE_NAME, STATIC_ENVIRONMENT
 from .latency import scale_from_environment
 
 REGION = STATIC_ENVIRONMENT["AWS_REGION"]
@@ -40,6 +41,34 @@ class SandboxError(Exception):
 def default_state_dir(base_dir: Path) -> Path:
     configured = os.environ.get("DS_SANDBOX_STATE_DIR", "").strip()
     return Path(configured) if configured else Path(base_dir) / "var" / "sandbox"
+
+
+class StateDirClaim:
+    """This process runs the sandbox of ``state_dir``: an exclusive lock on its lock file,
+    held until ``release`` or this process's end. A second sandbox from the same directory
+    is refused before it touches anything (ports, database, demo login, env.json)."""
+
+    def __init__(self, state_dir: Path):
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.path = state_dir / LOCK_FILE_NAME
+        self._descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self._descriptor, 32, 0).decode(errors="replace").strip()
+            os.close(self._descriptor)
+            raise SandboxError(
+                f"A sandbox is already running from {state_dir}"
+                f"{f' (process {holder})' if holder else ''}: use it, or stop it first "
+                "(Ctrl-C in its terminal). A second one needs its own DS_SANDBOX_STATE_DIR "
+                "and ports.") from None
+        os.ftruncate(self._descriptor, 0)
+        os.pwrite(self._descriptor, f"{os.getpid()}\n".encode(), 0)
+
+    def release(self) -> None:
+        if self._descriptor is not None:
+            os.close(self._descriptor)  # closing lets go of the lock
+            self._descriptor = None
 
 
 @dataclass
@@ -83,7 +112,7 @@ def start_sandbox_aws(*, state_dir: Path, port: int = 0, scale: float | None = N
 
 def _start_moto(port: int, scale: float) -> tuple[object, str]:
     if port:
-        _ensure_port_free(port)
+        ensure_port_free(port)
     # Read by moto per ECS service it creates; set before anything of moto's is imported.
     os.environ["MOTO_ECS_SERVICE_RUNNING"] = "1"
     from moto.server import ThreadedMotoServer
@@ -98,7 +127,7 @@ def _start_moto(port: int, scale: float) -> tuple[object, str]:
     return server, f"http://{host}:{bound_port}"
 
 
-def _ensure_port_free(port: int) -> None:
+def ensure_port_free(port: int) -> None:
     # Moto's server thread would die on a taken port and leave start() waiting forever.
     with socket.socket() as probe:
         try:

@@ -11,6 +11,7 @@ import os
 import sys
 import time
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 from django.core.serializers.json import DjangoJSONEncoder
@@ -23,6 +24,8 @@ from provisioning.sweep import sweep
 
 EXIT_FAILED = 1
 EXIT_USER_ERROR = 2
+# Verbs that read only our own records: they work without AWS.
+READS_ONLY_RECORDS = {"list", "show"}
 WAIT_POLL_SECONDS = 1.0
 
 
@@ -77,6 +80,7 @@ class Command(BaseCommand):
             sys.exit(exit_.code)
 
     def handle(self, *args, action: str, **options) -> None:
+        self._check_sandbox(action)
         try:
             getattr(self, f"do_{action}")(**options)
         except UserError as exc:
@@ -145,6 +149,21 @@ class Command(BaseCommand):
             raise Exit(EXIT_FAILED, "error: some orphaned resources could not be deleted")
 
     # --- helpers --------------------------------------------------------------------------
+
+    def _check_sandbox(self, action: str) -> None:
+        """With DS_SANDBOX=1 and no sandbox running, AWS calls would go to real endpoints (and
+        fail slowly): say so at once; listings say their statuses are as last recorded."""
+        if not settings.SANDBOX:
+            return
+        from provisioning.sandbox.environment import NOT_RUNNING, sandbox_is_running
+        from provisioning.sandbox.launcher import default_state_dir
+
+        if sandbox_is_running(default_state_dir(settings.BASE_DIR)):
+            return
+        if action in READS_ONLY_RECORDS:
+            sys.stderr.write(f"warning: {NOT_RUNNING}; statuses are as last recorded.\n")
+            return
+        raise Exit(EXIT_USER_ERROR, f"error: {NOT_RUNNING}")
 
     def _cli_user(self):
         """Stagings made from the command line belong to DS_USER (default: the OS user)."""

@@ -41,12 +41,22 @@ class Command(BaseCommand):
         from provisioning.sandbox import launcher
 
         state_dir = Path(options.get("state_dir") or launcher.default_state_dir(settings.BASE_DIR))
-        stop = launcher.stop_requested()
+        state_dir = state_dir.resolve()
         try:
-            if options["mode"] == "aws":
-                self._aws(launcher, state_dir.resolve(), options, stop)
-            else:
-                self._run(launcher, state_dir.resolve(), options, stop)
+            # Everything that could make a second start fail is checked before anything is
+            # touched: the state directory's lock, then the ports asked for.
+            claim = launcher.StateDirClaim(state_dir)
+            try:
+                for port in (options.get("port"), options.get("aws_port")):
+                    if port:
+                        launcher.ensure_port_free(port)
+                stop = launcher.stop_requested()
+                if options["mode"] == "aws":
+                    self._aws(launcher, state_dir, options, stop)
+                else:
+                    self._run(launcher, state_dir, options, stop)
+            finally:
+                claim.release()
         except launcher.SandboxError as exc:
             raise CommandError(str(exc)) from exc
 
@@ -91,7 +101,10 @@ class Command(BaseCommand):
 
         password = os.environ.get("DS_DEMO_PASSWORD") or DEFAULT_DEMO_PASSWORD
         user, _ = get_user_model().objects.get_or_create(username=DEMO_USERNAME)
-        user.set_password(password)
+        # A new hash would sign every browser out (sessions carry a hash of the password):
+        # set it only when it is not the demo password already.
+        if not user.check_password(password):
+            user.set_password(password)
         user.is_staff = True
         user.is_active = True
         user.save()
