@@ -232,6 +232,8 @@ DS_ENV_DB_PASSWORD = env_str("DS_ENV_DB_PASSWORD", "DB_PASSWORD")
 
 # How often the engine asks AWS whether a long operation has finished, and how long it waits.
 DS_POLL_SECONDS = env_float("DS_POLL_SECONDS", 10.0)
+# 0: an operation whose steps all wait on AWS gives its worker back at once (runner.py).
+DS_HOLD_WORKER_SECONDS = env_float("DS_HOLD_WORKER_SECONDS", 0.0)
 DS_DB_WAIT_SECONDS = env_int("DS_DB_WAIT_SECONDS", 45 * 60)
 DS_SERVICE_WAIT_SECONDS = env_int("DS_SERVICE_WAIT_SECONDS", 20 * 60)
 

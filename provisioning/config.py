@@ -36,6 +36,8 @@ class EngineConfig:
     pool_sizes: dict[str, int] = field(default_factory=dict)
     source_db_secrets: dict[str, str] = field(default_factory=dict)
     env_db_password: str = "DB_PASSWORD"
+    # A run keeps its worker through a wait shorter than this instead of parking (tests).
+    hold_worker_seconds: float = 0.0
 
     def url_for(self, host: str) -> str:
         return f"{self.url_scheme}://{host}"
@@ -79,6 +81,7 @@ def load_config() -> EngineConfig:
         pool_sizes=dict(s.DS_POOL_SIZES),
         source_db_secrets=dict(s.DS_SOURCE_DB_SECRETS),
         env_db_password=s.DS_ENV_DB_PASSWORD,
+        hold_worker_seconds=s.DS_HOLD_WORKER_SECONDS,
     )
 
 

@@ -122,6 +122,9 @@ class Operation(models.Model):
     # finds a fresh heartbeat leaves the operation alone (see runner.claim_operation).
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     runner_token = models.CharField(max_length=64, blank=True)
+    # A parked operation (every unfinished step waiting on AWS) holds no worker: it is put back
+    # on the queue at this time (tasks.wake_parked_operations).
+    wake_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
@@ -152,6 +155,8 @@ class Operation(models.Model):
 class StepState(models.TextChoices):
     PENDING = "pending"
     RUNNING = "running"
+    # Waiting on AWS with no worker held: looked at again at ``parked_until``.
+    WAITING = "waiting"
     DONE = "done"
     SKIPPED = "skipped"
     FAILED = "failed"
@@ -171,6 +176,10 @@ class Step(models.Model):
     error_code = models.CharField(max_length=128, blank=True)
     error_message = models.TextField(blank=True)
     outputs = models.JSONField(default=dict, blank=True)
+    # While waiting: when to look again, and what the step keeps between its runs (the
+    # deadline of each wait, its back-off, what it has already done that AWS cannot show).
+    parked_until = models.DateTimeField(null=True, blank=True)
+    memory = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["position", "pk"]

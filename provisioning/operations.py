@@ -28,7 +28,7 @@ from .models import (
     StagingStatus,
 )
 from .names import InvalidName, name_for_branch, validate_name
-from .runner import WORKING_STATUS
+from .runner import WORKING_STATUS, stop_waiting_steps
 from .steps.image import resolve_image
 
 MAX_BRANCH_LENGTH = 255
@@ -237,10 +237,13 @@ def request_destroy(staging: Staging, *, user: AbstractBaseUser) -> Operation:
         audit.record(AuditAction.DESTROY, actor=user, staging=staging,
                      detail="joined the teardown already under way")
         return running_destroy
-    unfinished.exclude(kind=OperationKind.DESTROY).update(
+    superseded = list(unfinished.exclude(kind=OperationKind.DESTROY).values_list("pk", flat=True))
+    unfinished.filter(pk__in=superseded).update(
         status=OperationStatus.FAILED, error="Superseded by a destroy.",
-        finished_at=timezone.now(),
+        finished_at=timezone.now(), wake_at=None,
     )
+    for operation_id in superseded:
+        stop_waiting_steps(operation_id)
     try:
         return _start(staging, OperationKind.DESTROY, user, {})
     except IntegrityError:

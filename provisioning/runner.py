@@ -6,15 +6,23 @@
 * One runner at a time holds an operation: it claims it with a conditional update and keeps a
   heartbeat fresh; a runner that finds a fresh heartbeat leaves. A runner that loses its claim
   (a destroy superseded a create) stops at its next AWS call.
+* Waiting holds no worker. A step waiting on AWS (a restore, a service start, a drain) checks
+  once and, when it is not there yet, is parked: the runner goes on with the other steps, and
+  once every unfinished step waits, it parks the operation (``wake_at``, claim released) and
+  gives its worker back. tasks.wake_parked_operations puts it on the queue again when it is time
+  to look, and the next run resumes those steps from the top (every step is idempotent; what a
+  step must not do twice it keeps in ``StepContext.remember``). A handful of workers so drives
+  any number of operations in flight, and nobody's request waits behind somebody's restore.
 """
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import close_old_connections, connection
 from django.db.models import Q
@@ -45,6 +53,15 @@ MAX_THROTTLED_PAUSE = 60.0
 
 class Skip(Exception):
     """A step that has nothing to do for this staging (e.g. no DB step in shared mode)."""
+
+
+class Parked(Exception):
+    """The step waits on AWS: it is looked at again at ``until``, by whichever runner then
+    holds the operation (raised by StepContext.wait_until, handled by the runner)."""
+
+    def __init__(self, until: datetime):
+        super().__init__(f"parked until {until.isoformat()}")
+        self.until = until
 
 
 @dataclass(frozen=True)
@@ -88,37 +105,54 @@ class StepContext:
             setattr(self.staging, name, value)
         Staging.objects.filter(pk=self.staging.pk).update(updated_at=timezone.now(), **fields)
 
+    def remember(self, key: str, value) -> None:
+        """Keep ``value`` on the step until it finishes: a later run of the step (after a park
+        or a crash) finds it with ``recall``. For what AWS cannot show was already done."""
+        self.step.memory = {**self.step.memory, key: value}
+        Step.objects.filter(pk=self.step.pk).update(memory=self.step.memory)
+
+    def recall(self, key: str, default=None):
+        return self.step.memory.get(key, default)
+
     def wait_until(
         self, what: str, check: Callable[[], tuple[bool, str]], timeout: float
     ) -> None:
-        """Poll ``check`` (which answers done?, what it saw) until done or ``timeout``.
+        """Return once ``check`` (which answers done?, what it saw) says done; otherwise park
+        the step (raise Parked) to be run again after ``poll_seconds``, until ``timeout``
+        seconds have passed since this wait began (kept across runs of the step).
 
-        The checks' AWS calls are made once each (aws.base.while_polling): a throttled check
+        The check's AWS calls are made once each (aws.base.while_polling): a throttled check
         counts as "not yet", and the pause before the next one doubles while AWS keeps
         throttling (up to MAX_THROTTLED_PAUSE), so many waiting stagings slow down together
         instead of failing."""
-        deadline = timezone.now() + timedelta(seconds=timeout)
-        pause = self.config.poll_seconds
-        seen = "not checked yet"
-        while True:
-            self.check_cancelled()
-            try:
-                with while_polling():
-                    done, seen = check()
-                pause = self.config.poll_seconds
-            except AwsError as exc:
-                if not is_throttling(exc):
-                    raise
-                done = False
-                pause = min(max(pause, self.config.poll_seconds) * 2, MAX_THROTTLED_PAUSE)
-                seen = f"AWS is throttling {exc.call} ({exc.code}); asking again in {pause:.0f} s"
-            self.progress(seen)
-            if done:
-                return
-            if timezone.now() >= deadline:
-                raise StepTimedOut(what, timeout, seen)
-            if self.cancelled.wait(pause):
-                raise OperationCancelled()
+        self.check_cancelled()
+        waits = dict(self.recall(WAITS_KEY, {}))
+        began, pause = waits.get(what, (timezone.now().isoformat(), 0.0))
+        try:
+            with while_polling():
+                done, seen = check()
+            pause = self.config.poll_seconds
+        except AwsError as exc:
+            if not is_throttling(exc):
+                raise
+            done = False
+            pause = min(max(pause, self.config.poll_seconds) * 2, MAX_THROTTLED_PAUSE)
+            seen = f"AWS is throttling {exc.call} ({exc.code}); asking again in {pause:.0f} s"
+        self.progress(seen)
+        if done:
+            waits.pop(what, None)
+            self.remember(WAITS_KEY, waits)
+            return
+        now = timezone.now()
+        if now >= datetime.fromisoformat(began) + timedelta(seconds=timeout):
+            raise StepTimedOut(what, timeout, seen)
+        waits[what] = (began, pause)
+        self.remember(WAITS_KEY, waits)
+        raise Parked(now + timedelta(seconds=pause))
+
+
+# Where a step keeps, per wait, when it began and the current pause between checks.
+WAITS_KEY = "waits"
 
 
 def claim_operation(operation_id: int, token: str) -> bool:
@@ -190,41 +224,67 @@ def _record_failure(step: Step, exc: BaseException) -> None:
     step.state = StepState.FAILED
     step.error_call, step.error_code, step.error_message = call[:128], code[:128], message
     step.finished_at = timezone.now()
-    step.save(update_fields=["state", "error_call", "error_code", "error_message", "finished_at"])
+    step.parked_until = None
+    step.save(update_fields=["state", "error_call", "error_code", "error_message", "finished_at",
+                             "parked_until"])
 
 
-def _run_step(spec: StepSpec, context: StepContext) -> bool:
-    step = context.step
-    try:
-        step.state, step.started_at, step.finished_at = StepState.RUNNING, timezone.now(), None
+DONE, PARKED, STOPPED = "done", "parked", "stopped"
+
+
+def _start(step: Step) -> None:
+    """A waiting step goes on where it was; any other starts afresh (keeping what it
+    remembered of its deeds, not the clocks of its waits)."""
+    if step.state != StepState.WAITING:
+        step.started_at, step.finished_at = timezone.now(), None
         step.attempts += 1
         step.error_call = step.error_code = step.error_message = ""
-        step.save()
+        step.memory = {k: v for k, v in step.memory.items() if k != WAITS_KEY}
+    step.state, step.parked_until = StepState.RUNNING, None
+    step.save()
+
+
+def _run_step(spec: StepSpec, context: StepContext) -> str:
+    step = context.step
+    try:
+        _start(step)
         try:
             outputs = spec.run(context) or {}
             step.state, step.outputs = StepState.DONE, outputs
         except Skip as skip:
             step.state, step.detail = StepState.SKIPPED, str(skip)[:255]
-        step.finished_at = timezone.now()
-        step.save(update_fields=["state", "outputs", "detail", "finished_at"])
-        return True
+        except Parked as parked:
+            step.state, step.parked_until = StepState.WAITING, parked.until
+            step.save(update_fields=["state", "parked_until"])
+            return PARKED
+        step.finished_at, step.memory = timezone.now(), {}
+        step.save(update_fields=["state", "outputs", "detail", "finished_at", "memory"])
+        return DONE
     except OperationCancelled:
         step.state, step.detail = StepState.PENDING, "stopped before it finished"
         step.save(update_fields=["state", "detail"])
-        return False
+        return STOPPED
     except Exception as exc:  # every failure is recorded on the step, whatever it is
         log.warning("step %s of %s failed: %s", spec.key, context.operation, exc, exc_info=True)
         _record_failure(step, exc)
-        return False
+        return STOPPED
     finally:
         connection.close()
+
+
+def _is_parked(step: Step, now: datetime) -> bool:
+    return step.state == StepState.WAITING and bool(step.parked_until) and step.parked_until > now
 
 
 def _execute(
     plan: list[StepSpec], contexts: dict[str, StepContext], cancelled: threading.Event,
     stop_on_failure: bool,
 ) -> None:
+    """Run every step that can run now, each as soon as its dependencies are done; return
+    when none is running and none can start (the rest is done, failed or waiting)."""
+    now = timezone.now()
     done = {key for key, ctx in contexts.items() if ctx.step.is_finished}
+    parked = {key for key, ctx in contexts.items() if _is_parked(ctx.step, now)}
     failed: set[str] = set()
     with ThreadPoolExecutor(max_workers=max(len(plan), 1)) as pool:
         running: dict[Future, str] = {}
@@ -232,7 +292,7 @@ def _execute(
             if not cancelled.is_set() and not (failed and stop_on_failure):
                 for spec in plan:
                     ready = all(dep in done for dep in spec.after)
-                    if ready and spec.key not in done | failed | set(running.values()):
+                    if ready and spec.key not in done | failed | parked | set(running.values()):
                         for key in spec.after:
                             contexts[spec.key].outputs[key] = contexts[key].step.outputs
                         running[pool.submit(_run_step, spec, contexts[spec.key])] = spec.key
@@ -241,8 +301,11 @@ def _execute(
             finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
             for future in finished:
                 key = running.pop(future)
-                if future.result():
+                outcome = future.result()
+                if outcome == DONE:
                     done.add(key)
+                elif outcome == PARKED:
+                    parked.add(key)
                 else:
                     failed.add(key)
                     if stop_on_failure:
@@ -277,7 +340,7 @@ def _finish(operation: Operation, token: str) -> None:
     holder = Operation.objects.filter(pk=operation.pk, runner_token=token)
     if succeeded:
         if not holder.filter(status=OperationStatus.RUNNING).update(
-            status=OperationStatus.SUCCEEDED, finished_at=now, runner_token=""
+            status=OperationStatus.SUCCEEDED, finished_at=now, runner_token="", wake_at=None
         ):
             return
         fields = {"status": FINAL_STATUS[operation.kind], "error": "", "updated_at": now}
@@ -288,8 +351,10 @@ def _finish(operation: Operation, token: str) -> None:
         Staging.objects.filter(pk=staging.pk).update(**fields)
         return
     summary = _failure_summary(operation)
+    stop_waiting_steps(operation.pk)
     if not holder.filter(status=OperationStatus.RUNNING).update(
-        status=OperationStatus.FAILED, finished_at=now, error=summary, runner_token=""
+        status=OperationStatus.FAILED, finished_at=now, error=summary, runner_token="",
+        wake_at=None,
     ):
         # Superseded (a destroy took over): only release the claim so the destroy may go on.
         holder.update(runner_token="")
@@ -299,20 +364,53 @@ def _finish(operation: Operation, token: str) -> None:
     )
 
 
-def run_operation(operation_id: int, plan_for: Callable[[Operation], list[StepSpec]]) -> bool:
-    """Run (or resume) the operation; False if another runner holds it or it is finished."""
-    close_old_connections()
+def _park(operation: Operation, token: str, steps: list[Step]) -> datetime | None:
+    """Give the worker back until the earliest waiting step is due; that time, or None when
+    the claim was lost meanwhile (a destroy superseded the operation)."""
+    wake_at = min(step.parked_until or timezone.now() for step in steps
+                  if step.state == StepState.WAITING)
+    holder = Operation.objects.filter(pk=operation.pk, runner_token=token)
+    if holder.filter(status=OperationStatus.RUNNING).update(
+            runner_token="", heartbeat_at=None, wake_at=wake_at):
+        return wake_at
+    holder.update(runner_token="")
+    stop_waiting_steps(operation.pk)
+    return None
+
+
+def stop_waiting_steps(operation_id: int) -> None:
+    """Steps of an operation that ended (failed, or superseded by a destroy) will not be
+    looked at again: they show as stopped, not as waiting."""
+    Step.objects.filter(operation_id=operation_id, state=StepState.WAITING).update(
+        state=StepState.PENDING, parked_until=None, detail="stopped before it finished")
+
+
+def _settle(operation: Operation, token: str, stop_on_failure: bool) -> datetime | None:
+    """After a round: park the operation while steps wait (and, for a create or redeploy,
+    none failed); else finish it. The time to wake it, or None when it is finished."""
+    steps = list(operation.steps.all())
+    waiting = any(step.state == StepState.WAITING for step in steps)
+    failed = any(step.state == StepState.FAILED for step in steps)
+    if waiting and not (failed and stop_on_failure):
+        return _park(operation, token, steps)
+    _finish(operation, token)
+    return None
+
+
+def _run_round(operation_id: int, plan_for: Callable[[Operation], list[StepSpec]],
+               config: EngineConfig) -> tuple[bool, datetime | None]:
+    """One run of whatever can run now: (claimed?, when to wake the operation or None)."""
     token = uuid.uuid4().hex
     if not claim_operation(operation_id, token):
         log.info("operation %s is finished or held by another runner", operation_id)
-        return False
+        return False, None
     operation = Operation.objects.select_related("staging").get(pk=operation_id)
     Staging.objects.filter(pk=operation.staging_id).update(
         status=WORKING_STATUS[operation.kind], updated_at=timezone.now()
     )
     plan = plan_for(operation)
     rows = _ensure_step_rows(operation, plan)
-    config = load_config()
+    stop_on_failure = operation.kind != OperationKind.DESTROY
     with Heartbeat(operation_id, token) as heartbeat:
         contexts = {
             spec.key: StepContext(
@@ -322,7 +420,27 @@ def run_operation(operation_id: int, plan_for: Callable[[Operation], list[StepSp
             )
             for spec in plan
         }
-        stop_on_failure = operation.kind != OperationKind.DESTROY
         _execute(plan, contexts, heartbeat.cancelled, stop_on_failure)
-    _finish(operation, token)
-    return True
+    return True, _settle(operation, token, stop_on_failure)
+
+
+def run_operation(operation_id: int, plan_for: Callable[[Operation], list[StepSpec]], *,
+                  hold_seconds: float | None = None) -> bool:
+    """Run (or resume) the operation until it finishes, or until it is parked to be looked at
+    more than ``hold_seconds`` (DS_HOLD_WORKER_SECONDS) from now: then this worker is free
+    and the queue brings the operation back when it is due. False if another runner holds it
+    or it is finished."""
+    close_old_connections()
+    config = load_config()
+    hold = config.hold_worker_seconds if hold_seconds is None else hold_seconds
+    ran = False
+    while True:
+        claimed, wake_at = _run_round(operation_id, plan_for, config)
+        ran = ran or claimed
+        if not claimed or wake_at is None:
+            return ran
+        delay = (wake_at - timezone.now()).total_seconds()
+        if delay > hold:
+            return True
+        if delay > 0:
+            time.sleep(delay)

@@ -1,8 +1,11 @@
 """django-q2 entry points. The queue only carries operation ids; state lives in our models."""
 
 import logging
+import threading
+import time
 from datetime import timedelta
 
+from django.db import close_old_connections
 from django.utils import timezone
 from django_q.tasks import async_task
 
@@ -10,6 +13,11 @@ log = logging.getLogger(__name__)
 
 # An operation queued this long ago that no runner has touched is taken as lost.
 QUEUED_GRACE = timedelta(minutes=2)
+# A parked operation put back on the queue is due again after this if no runner took it (the
+# delivery was lost with a worker): waking it again is harmless, the runner's claim decides.
+REDELIVER_AFTER = timedelta(minutes=1)
+# How often each worker process looks for parked operations that are due.
+MIN_TICK_SECONDS, MAX_TICK_SECONDS = 0.2, 5.0
 
 
 def enqueue_operation(operation_id: int) -> None:
@@ -24,6 +32,51 @@ def run_operation_task(operation_id: int) -> bool:
     from .steps import plan_for
 
     return run_operation(operation_id, plan_for)
+
+
+def wake_parked_operations() -> list[int]:
+    """Put parked operations whose time has come back on the queue (each once: a conditional
+    update on the ``wake_at`` that was read, so several workers and nodes never double it)."""
+    from .models import Operation, OperationStatus
+
+    now = timezone.now()
+    due = Operation.objects.filter(status=OperationStatus.RUNNING, runner_token="",
+                                   wake_at__lte=now).values_list("pk", "wake_at")
+    woken = []
+    for operation_id, wake_at in due:
+        if Operation.objects.filter(pk=operation_id, wake_at=wake_at, runner_token="").update(
+                wake_at=now + REDELIVER_AFTER):
+            enqueue_operation(operation_id)
+            woken.append(operation_id)
+    return woken
+
+
+_ticker: threading.Thread | None = None
+_ticker_lock = threading.Lock()
+
+
+def start_wake_ticker(**_signal) -> None:
+    """Receives django-q2's ``post_spawn``: each worker process keeps one thread that wakes
+    parked operations, every half poll interval (0.2-5 s)."""
+    global _ticker
+    with _ticker_lock:
+        if _ticker is not None and _ticker.is_alive():
+            return
+        _ticker = threading.Thread(target=_tick_forever, name="wake-parked", daemon=True)
+        _ticker.start()
+
+
+def _tick_forever() -> None:
+    from .config import load_config
+
+    interval = min(max(load_config().poll_seconds / 2, MIN_TICK_SECONDS), MAX_TICK_SECONDS)
+    while True:
+        try:
+            close_old_connections()
+            wake_parked_operations()
+        except Exception:  # the next tick tries again; a worker must never lose this thread
+            log.exception("could not wake parked operations")
+        time.sleep(interval)
 
 
 def resume_stalled_operations() -> list[int]:

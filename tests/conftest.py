@@ -38,6 +38,14 @@ SEEDED_TAGS = ("main", "feature-Login_Page", "release-1.2")
 SIDECAR_IMAGE = "public.ecr.aws/aws-observability/aws-for-fluent-bit:stable"
 
 
+@pytest.fixture(autouse=True)
+def _in_process_runs_go_on_through_waits(settings):
+    """A test that runs an operation in-process waits for it: each wait still parks the step
+    and the operation, and the same call resumes it when due (in production the worker is
+    given back instead, and the queue brings the operation back)."""
+    settings.DS_HOLD_WORKER_SECONDS = 60
+
+
 @pytest.fixture
 def fast_password_hashing(settings):
     """Django's default hasher takes a noticeable part of a second per password by design."""

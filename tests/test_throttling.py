@@ -2,8 +2,10 @@
 never spend the retry budget that calls which change something rely on."""
 
 import json
+import time
 
 import pytest
+from django.utils import timezone
 from werkzeug import Response
 
 from provisioning import runner
@@ -73,6 +75,17 @@ def context(alice, settings):
     return step_context(make_operation(make_staging(alice)), "web_healthy")
 
 
+def keep_waiting(context, what, check, timeout) -> list[float]:
+    """Run the wait again each time it parks, as the runner does; the pauses it asked for."""
+    pauses = []
+    while True:
+        try:
+            context.wait_until(what, check, timeout)
+            return pauses
+        except runner.Parked as parked:
+            pauses.append((parked.until - timezone.now()).total_seconds())
+
+
 def test_wait_until_treats_throttling_as_not_yet(context, monkeypatch):
     monkeypatch.setattr(runner, "MAX_THROTTLED_PAUSE", 0.05)
     answers = iter([AwsError("ecs:DescribeServices", "ThrottlingException", "Rate exceeded"),
@@ -87,14 +100,12 @@ def test_wait_until_treats_throttling_as_not_yet(context, monkeypatch):
             raise answer
         return answer
 
-    context.wait_until("ecs:DescribeServices web", check, timeout=30)
+    assert len(keep_waiting(context, "ecs:DescribeServices web", check, timeout=30)) == 2
     assert "throttling" in seen_details[-1]
     assert context.step.detail == "1/1 tasks running"
 
 
-def test_wait_until_backs_off_while_throttled(context, monkeypatch):
-    pauses = []
-    monkeypatch.setattr(context.cancelled, "wait", lambda seconds: pauses.append(seconds))
+def test_wait_until_backs_off_while_throttled(context):
     calls = iter(range(4))
 
     def check():
@@ -102,8 +113,15 @@ def test_wait_until_backs_off_while_throttled(context, monkeypatch):
             raise AwsError("rds:DescribeDBInstances", "Throttling", "Rate exceeded")
         return True, "available"
 
-    context.wait_until("rds", check, timeout=30)
-    assert pauses == sorted(pauses) and pauses[0] < pauses[-1]
+    pauses = keep_waiting(context, "rds", check, timeout=30)
+    assert len(pauses) == 3 and pauses == sorted(pauses) and pauses[0] < pauses[-1]
+
+
+def test_a_check_that_is_not_done_parks_the_step_until_the_next_look(context):
+    with pytest.raises(runner.Parked) as parked:
+        context.wait_until("rds", lambda: (False, "creating"), timeout=30)
+    assert 0 < (parked.value.until - timezone.now()).total_seconds() <= 0.01
+    assert context.step.detail == "creating"
 
 
 def test_other_errors_while_waiting_still_fail_the_step(context):
@@ -121,5 +139,7 @@ def test_throttled_until_the_deadline_times_out_with_what_was_seen(context, monk
         raise AwsError("ecs:DescribeServices", "ThrottlingException", "Rate exceeded")
 
     with pytest.raises(StepTimedOut) as caught:
-        context.wait_until("ecs", check, timeout=0.05)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            keep_waiting(context, "ecs", check, timeout=0.05)
     assert "throttling" in str(caught.value)

@@ -1,0 +1,104 @@
+"""The lifecycle registry: for each operation kind, everything the rest of the product asks
+about it, in one place.
+
+* its plan (the step graph, in steps/),
+* the staging's status while it runs, after it succeeds and after it fails,
+* the statuses it may start from,
+* who may start it,
+* how long its steps usually take on AWS (reference/aws-timings.md), for estimates before
+  this installation has measured its own.
+
+Adding an operation kind is one entry here plus its steps module. The runner, the requests
+(operations.py), the progress estimate, the fleet, costs and the benchmarks ask this module;
+none keeps its own copy of these rules.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from django.contrib.auth.models import AbstractBaseUser
+
+from .models import Operation, OperationKind, Staging, StagingStatus
+from .runner import StepSpec
+from .steps import create_plan, destroy_plan, redeploy_plan
+
+
+def owner_or_staff(user: AbstractBaseUser, staging: Staging) -> bool:
+    return bool(user.is_authenticated and (user.is_staff or staging.owner_id == user.pk))
+
+
+@dataclass(frozen=True)
+class KindRules:
+    kind: str
+    plan: Callable[[Operation], list[StepSpec]]
+    working_status: str
+    success_status: str
+    failure_status: str
+    # Statuses of the staging from which a request of this kind is accepted.
+    starts_from: frozenset[str]
+    may_start: Callable[[AbstractBaseUser, Staging], bool] = owner_or_staff
+    # Also accepted from ``failure_status`` when the staging's last operation was of this kind
+    # (a failed redeploy may be tried again; a failed create may not: destroy it).
+    retry_after_own_failure: bool = False
+    typical_seconds: dict[str, float] = field(default_factory=dict)
+
+    def accepts(self, staging: Staging, last_kind: str | None) -> bool:
+        if staging.status in self.starts_from:
+            return True
+        return (self.retry_after_own_failure and staging.status == self.failure_status
+                and last_kind == self.kind)
+
+
+LIVE_STATUSES = frozenset(set(StagingStatus.values) - {StagingStatus.DESTROYED})
+
+KINDS: dict[str, KindRules] = {
+    OperationKind.CREATE: KindRules(
+        kind=OperationKind.CREATE, plan=create_plan,
+        working_status=StagingStatus.PROVISIONING, success_status=StagingStatus.READY,
+        failure_status=StagingStatus.FAILED, starts_from=frozenset({StagingStatus.PENDING}),
+        typical_seconds={
+            "image": 2, "database": 600, "db_credentials": 90, "web_task_definition": 2,
+            "worker_task_definition": 2, "target_group": 2, "listener_rule": 2,
+            "web_service": 5, "worker_service": 5, "web_healthy": 120, "worker_steady": 60,
+            "account": 5, "report": 1,
+        },
+    ),
+    OperationKind.REDEPLOY: KindRules(
+        kind=OperationKind.REDEPLOY, plan=redeploy_plan,
+        working_status=StagingStatus.UPDATING, success_status=StagingStatus.READY,
+        failure_status=StagingStatus.FAILED, starts_from=frozenset({StagingStatus.READY}),
+        retry_after_own_failure=True,
+        typical_seconds={
+            "image": 2, "web_task_definition": 2, "worker_task_definition": 2,
+            "web_service": 5, "worker_service": 5, "web_healthy": 300, "worker_steady": 120,
+            "report": 1,
+        },
+    ),
+    OperationKind.DESTROY: KindRules(
+        kind=OperationKind.DESTROY, plan=destroy_plan,
+        working_status=StagingStatus.DESTROYING, success_status=StagingStatus.DESTROYED,
+        failure_status=StagingStatus.FAILED, starts_from=LIVE_STATUSES,
+        typical_seconds={
+            "handover": 5, "account": 5, "listener_rule": 2, "web_service": 300,
+            "worker_service": 60, "target_group": 2, "task_definitions": 5, "database": 300,
+            "login_secret": 2, "verify": 3,
+        },
+    ),
+}
+
+# A staging in one of these has no operation running for it: where operations end.
+SETTLED_STATUSES = frozenset(
+    status for rules in KINDS.values() for status in (rules.success_status,
+                                                        rules.failure_status))
+
+
+def rules_for(kind: str) -> KindRules:
+    return KINDS[kind]
+
+
+def plan_for(operation: Operation) -> list[StepSpec]:
+    return KINDS[operation.kind].plan(operation)
+
+
+def is_settled(status: str) -> bool:
+    return status in SETTLED_STATUSES
