@@ -1,9 +1,13 @@
 """Cloning the host's task definition for a staging (pure functions)."""
 
 import copy
+from datetime import UTC, datetime
 
+import botocore.session
 import pytest
+from botocore.stub import Stubber
 
+from provisioning.aws import ecs
 from provisioning.aws.ecr import ImageReference
 from provisioning.taskdefs import clone_task_definition, fingerprint
 
@@ -188,3 +192,83 @@ def test_image_reference_parsing():
     assert ref.same_repository(f"{REGISTRY}/app@sha256:" + "0" * 64)
     assert not ref.same_repository(f"{REGISTRY}/app-sidecar:feature-x")
     assert not ref.same_repository("other.registry/app:feature-x")
+
+
+# --- what DescribeTaskDefinition answers and RegisterTaskDefinition accepts -------------------
+
+DESCRIBED_ARN = "arn:aws:ecs:us-east-1:123456789012:task-definition/host-web:7"
+
+
+def described_host_web() -> dict:
+    """A DescribeTaskDefinition answer as real ECS gives it, read-only members included."""
+    when = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    return {
+        "taskDefinitionArn": DESCRIBED_ARN,
+        "family": "host-web",
+        "revision": 7,
+        "status": "DELETE_IN_PROGRESS",
+        "cpu": "1024",
+        "memory": "2048",
+        "networkMode": "awsvpc",
+        "requiresCompatibilities": ["FARGATE"],
+        "compatibilities": ["EC2", "FARGATE"],
+        "requiresAttributes": [{"name": "ecs.capability.execution-role-awslogs"}],
+        "registeredAt": when,
+        "registeredBy": "arn:aws:sts::123456789012:assumed-role/deployer/ci",
+        "deregisteredAt": when,
+        "deleteRequestedAt": when,
+        "executionRoleArn": "arn:aws:iam::123456789012:role/exec",
+        "runtimePlatform": {"cpuArchitecture": "X86_64", "operatingSystemFamily": "LINUX"},
+        "enableFaultInjection": False,
+        "containerDefinitions": [{"name": "web", "image": f"{REGISTRY}/app:main"}],
+    }
+
+
+@pytest.fixture
+def stubbed_ecs(monkeypatch):
+    """The ECS client our wrapper uses, answering from botocore's Stubber (which also checks
+    every request and answer against the service model)."""
+    ecs_client = botocore.session.get_session().create_client(
+        "ecs", region_name="us-east-1", aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    with Stubber(ecs_client) as stubber:
+        monkeypatch.setattr(ecs, "client", lambda service: ecs_client)
+        yield stubber
+        stubber.assert_no_pending_responses()
+
+
+def test_a_described_definition_keeps_only_what_register_accepts(stubbed_ecs):
+    stubbed_ecs.add_response("describe_task_definition", {"taskDefinition": described_host_web()},
+                             {"taskDefinition": "host-web:7"})
+    definition = ecs.describe_task_definition(task_definition="host-web:7")
+    assert set(definition) == {
+        "taskDefinitionArn", "family", "cpu", "memory", "networkMode", "requiresCompatibilities",
+        "executionRoleArn", "runtimePlatform", "enableFaultInjection", "containerDefinitions"}
+
+
+def test_a_described_definition_registers_again(stubbed_ecs):
+    host = described_host_web()
+    stubbed_ecs.add_response("describe_task_definition", {"taskDefinition": host},
+                             {"taskDefinition": "host-web:7"})
+    registrable = {k: host[k] for k in (
+        "family", "cpu", "memory", "networkMode", "requiresCompatibilities", "executionRoleArn",
+        "runtimePlatform", "enableFaultInjection", "containerDefinitions")}
+    stubbed_ecs.add_response(
+        "register_task_definition",
+        {"taskDefinition": {"taskDefinitionArn": DESCRIBED_ARN.replace(":7", ":8")}},
+        registrable | {"tags": [{"key": "dynamic-staging", "value": "login-1a2b3c"}]},
+    )
+    definition = ecs.describe_task_definition(task_definition="host-web:7")
+    arn = ecs.register_task_definition(definition=definition,
+                                       tags={"dynamic-staging": "login-1a2b3c"})
+    assert arn.endswith("host-web:8")
+
+
+def test_the_registrable_members_come_from_the_installed_service_model():
+    model = botocore.session.get_session().get_service_model("ecs")
+    accepted = set(model.operation_model("RegisterTaskDefinition").input_shape.members)
+    answered = set(model.operation_model("DescribeTaskDefinition").output_shape
+                   .members["taskDefinition"].members)
+    everything = {member: "x" for member in accepted | answered}
+    assert set(ecs.registrable(everything)) == accepted - {"tags"}
