@@ -10,6 +10,8 @@ from django.core.exceptions import ImproperlyConfigured
 
 from provisioning.config import check_fargate_size
 from provisioning.fargate import FARGATE_MEMORY_BY_CPU, is_fargate_size
+from provisioning.steps import task_definitions
+from tests.factories import make_operation, make_staging, step_context
 
 
 @pytest.mark.parametrize(("cpu", "memory"), [
@@ -72,3 +74,22 @@ def test_settings_refuse_an_invalid_pair_at_start_up(tmp_path):
     )
     assert done.returncode != 0
     assert "ImproperlyConfigured: DS_WORKER_MEMORY:" in done.stderr
+
+
+@pytest.mark.django_db
+def test_the_staging_task_definitions_register_at_every_fargate_size(host_env, alice, settings):
+    """The host (sized containers and a log router, as real hosts run) cloned at every size
+    Fargate runs: ECS's rules (installed in moto by the ``aws`` fixture) accept each one."""
+    staging = make_staging(alice)
+    operation = make_operation(staging)
+    outputs = {"image": {"image": f"{host_env.registry}/app@sha256:" + "1" * 64, "tag": "main"}}
+    registered = []
+    for cpu, memories in FARGATE_MEMORY_BY_CPU.items():
+        for memory in memories:
+            settings.DS_WEB_CPU, settings.DS_WEB_MEMORY = str(cpu), str(memory)
+            settings.DS_WORKER_CPU, settings.DS_WORKER_MEMORY = str(cpu), str(memory)
+            context = step_context(operation, "web_task_definition", outputs)
+            registered.append(task_definitions.register_web_task_definition(context)["arn"])
+            context = step_context(operation, "worker_task_definition", outputs)
+            registered.append(task_definitions.register_worker_task_definition(context)["arn"])
+    assert len(set(registered)) == 2 * sum(map(len, FARGATE_MEMORY_BY_CPU.values()))
