@@ -11,6 +11,7 @@ from provisioning.aws import ecr
 from provisioning.config import load_config
 from provisioning.errors import ExternalCallFailed, UserError
 from provisioning.models import DbMode
+from provisioning.steps.image import registry_id_of
 
 # A datalist of thousands of tags helps nobody; the newest pushes are the likely branches.
 MAX_BRANCH_SUGGESTIONS = 200
@@ -51,8 +52,8 @@ def source_choices() -> tuple[list[tuple[str, str]], str | None]:
 
 def branch_suggestions() -> tuple[list[str], str | None]:
     try:
-        repository = host.read_host_environment(load_config()).image.repository
-        tags = ecr.list_image_tags(repository=repository)
+        image = host.read_host_environment(load_config()).image
+        tags = ecr.list_image_tags(registry_id=registry_id_of(image), repository=image.repository)
     except ExternalCallFailed as exc:
         return [], f"Could not list the branches that have an image ({exc.call}: {exc.code})."
     except UserError as exc:

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from provisioning.config import parse_pool_sizes, parse_source_secrets
+from provisioning.config import check_fargate_size, parse_pool_sizes, parse_source_secrets
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -222,6 +222,8 @@ DS_WEB_CPU = env_str("DS_WEB_CPU", "256")
 DS_WEB_MEMORY = env_str("DS_WEB_MEMORY", "512")
 DS_WORKER_CPU = env_str("DS_WORKER_CPU", "256")
 DS_WORKER_MEMORY = env_str("DS_WORKER_MEMORY", "512")
+check_fargate_size("DS_WEB", cpu=DS_WEB_CPU, memory=DS_WEB_MEMORY)
+check_fargate_size("DS_WORKER", cpu=DS_WORKER_CPU, memory=DS_WORKER_MEMORY)
 DS_DB_INSTANCE_CLASS = env_str("DS_DB_INSTANCE_CLASS", "db.t3.micro")
 DS_HEALTH_CHECK_PATH = env_str("DS_HEALTH_CHECK_PATH", "/")
 

@@ -5,6 +5,8 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from .fargate import FARGATE_MEMORY_BY_CPU, describe_sizes, is_fargate_size, memory_sizes_text
+
 
 @dataclass(frozen=True)
 class EngineConfig:
@@ -122,3 +124,19 @@ def parse_source_secrets(raw: str) -> dict[str, str]:
     """DS_SOURCE_DB_SECRETS, e.g. ``qa-db=qa/db-password``: a Secrets Manager secret (name or
     ARN) per source holding that source's master password."""
     return _per_source("DS_SOURCE_DB_SECRETS", raw, "qa-db=qa/db-password")
+
+
+def check_fargate_size(prefix: str, *, cpu: str, memory: str) -> None:
+    """``<prefix>_CPU`` and ``<prefix>_MEMORY`` (e.g. DS_WEB_CPU, DS_WEB_MEMORY) must be a pair
+    Fargate runs: AWS would refuse every task definition registered with another, at the first
+    create rather than at start-up."""
+    valid = describe_sizes()
+    if not cpu.isdecimal() or int(cpu) not in FARGATE_MEMORY_BY_CPU:
+        raise ImproperlyConfigured(
+            f"{prefix}_CPU: {cpu!r} is not a Fargate task size in CPU units. {valid}"
+        )
+    if not memory.isdecimal() or not is_fargate_size(int(cpu), int(memory)):
+        raise ImproperlyConfigured(
+            f"{prefix}_MEMORY: {memory!r} is not a Fargate memory size for {prefix}_CPU={cpu}: "
+            f"with {cpu} CPU units Fargate takes {memory_sizes_text(int(cpu))} MiB. {valid}"
+        )

@@ -2,7 +2,8 @@
 
 * ``alice`` owns stagings, ``bob`` is a colleague, ``admin`` is staff.
 * ``aws``: moto's in-process ``mock_aws`` with fake credentials in us-east-1 and no
-  ``AWS_ENDPOINT_URL``, our cached boto3 clients reset on the way in and out.
+  ``AWS_ENDPOINT_URL``, our cached boto3 clients reset on the way in and out, and the sandbox's
+  RegisterTaskDefinition rules (what ECS refuses) installed as in the sandbox.
 * ``host_env``: ``aws`` seeded with a small host environment (VPC, ALB listener, ECS cluster with
   web and worker services, ECR images, RDS sources with snapshots, the host DB password secret)
   and the DS_* settings pointed at it (no account API, 0.01 s polling, ECS tasks reported as
@@ -23,6 +24,7 @@ import pytest
 from moto import mock_aws
 
 from provisioning.aws import base
+from provisioning.sandbox import ecs_rules
 
 REGION = "us-east-1"
 CLUSTER = "host-staging"
@@ -100,6 +102,7 @@ def aws(monkeypatch, _shared_botocore_loader):
     }.items():
         monkeypatch.setenv(key, value)
     base.reset_clients()
+    ecs_rules.install()
     with mock_aws():
         yield
     base.reset_clients()
@@ -153,8 +156,13 @@ def _task_definition(family: str, image: str, secret_arn: str, *, web: bool) -> 
         "name": "web" if web else "worker",
         "image": image,
         "essential": True,
-        "memory": 2048,
-        "cpu": 512,
+        # As real hosts do: the app sized inside the task, room left for the log router.
+        "cpu": 768,
+        "memory": 1536,
+        "memoryReservation": 1024,
+        "logConfiguration": {"logDriver": "awsfirelens", "options": {
+            "Name": "cloudwatch_logs", "region": REGION, "log_group_name": f"/ecs/{CLUSTER}",
+            "log_stream_prefix": "web" if web else "worker"}},
         "environment": [
             {"name": "RAILS_ENV", "value": "staging"},
             {"name": "DB_INSTANCE_ID", "value": HOST_DB},
@@ -169,7 +177,9 @@ def _task_definition(family: str, image: str, secret_arn: str, *, web: bool) -> 
         "name": "log-router",
         "image": SIDECAR_IMAGE,
         "essential": False,
-        "memoryReservation": 64,
+        "cpu": 64,
+        "memory": 128,
+        "firelensConfiguration": {"type": "fluentbit"},
         "environment": [{"name": "FLB_LOG_LEVEL", "value": "info"}],
     }
     return {

@@ -132,8 +132,9 @@ def rolled_back():
 
 @pytest.fixture
 def every_tag_has_an_image(host_env, monkeypatch):
-    found = ecr.find_image(repository="app", tag="main")
-    monkeypatch.setattr(ecr, "find_image", lambda *, repository, tag: found)
+    found = ecr.find_image(registry_id=host_env.registry.split(".", 1)[0], repository="app",
+                           tag="main")
+    monkeypatch.setattr(ecr, "find_image", lambda *, registry_id, repository, tag: found)
     monkeypatch.setattr("provisioning.tasks.enqueue_operation", lambda operation_id: None)
 
 

@@ -126,6 +126,46 @@ def test_listener_exists_with_a_404_default(sandbox):
     assert action["FixedResponseConfig"]["StatusCode"] == "404"
 
 
+def test_host_task_definitions_are_sized_like_real_ones(sandbox):
+    ecs = sandbox.client("ecs")
+    for role in ("web", "worker"):
+        task = ecs.describe_task_definition(taskDefinition=f"host-staging-{role}")[
+            "taskDefinition"]
+        assert (task["cpu"], task["memory"]) == ("1024", "2048")
+        app, router = task["containerDefinitions"]
+        assert (app["name"], app["cpu"], app["memory"], app["memoryReservation"]) == (
+            role, 768, 1536, 1024)
+        assert app["logConfiguration"]["logDriver"] == "awsfirelens"
+        assert router["image"].startswith("public.ecr.aws/aws-observability/aws-for-fluent-bit")
+        assert (router["essential"], router["cpu"], router["memory"]) == (False, 64, 128)
+        assert router["firelensConfiguration"]["type"] == "fluentbit"
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda d: d.update(cpu="512", memory="512"),
+     "No Fargate configuration exists for given values: 512 CPU, 512 memory."),
+    (lambda d: d.update(cpu="512", memory="1024"),
+     "The 'memory' setting for container 'worker' is greater than for the task."),
+    (lambda d: d["containerDefinitions"][0].update(cpu=256, memory=1024) or d.update(
+        cpu="512", memory="1024"),
+     "The sum of all container 'memoryReservation' values cannot be greater than"),
+    (lambda d: d["containerDefinitions"][0].update(cpu=1000),
+     "The sum of all container 'cpu' values cannot be greater than the value of the task"),
+    (lambda d: d["containerDefinitions"][0].update(memoryReservation=2000),
+     "'memoryReservation' must be less than or equal to 'memory'"),
+])
+def test_task_definitions_ecs_refuses_are_refused(sandbox, change, message):
+    ecs = sandbox.client("ecs")
+    worker = ecs.describe_task_definition(taskDefinition="host-staging-worker")["taskDefinition"]
+    keep = ("containerDefinitions", "networkMode", "requiresCompatibilities", "cpu", "memory")
+    definition = {k: worker[k] for k in keep} | {"family": "ds-refused-worker"}
+    change(definition)
+    with pytest.raises(ClientError) as refused:
+        ecs.register_task_definition(**definition)
+    assert refused.value.response["Error"]["Code"] == "ClientException"
+    assert message in refused.value.response["Error"]["Message"]
+
+
 def test_branch_images_are_in_ecr(sandbox):
     details = sandbox.client("ecr").describe_images(repositoryName="app")["imageDetails"]
     tags = {tag for d in details for tag in d.get("imageTags", [])}

@@ -1,14 +1,22 @@
 """ECR: does an image exist for a tag, and which tags does a repository hold.
 
-IAM: ecr:DescribeImages.
+The registry is the one the image URI names, which may belong to another account (a shared
+build account is common): every call passes its registryId.
+
+IAM: ecr:DescribeImages (for another account's registry, its repository policy must also allow
+ecr:DescribeImages to our role).
 """
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
 from botocore.exceptions import ClientError
 
 from .base import client, error_code, translated_errors
+
+# <account>.dkr.ecr[-fips].<region>.amazonaws.com[.cn]: a private registry and its owner.
+_PRIVATE_REGISTRY = re.compile(r"(\d{12})\.dkr\.ecr(?:-fips)?\.[a-z0-9-]+\.amazonaws\.com(?:\.cn)?")
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,12 @@ class ImageReference:
         registry, _, repository = name.partition("/")
         return cls(registry=registry, repository=repository, tag=tag)
 
+    @property
+    def registry_id(self) -> str | None:
+        """The account owning this ECR private registry; None for any other registry."""
+        found = _PRIVATE_REGISTRY.fullmatch(self.registry)
+        return found.group(1) if found else None
+
     def with_tag(self, tag: str) -> str:
         return f"{self.registry}/{self.repository}:{tag}"
 
@@ -50,12 +64,12 @@ class ImageInfo:
     pushed_at: datetime | None
 
 
-def find_image(*, repository: str, tag: str) -> ImageInfo | None:
+def find_image(*, registry_id: str, repository: str, tag: str) -> ImageInfo | None:
     """The image a tag points at now, or None when the repository has no such tag."""
     with translated_errors("ecr:DescribeImages"):
         try:
             raw = client("ecr").describe_images(
-                repositoryName=repository, imageIds=[{"imageTag": tag}]
+                registryId=registry_id, repositoryName=repository, imageIds=[{"imageTag": tag}]
             )
         except ClientError as exc:
             if error_code(exc) == "ImageNotFoundException":
@@ -65,12 +79,12 @@ def find_image(*, repository: str, tag: str) -> ImageInfo | None:
     return ImageInfo(digest=detail["imageDigest"], pushed_at=detail.get("imagePushedAt"))
 
 
-def list_image_tags(*, repository: str) -> list[ImageTag]:
+def list_image_tags(*, registry_id: str, repository: str) -> list[ImageTag]:
     """Every tag in the repository, newest push first."""
     tags: list[ImageTag] = []
     with translated_errors("ecr:DescribeImages"):
         pages = client("ecr").get_paginator("describe_images").paginate(
-            repositoryName=repository, filter={"tagStatus": "TAGGED"}
+            registryId=registry_id, repositoryName=repository, filter={"tagStatus": "TAGGED"}
         )
         for page in pages:
             for detail in page["imageDetails"]:

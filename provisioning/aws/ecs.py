@@ -6,23 +6,23 @@ ecs:CreateService,
 ecs:UpdateService, ecs:DeleteService, ecs:TagResource, iam:PassRole (the cloned roles).
 """
 
+import functools
 from dataclasses import dataclass
 
+import botocore.session
 from botocore.exceptions import ClientError
 
 from .base import client, error_code, translated_errors
 
-# Keys describe_task_definition returns that register_task_definition does not accept.
-_READ_ONLY_TASK_DEFINITION_KEYS = {
-    "taskDefinitionArn",
-    "revision",
-    "status",
-    "requiresAttributes",
-    "compatibilities",
-    "registeredAt",
-    "registeredBy",
-    "deregisteredAt",
-}
+
+@functools.cache
+def _registrable_members() -> frozenset[str]:
+    """What RegisterTaskDefinition takes, from the service model of the botocore in use: the
+    same model parses DescribeTaskDefinition's answer, so every read-only member it adds
+    (registeredAt, deleteRequestedAt, ...) is left out, however new. Tags are our own."""
+    model = botocore.session.get_session().get_service_model("ecs")
+    members = model.operation_model("RegisterTaskDefinition").input_shape.members
+    return frozenset(members) - {"tags"}
 
 
 @dataclass(frozen=True)
@@ -96,13 +96,11 @@ def describe_service(*, cluster: str, service: str) -> Service | None:
 
 
 def describe_task_definition(*, task_definition: str) -> dict:
-    """The registrable part of a task definition (read-only keys dropped), plus its ARN."""
+    """The registrable part of a task definition, plus its ARN."""
     with translated_errors("ecs:DescribeTaskDefinition"):
         raw = client("ecs").describe_task_definition(taskDefinition=task_definition)
     definition = raw["taskDefinition"]
-    return {k: v for k, v in definition.items() if k not in _READ_ONLY_TASK_DEFINITION_KEYS} | {
-        "taskDefinitionArn": definition["taskDefinitionArn"]
-    }
+    return registrable(definition) | {"taskDefinitionArn": definition["taskDefinitionArn"]}
 
 
 def task_definition_status(*, arn: str) -> str | None:
@@ -118,7 +116,9 @@ def task_definition_status(*, arn: str) -> str | None:
 
 
 def registrable(definition: dict) -> dict:
-    return {k: v for k, v in definition.items() if k not in _READ_ONLY_TASK_DEFINITION_KEYS}
+    """Only the members RegisterTaskDefinition accepts (tags aside)."""
+    members = _registrable_members()
+    return {k: v for k, v in definition.items() if k in members}
 
 
 def list_task_definition_arns(*, family: str, status: str = "ACTIVE") -> list[str]:

@@ -20,6 +20,8 @@ HOST_DB = "host-db"
 OTHER_DBS = ("staging-marketing-db", "staging-support-db")
 PASSWORD_SECRET = "host-staging/db-master-password"
 REPOSITORY = "app"
+LOG_ROUTER = "log-router"
+LOG_ROUTER_IMAGE = "public.ecr.aws/aws-observability/aws-for-fluent-bit:stable"
 DOMAIN = "stagings.localhost"
 AZ_SUFFIXES = ("a", "b")
 
@@ -188,24 +190,42 @@ class Seeder:
         )
 
     def _task_definition(self, role: str) -> dict:
-        container = {
+        """Sized as real hosts are: the app container with its own cpu/memory (and a soft
+        reservation), and a FireLens log router beside it, all inside a 1 vCPU / 2 GiB task."""
+        app = {
             "name": role, "image": self.made["image"], "essential": True,
+            "cpu": 768, "memory": 1536, "memoryReservation": 1024,
             "environment": self._app_environment(),
-            "logConfiguration": {"logDriver": "awslogs", "options": {
-                "awslogs-group": f"/ecs/{CLUSTER}", "awslogs-region": self.region,
-                "awslogs-stream-prefix": role,
+            "logConfiguration": {"logDriver": "awsfirelens", "options": {
+                "Name": "cloudwatch_logs", "region": self.region,
+                "log_group_name": f"/ecs/{CLUSTER}", "log_stream_prefix": f"{role}/",
+                "auto_create_group": "false",
             }},
+            "dependsOn": [{"containerName": LOG_ROUTER, "condition": "START"}],
         }
         if role == "web":
-            container["portMappings"] = [{"containerPort": 3000, "protocol": "tcp"}]
+            app["portMappings"] = [{"containerPort": 3000, "protocol": "tcp"}]
         else:
-            container["command"] = ["bundle", "exec", "resque"]
+            app["command"] = ["bundle", "exec", "resque"]
         roles = f"arn:aws:iam::{self.account}:role/{CLUSTER}"
         return {
             "family": f"{CLUSTER}-{role}", "networkMode": "awsvpc",
             "requiresCompatibilities": ["FARGATE"], "cpu": "1024", "memory": "2048",
             "executionRoleArn": f"{roles}-task-execution", "taskRoleArn": f"{roles}-app",
-            "containerDefinitions": [container],
+            "containerDefinitions": [app, self._log_router(role)],
+        }
+
+    def _log_router(self, role: str) -> dict:
+        return {
+            "name": LOG_ROUTER, "image": LOG_ROUTER_IMAGE, "essential": False,
+            "cpu": 64, "memory": 128,
+            "firelensConfiguration": {"type": "fluentbit", "options": {
+                "enable-ecs-log-metadata": "true"}},
+            # The router's own logs cannot go through itself.
+            "logConfiguration": {"logDriver": "awslogs", "options": {
+                "awslogs-group": f"/ecs/{CLUSTER}/firelens", "awslogs-region": self.region,
+                "awslogs-stream-prefix": role,
+            }},
         }
 
     def _app_environment(self) -> list[dict[str, str]]:

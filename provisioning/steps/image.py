@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 from ..aws import ecr
+from ..aws.ecr import ImageReference
 from ..errors import UserError
 from ..host import read_host_environment
 from ..names import image_tag_for_branch
@@ -15,11 +16,26 @@ class ResolvedImage:
     tag: str
 
 
+def registry_id_of(image: ImageReference) -> str:
+    """The ECR registry (account) holding the host's image, or UserError when it is not in an
+    ECR private registry: the branch images are looked up with ECR's API."""
+    if image.registry_id is None:
+        raise UserError(
+            f"The host's web image {image.registry}/{image.repository} is not in an Amazon ECR "
+            "private registry (<account>.dkr.ecr.<region>.amazonaws.com), so the images of "
+            "branches cannot be looked up.",
+            field="branch",
+        )
+    return image.registry_id
+
+
 def resolve_image(context_config, *, branch: str, tag: str | None = None) -> ResolvedImage:
     """The image for ``tag`` (default: the branch's tag), or UserError if there is none."""
     host = read_host_environment(context_config)
     tag = tag or image_tag_for_branch(branch)
-    found = ecr.find_image(repository=host.image.repository, tag=tag)
+    found = ecr.find_image(
+        registry_id=registry_id_of(host.image), repository=host.image.repository, tag=tag
+    )
     if found is None:
         raise UserError(
             f"No image tagged {tag!r} in repository {host.image.repository!r}: "
