@@ -1,10 +1,13 @@
 """Rows and step contexts built by hand, for tests that run one step at a time."""
 
 import threading
+import time
+
+from django.utils import timezone
 
 from provisioning.config import load_config
 from provisioning.models import DbMode, Operation, OperationKind, Staging, Step
-from provisioning.runner import StepContext
+from provisioning.runner import Parked, StepContext
 
 
 def make_staging(owner, *, name: str = "login-page", branch: str = "feature/Login_Page",
@@ -26,3 +29,12 @@ def step_context(operation: Operation, key: str, outputs: dict | None = None) ->
         staging=Staging.objects.get(pk=operation.staging_id), operation=operation,
         config=load_config(), step=step, cancelled=threading.Event(), outputs=outputs or {},
     )
+
+
+def run_step(operation: Operation, key: str, run, outputs: dict | None = None) -> dict:
+    """Run one step as the runner would: again each time it parks, once it is due."""
+    while True:
+        try:
+            return run(step_context(operation, key, outputs)) or {}
+        except Parked as parked:
+            time.sleep(max((parked.until - timezone.now()).total_seconds(), 0))

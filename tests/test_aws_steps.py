@@ -22,7 +22,7 @@ from provisioning.steps import (
     task_definitions,
 )
 from tests.conftest import CLUSTER, DOMAIN, WEB_PORT
-from tests.factories import make_operation, make_staging, step_context
+from tests.factories import make_operation, make_staging, run_step, step_context
 
 pytestmark = pytest.mark.django_db
 
@@ -87,8 +87,6 @@ def destroy_op(staging):
     return make_operation(staging, OperationKind.DESTROY, status="succeeded")
 
 
-def run_step(operation, key, run, outputs=None):
-    return run(step_context(operation, key, outputs))
 
 
 def destroy_twice(operation, key, run):

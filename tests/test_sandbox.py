@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 
 from provisioning.sandbox.environment import STATIC_ENVIRONMENT, apply_sandbox_environment
 from provisioning.sandbox.latency import DEFAULT_SCALE, PROFILE, profile_seconds, scaled
+from provisioning.sandbox.launcher import StateDirClaim
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 SCALE = 0.02
@@ -388,7 +389,11 @@ def test_environment_file_does_not_override_the_operator(tmp_path, monkeypatch):
     (tmp_path / "env.json").write_text(json.dumps(
         {"AWS_ENDPOINT_URL": "http://127.0.0.1:1", "DS_CLUSTER": "sandboxed"}))
     monkeypatch.setattr(os, "environ", {"DS_CLUSTER": "chosen-by-operator"})
-    apply_sandbox_environment(tmp_path)
+    running = StateDirClaim(tmp_path)  # env.json counts only while its sandbox runs
+    try:
+        apply_sandbox_environment(tmp_path)
+    finally:
+        running.release()
     assert os.environ["AWS_ENDPOINT_URL"] == "http://127.0.0.1:1"
     assert os.environ["DS_CLUSTER"] == "chosen-by-operator"
 
