@@ -256,6 +256,7 @@ def test_rds_restores_with_what_it_is_told_and_the_default_parameter_group(rules
     plain = rules.restore_db_instance_from_db_snapshot(
         DBInstanceIdentifier="plain", DBSnapshotIdentifier="snap")["DBInstance"]
     assert parameter_group(plain) == "default.postgres16"
+    assert (plain["DeletionProtection"], plain["BackupRetentionPeriod"]) == (False, 7)
     told = rules.restore_db_instance_from_db_snapshot(
         DBInstanceIdentifier="told", DBSnapshotIdentifier="snap", DBParameterGroupName="custom",
         MultiAZ=False, PubliclyAccessible=False, BackupRetentionPeriod=0,

@@ -5,7 +5,9 @@
 * RestoreDBInstanceFromDBSnapshot takes what the request says even when it is false or 0
   (moto copies the source's Multi-AZ, public access, backups and deletion protection over an
   explicit ``False``/``0``), uses the engine's default parameter group unless
-  DBParameterGroupName is given, and with backups off takes no automated snapshot.
+  DBParameterGroupName is given, has no deletion protection unless asked for (the backup
+  retention, when not given, is the source's, as on AWS), and with backups off takes no
+  automated snapshot.
 * DescribeAccountAttributes answers the DBInstances quota (moto does not implement it): Used is
   the instances that exist, Max is ``DS_SANDBOX_RDS_INSTANCE_QUOTA`` (default 40, AWS's default
   quota) read in this process; a create or restore beyond it fails with InstanceQuotaExceeded.
@@ -93,6 +95,8 @@ def _restore(original):
         for setting in FALSY_RESTORE_SETTINGS:
             if setting in overrides:
                 setattr(instance, setting, overrides[setting])
+        if "deletion_protection" not in overrides:  # off unless asked for, whatever the source
+            instance.deletion_protection = False
         if not overrides.get("db_parameter_group_name"):
             # Moto then describes the engine version's default group, as AWS restores with.
             instance.db_parameter_group_name = None
