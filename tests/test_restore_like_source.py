@@ -307,12 +307,6 @@ def test_rules_applied_for_a_block_leave_moto_as_it_was(aws):
         boto3.client("rds").describe_account_attributes()
 
 
-def test_the_instance_quota_wrapper(host_env, monkeypatch):
-    assert rds.instance_quota() == rds.Quota(used=2, maximum=40)
-    monkeypatch.setenv(rds_rules.QUOTA_VARIABLE, "2")
-    assert rds.instance_quota().left == 0
-
-
 # --- the lowest botocore that pyproject.toml allows ---------------------------------------------
 
 # Parameters we send that recent botocore releases added, with the first release that has each

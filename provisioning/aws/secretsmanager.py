@@ -2,7 +2,8 @@
 test-account password (kept by us, so it is never stored in our database).
 
 A DB password secret holds either the password itself or, as RDS keeps the master passwords it
-manages, JSON like ``{"username": "app", "password": "..."}``; both are read.
+manages, JSON like ``{"username": "app", "password": "..."}``; both are read (a value that
+starts with ``{`` is taken for JSON, so a bare password cannot).
 
 IAM: secretsmanager:GetSecretValue, CreateSecret, PutSecretValue, DescribeSecret,
 DeleteSecret, TagResource.
