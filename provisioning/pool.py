@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 from django.db.models import Q
 from django.utils import timezone
 
-from .aws import rds, secretsmanager
+from .aws import rds
 from .aws.base import MANAGED_BY_KEY, MANAGED_BY_VALUE
 from .config import EngineConfig, load_config
+from .credentials import host_master_password
 from .errors import ExternalCallFailed
 from .models import PoolDatabase, PoolStatus, Staging
 
@@ -161,8 +162,8 @@ def _finish_restoring(config: EngineConfig, row: PoolDatabase, instance: rds.DbI
                       result: RefillResult) -> None:
     if (config.needs_host_password(row.source)
             and instance.tags.get(PASSWORD_TAG_KEY) != PASSWORD_TAG_VALUE):
-        password = secretsmanager.read_secret(secret_id=config.host_db_password_secret)
-        rds.set_master_password(instance_id=row.instance_id, password=password)
+        rds.set_master_password(instance_id=row.instance_id,
+                                password=host_master_password(config.host_db_password_secret))
         # Tagged only after AWS took the change: it shows as pending until applied, and the
         # database is not available (so not ready) before that.
         rds.add_tags(arn=instance.arn, tags={PASSWORD_TAG_KEY: PASSWORD_TAG_VALUE})
@@ -180,8 +181,7 @@ def _restore(config: EngineConfig, row: PoolDatabase, result: RefillResult) -> N
             instance_id=row.instance_id,
             snapshot_id=row.snapshot_id,
             instance_class=config.db_instance_class,
-            subnet_group=source.subnet_group if source else "",
-            security_group_ids=source.security_group_ids if source else (),
+            like=source,
             tags=pool_tags(row.source),
         )
     except ExternalCallFailed as exc:

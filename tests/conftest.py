@@ -7,13 +7,16 @@
 * ``host_env``: ``aws`` seeded with a small host environment (VPC, ALB listener, ECS cluster with
   web and worker services, ECR images, RDS sources with snapshots, the host DB password secret)
   and the DS_* settings pointed at it (no account API, 0.01 s polling, ECS tasks reported as
-  running). Returns a ``HostEnv`` with the ids tests need.
+  running). Returns a ``HostEnv`` with the ids tests need. Its RDS keeps AWS's rules where
+  moto does not (``provisioning.sandbox.rds_rules``): restores take what they are told, a
+  master password with ``"/@`` or a space is refused, the DBInstances quota is answered.
 * ``push_image(tag, layer=...)`` pushes another image to the app repository (a new ``layer``
   gives a new digest under the same tag).
 """
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from unittest import mock
@@ -24,7 +27,7 @@ import pytest
 from moto import mock_aws
 
 from provisioning.aws import base
-from provisioning.sandbox import ecs_rules
+from provisioning.sandbox import ecs_rules, rds_rules
 
 REGION = "us-east-1"
 CLUSTER = "host-staging"
@@ -33,6 +36,7 @@ WORKER_SERVICE = "host-worker"
 DOMAIN = "dynamic.test"
 HOST_DB = "host-db"
 QA_DB = "qa-db"
+DB_PARAMETER_GROUP = "host-staging-pg16"
 REPOSITORY = "app"
 WEB_PORT = 8000
 # Tags pushed to the app repository at seeding time, one image each.
@@ -256,12 +260,23 @@ def seed_host_environment() -> HostEnv:
         DBSubnetGroupName="host-staging", DBSubnetGroupDescription="host staging",
         SubnetIds=list(subnet_ids),
     )
+    # The sources' own parameter group: the app needs its settings (see test_restore_like_source).
+    rds.create_db_parameter_group(
+        DBParameterGroupName=DB_PARAMETER_GROUP, DBParameterGroupFamily="postgres16",
+        Description="host staging databases",
+    )
+    rds.modify_db_parameter_group(DBParameterGroupName=DB_PARAMETER_GROUP, Parameters=[
+        {"ParameterName": "rds.force_ssl", "ParameterValue": "1", "ApplyMethod": "pending-reboot"},
+    ])
     snapshots = {}
     for instance in (HOST_DB, QA_DB):
         rds.create_db_instance(
-            DBInstanceIdentifier=instance, Engine="postgres", DBInstanceClass="db.t3.medium",
-            MasterUsername="app", MasterUserPassword=f"{instance}-password",
-            AllocatedStorage=20, DBSubnetGroupName="host-staging", VpcSecurityGroupIds=[sg_id],
+            DBInstanceIdentifier=instance, Engine="postgres", EngineVersion="16.3",
+            DBInstanceClass="db.t3.medium", MasterUsername="app",
+            MasterUserPassword=f"{instance}-password", AllocatedStorage=20, StorageType="gp3",
+            DBSubnetGroupName="host-staging", VpcSecurityGroupIds=[sg_id],
+            DBParameterGroupName=DB_PARAMETER_GROUP, BackupRetentionPeriod=7,
+            DeletionProtection=instance == HOST_DB,
         )
         snapshot = f"{instance}-{datetime.now(UTC):%Y-%m-%d-%H-%M}"
         rds.create_db_snapshot(DBInstanceIdentifier=instance, DBSnapshotIdentifier=snapshot)
@@ -276,9 +291,15 @@ def seed_host_environment() -> HostEnv:
 
 
 @pytest.fixture
-def host_env(aws, settings, monkeypatch) -> HostEnv:
+def host_env(aws, settings, monkeypatch) -> Iterator[HostEnv]:
     # moto reads this when a service is created or updated: its tasks then count as running.
     monkeypatch.setenv("MOTO_ECS_SERVICE_RUNNING", "1")
+    # RDS as AWS behaves where moto does not (restore settings, passwords, the quota).
+    with rds_rules.applied():
+        yield _configured_host(settings)
+
+
+def _configured_host(settings) -> HostEnv:
     env = seed_host_environment()
     settings.DS_CLUSTER = CLUSTER
     settings.DS_WEB_SERVICE = WEB_SERVICE

@@ -5,8 +5,9 @@ from unittest import mock
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSResponse
 
-from provisioning.aws import ecs, elbv2
+from provisioning.aws import base, ecs, elbv2, rds
 from provisioning.aws.base import MANAGED_BY_KEY, MANAGED_BY_VALUE, STAGING_TAG_KEY, AwsError
 from provisioning.errors import ExternalCallFailed, OperationCancelled, StepTimedOut, UserError
 from provisioning.models import DbMode, OperationKind
@@ -221,6 +222,26 @@ def test_credentials_already_being_changed_are_not_changed_again(staging, host_e
 def test_credentials_step_skips_for_the_hosts_own_database(create_op):
     with pytest.raises(Skip):
         run_step(create_op, "db_credentials", database.align_credentials)
+
+
+def test_instance_quota_counts_the_account_s_db_instances(create_op, monkeypatch):
+    assert rds.instance_quota() == rds.Quota(used=2, maximum=40)
+    run_step(create_op, "database", database.restore_database)
+    monkeypatch.setenv("DS_SANDBOX_RDS_INSTANCE_QUOTA", "3")
+    quota = rds.instance_quota()
+    assert quota == rds.Quota(used=3, maximum=3) and quota.left == 0
+
+
+def test_instance_quota_without_a_db_instances_quota_is_an_error(host_env):
+    other_quotas = {"AccountQuotas": [
+        {"AccountQuotaName": "AllocatedStorage", "Used": 40, "Max": 100000}]}
+    base.client("rds").meta.events.register(
+        "before-call.rds.DescribeAccountAttributes",
+        lambda **kwargs: (AWSResponse("", 200, {}, None), other_quotas))
+    with pytest.raises(ExternalCallFailed) as raised:
+        rds.instance_quota()
+    assert (raised.value.call, raised.value.code) == ("rds:DescribeAccountAttributes",
+                                                      "MissingQuota")
 
 
 def test_restore_waits_for_a_namesake_still_being_deleted(create_op):

@@ -109,12 +109,26 @@ def test_env_file_names_the_seeded_host(sandbox):
     assert env["DS_SNAPSHOT_SOURCES"].split(",") == [
         "host-db", "staging-marketing-db", "staging-support-db"]
     assert env["DS_SANDBOX_DELAY_SCALE"] == str(SCALE)
-    secret = sandbox.client("secretsmanager").get_secret_value(
-        SecretId=env["DS_HOST_DB_PASSWORD_SECRET"])["SecretString"]
+    # As RDS keeps a master password it manages: JSON.
+    secret = json.loads(sandbox.client("secretsmanager").get_secret_value(
+        SecretId=env["DS_HOST_DB_PASSWORD_SECRET"])["SecretString"])
+    assert secret["username"] == "app"
     web = sandbox.client("ecs").describe_task_definition(taskDefinition="host-staging-web")
     environment = {e["name"]: e["value"]
                    for e in web["taskDefinition"]["containerDefinitions"][0]["environment"]}
-    assert f"app:{secret}@host-db." in environment["DATABASE_URL"]
+    assert f"app:{secret['password']}@host-db." in environment["DATABASE_URL"]
+
+
+def test_the_sources_use_the_hosts_parameter_group(sandbox):
+    rds = sandbox.client("rds")
+    for source in sandbox.env["DS_SNAPSHOT_SOURCES"].split(","):
+        instance = rds.describe_db_instances(DBInstanceIdentifier=source)["DBInstances"][0]
+        assert [g["DBParameterGroupName"] for g in instance["DBParameterGroups"]] == [
+            "host-staging-pg16"]
+    parameters = {p["ParameterName"]: p.get("ParameterValue") for p in rds.describe_db_parameters(
+        DBParameterGroupName="host-staging-pg16")["Parameters"]}
+    assert parameters["rds.force_ssl"] == "1"
+    assert parameters["shared_preload_libraries"] == "pg_stat_statements"
 
 
 def test_listener_exists_with_a_404_default(sandbox):
@@ -254,6 +268,46 @@ def test_a_creating_instance_can_be_deleted(sandbox):
     assert again.value.response["Error"]["Code"] == "InvalidDBInstanceState"
     wait_for(lambda: db_status(rds, "ds-sandbox-abandoned") == "DBInstanceNotFound",
              timeout=scaled("rds_delete", SCALE) + SLACK)
+
+
+def test_a_restore_takes_the_default_parameter_group_and_what_it_is_told(sandbox):
+    rds = sandbox.client("rds")
+    host = rds.describe_db_instances(DBInstanceIdentifier="host-db")["DBInstances"][0]
+    assert (host["DeletionProtection"], host["BackupRetentionPeriod"]) == (True, 7)
+    plain = restore(rds, "ds-sandbox-plain")
+    assert [g["DBParameterGroupName"] for g in plain["DBParameterGroups"]] == [
+        "default.postgres16"]
+    assert (plain["DeletionProtection"], plain["BackupRetentionPeriod"]) == (False, 0)
+    told = rds.restore_db_instance_from_db_snapshot(
+        DBInstanceIdentifier="ds-sandbox-told", DBSnapshotIdentifier=newest_host_snapshot(rds),
+        DBInstanceClass="db.t3.micro", DBParameterGroupName="host-staging-pg16",
+        MultiAZ=False, PubliclyAccessible=False, BackupRetentionPeriod=0,
+    )["DBInstance"]
+    assert [g["DBParameterGroupName"] for g in told["DBParameterGroups"]] == [
+        "host-staging-pg16"]
+    for identifier in ("ds-sandbox-plain", "ds-sandbox-told"):
+        rds.delete_db_instance(DBInstanceIdentifier=identifier, SkipFinalSnapshot=True)
+
+
+def test_master_passwords_rds_refuses_are_refused(sandbox):
+    rds = sandbox.client("rds")
+    for password in ('with"quote', "with/slash", "with@at", "with space"):
+        with pytest.raises(ClientError) as refused:
+            rds.modify_db_instance(DBInstanceIdentifier="staging-support-db",
+                                   MasterUserPassword=password, ApplyImmediately=True)
+        assert refused.value.response["Error"]["Code"] == "InvalidParameterValue"
+        assert "MasterUserPassword is not a valid password" in refused.value.response[
+            "Error"]["Message"]
+    assert db_status(rds, "staging-support-db") == "available"
+
+
+def test_the_db_instance_quota_is_answered(sandbox):
+    rds = sandbox.client("rds")
+    quotas = {q["AccountQuotaName"]: q
+              for q in rds.describe_account_attributes()["AccountQuotas"]}
+    existing = rds.describe_db_instances()["DBInstances"]
+    assert quotas["DBInstances"]["Max"] == 40
+    assert quotas["DBInstances"]["Used"] == len(existing) >= 3
 
 
 def test_the_not_ready_snapshot_cannot_be_restored(sandbox):

@@ -1,7 +1,9 @@
-"""RDS: snapshots of the sources, the staging's restored instance, its master password.
+"""RDS: snapshots of the sources, the staging's restored instance, its master password, the
+account's instance quota.
 
 IAM: rds:DescribeDBInstances, rds:DescribeDBSnapshots, rds:RestoreDBInstanceFromDBSnapshot,
-rds:ModifyDBInstance, rds:DeleteDBInstance, rds:AddTagsToResource.
+rds:ModifyDBInstance, rds:DeleteDBInstance, rds:AddTagsToResource,
+rds:DescribeAccountAttributes.
 """
 
 from dataclasses import dataclass, field
@@ -9,7 +11,11 @@ from datetime import datetime
 
 from botocore.exceptions import ClientError
 
+from ..errors import ExternalCallFailed
 from .base import as_key_value_list, client, error_code, translated_errors
+
+# RDS refuses a master password with any of these (InvalidParameterValue).
+REFUSED_PASSWORD_CHARACTERS = ('"', "/", "@", " ")
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,14 @@ class DbInstance:
     created_at: datetime | None = None
     arn: str = ""
     tags: dict[str, str] = field(default_factory=dict)
+    parameter_group: str = ""
+    option_group: str = ""
+    storage_type: str = ""
+    iops: int = 0
+    multi_az: bool = False
+    publicly_accessible: bool = False
+    backup_retention_days: int = 0
+    deletion_protection: bool = False
 
     @property
     def is_available(self) -> bool:
@@ -63,6 +77,16 @@ def _instance_from(raw: dict) -> DbInstance:
         created_at=raw.get("InstanceCreateTime"),
         arn=raw.get("DBInstanceArn", ""),
         tags={t["Key"]: t["Value"] for t in raw.get("TagList") or []},
+        parameter_group=next(
+            (g["DBParameterGroupName"] for g in raw.get("DBParameterGroups") or []), ""),
+        option_group=next(
+            (g["OptionGroupName"] for g in raw.get("OptionGroupMemberships") or []), ""),
+        storage_type=raw.get("StorageType", ""),
+        iops=int(raw.get("Iops") or 0),
+        multi_az=bool(raw.get("MultiAZ")),
+        publicly_accessible=bool(raw.get("PubliclyAccessible")),
+        backup_retention_days=int(raw.get("BackupRetentionPeriod") or 0),
+        deletion_protection=bool(raw.get("DeletionProtection")),
     )
 
 
@@ -132,10 +156,16 @@ def restore_from_snapshot(
     instance_id: str,
     snapshot_id: str,
     instance_class: str,
-    subnet_group: str,
-    security_group_ids: tuple[str, ...],
+    like: DbInstance | None,
     tags: dict[str, str],
 ) -> DbInstance:
+    """Restore ``snapshot_id`` configured like the instance ``like`` (the snapshot's source).
+
+    A restore takes the engine's default parameter group, the VPC's default security group and
+    the default storage type unless told otherwise, and the app may not work on those (forced
+    SSL, a missing shared_preload_libraries): so everything that shapes how the app reaches and
+    uses the database is copied from the source.
+    """
     kwargs = {
         "DBInstanceIdentifier": instance_id,
         "DBSnapshotIdentifier": snapshot_id,
@@ -148,13 +178,45 @@ def restore_from_snapshot(
         "DeletionProtection": False,
         "Tags": as_key_value_list(tags),
     }
-    if subnet_group:
-        kwargs["DBSubnetGroupName"] = subnet_group
-    if security_group_ids:
-        kwargs["VpcSecurityGroupIds"] = list(security_group_ids)
+    if like is not None:
+        kwargs.update(_shaped_like(like))
     with translated_errors("rds:RestoreDBInstanceFromDBSnapshot"):
         raw = client("rds").restore_db_instance_from_db_snapshot(**kwargs)
     return _instance_from(raw["DBInstance"])
+
+
+def _shaped_like(source: DbInstance) -> dict:
+    kwargs: dict = {}
+    if source.parameter_group:
+        kwargs["DBParameterGroupName"] = source.parameter_group
+    # Default option groups are named per engine version ("default:postgres-16"); leaving it
+    # out gives the restore its own version's default, which naming the source's might not be.
+    if source.option_group and not source.option_group.startswith("default:"):
+        kwargs["OptionGroupName"] = source.option_group
+    if source.subnet_group:
+        kwargs["DBSubnetGroupName"] = source.subnet_group
+    if source.security_group_ids:
+        kwargs["VpcSecurityGroupIds"] = list(source.security_group_ids)
+    if source.port:
+        kwargs["Port"] = source.port
+    if source.storage_type:
+        kwargs["StorageType"] = source.storage_type
+        # Provisioned-IOPS storage cannot be asked for without its IOPS.
+        if source.storage_type in ("io1", "io2") and source.iops:
+            kwargs["Iops"] = source.iops
+    return kwargs
+
+
+def check_master_password(password: str, *, origin: str) -> None:
+    """Refuse, before asking AWS, a password RDS would refuse as a master password; the error
+    names ``origin`` (where it was read) and never the password."""
+    refused = [c for c in REFUSED_PASSWORD_CHARACTERS if c in password]
+    if refused:
+        shown = ", ".join(repr(c) for c in refused)
+        raise ExternalCallFailed(
+            "rds:ModifyDBInstance", "InvalidParameterValue",
+            f"the password in {origin} contains {shown}, which RDS refuses in a master "
+            "password (only printable ASCII characters besides '/', '@', '\"' and ' ')")
 
 
 def set_master_password(*, instance_id: str, password: str) -> None:
@@ -162,6 +224,27 @@ def set_master_password(*, instance_id: str, password: str) -> None:
         client("rds").modify_db_instance(
             DBInstanceIdentifier=instance_id, MasterUserPassword=password, ApplyImmediately=True
         )
+
+
+@dataclass(frozen=True)
+class Quota:
+    used: int
+    maximum: int
+
+    @property
+    def left(self) -> int:
+        return max(self.maximum - self.used, 0)
+
+
+def instance_quota() -> Quota:
+    """How many DB instances the account has in this region, and how many it may have."""
+    with translated_errors("rds:DescribeAccountAttributes"):
+        raw = client("rds").describe_account_attributes()
+    for quota in raw.get("AccountQuotas", []):
+        if quota.get("AccountQuotaName") == "DBInstances":
+            return Quota(used=int(quota["Used"]), maximum=int(quota["Max"]))
+    raise ExternalCallFailed("rds:DescribeAccountAttributes", "MissingQuota",
+                             "AWS named no DBInstances quota")
 
 
 def delete_instance(*, instance_id: str) -> bool:

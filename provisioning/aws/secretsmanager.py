@@ -1,18 +1,64 @@
 """Secrets Manager: the host DB's master password (kept by the operator) and each staging's
 test-account password (kept by us, so it is never stored in our database).
 
+A DB password secret holds either the password itself or, as RDS keeps the master passwords it
+manages, JSON like ``{"username": "app", "password": "..."}``; both are read (a value that
+starts with ``{`` is taken for JSON, so a bare password cannot).
+
 IAM: secretsmanager:GetSecretValue, CreateSecret, PutSecretValue, DescribeSecret,
 DeleteSecret, TagResource.
 """
 
+import json
+from dataclasses import dataclass
+
 from botocore.exceptions import ClientError
 
+from ..errors import ExternalCallFailed
 from .base import as_key_value_list, client, error_code, translated_errors
+
+DB_PASSWORD_KEY = "password"
 
 
 def read_secret(*, secret_id: str) -> str:
     with translated_errors("secretsmanager:GetSecretValue"):
         return client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"]
+
+
+@dataclass(frozen=True)
+class DbPassword:
+    password: str
+    # The JSON key holding it ("password"), or "" when the secret is the bare password.
+    json_key: str = ""
+
+    def value_from(self, secret_arn: str) -> str:
+        """What an ECS task definition's ``valueFrom`` names: the secret, or its JSON key in
+        ECS's ``arn:json-key:version-stage:version-id`` form."""
+        return f"{secret_arn}:{self.json_key}::" if self.json_key else secret_arn
+
+    def __repr__(self) -> str:  # never the password, in a traceback or a log line
+        return f"DbPassword(json_key={self.json_key!r})"
+
+
+def read_db_password(*, secret_id: str) -> DbPassword:
+    return parse_db_password(read_secret(secret_id=secret_id), secret_id=secret_id)
+
+
+def parse_db_password(value: str, *, secret_id: str) -> DbPassword:
+    """The password in a secret's value; an error names the secret, never what it holds."""
+    if not value.lstrip().startswith("{"):
+        return DbPassword(value)
+    try:
+        document = json.loads(value)
+    except ValueError:
+        document = None
+    password = document.get(DB_PASSWORD_KEY) if isinstance(document, dict) else None
+    if not isinstance(password, str) or not password:
+        raise ExternalCallFailed(
+            "secretsmanager:GetSecretValue", "UnreadableSecret",
+            f"{secret_id} holds neither a bare password nor a JSON object with a "
+            f'"{DB_PASSWORD_KEY}" string (as RDS keeps master passwords)')
+    return DbPassword(password, json_key=DB_PASSWORD_KEY)
 
 
 def find_secret_arn(*, name: str) -> str | None:

@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
-from . import ecs_rules
+from . import ecs_rules, rds_rules
 from .latency import DEFAULT_SCALE, scaled
 
 _settings = {"scale": DEFAULT_SCALE, "paused": False, "installed": False}
@@ -514,4 +514,5 @@ def install(scale: float) -> None:
     _install_ecs()
     _install_call_latencies()
     ecs_rules.install()
+    rds_rules.install()
     _settings["installed"] = True

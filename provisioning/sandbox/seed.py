@@ -19,6 +19,10 @@ WORKER_SERVICE = "host-worker"
 HOST_DB = "host-db"
 OTHER_DBS = ("staging-marketing-db", "staging-support-db")
 PASSWORD_SECRET = "host-staging/db-master-password"
+MASTER_USERNAME = "app"
+PARAMETER_GROUP = "host-staging-pg16"
+PARAMETER_GROUP_FAMILY = "postgres16"
+PARAMETERS = {"rds.force_ssl": "1", "shared_preload_libraries": "pg_stat_statements"}
 REPOSITORY = "app"
 LOG_ROUTER = "log-router"
 LOG_ROUTER_IMAGE = "public.ecr.aws/aws-observability/aws-for-fluent-bit:stable"
@@ -127,11 +131,14 @@ class Seeder:
             DBSubnetGroupName=CLUSTER, DBSubnetGroupDescription="host staging databases",
             SubnetIds=self.made["subnets"],
         )
+        self._parameter_group()
         passwords = {db: secrets.token_urlsafe(18) for db in (HOST_DB, *OTHER_DBS)}
         for db, password in passwords.items():
             self._database(db, password, storage_gb=50 if db == HOST_DB else 20)
+        # As RDS keeps a master password it manages: JSON, the password under "password".
         self.client("secretsmanager").create_secret(
-            Name=PASSWORD_SECRET, SecretString=passwords[HOST_DB],
+            Name=PASSWORD_SECRET,
+            SecretString=json.dumps({"username": MASTER_USERNAME, "password": passwords[HOST_DB]}),
             Description="Master password of the host staging database",
         )
         self.made["host_db_address"] = rds.describe_db_instances(DBInstanceIdentifier=HOST_DB)[
@@ -139,13 +146,29 @@ class Seeder:
         self.made["host_db_password"] = passwords[HOST_DB]
         self._snapshots()
 
+    def _parameter_group(self) -> None:
+        """The app needs these settings: a database on the engine's default group lacks them."""
+        rds = self.client("rds")
+        rds.create_db_parameter_group(
+            DBParameterGroupName=PARAMETER_GROUP, DBParameterGroupFamily=PARAMETER_GROUP_FAMILY,
+            Description="host staging databases: SSL only, pg_stat_statements",
+        )
+        rds.modify_db_parameter_group(DBParameterGroupName=PARAMETER_GROUP, Parameters=[
+            {"ParameterName": name, "ParameterValue": value, "ApplyMethod": "pending-reboot"}
+            for name, value in PARAMETERS.items()
+        ])
+
     def _database(self, identifier: str, password: str, storage_gb: int) -> None:
         self.client("rds").create_db_instance(
             DBInstanceIdentifier=identifier, DBInstanceClass="db.t3.medium", Engine="postgres",
-            EngineVersion="16.3", DBName="app", MasterUsername="app",
-            MasterUserPassword=password, AllocatedStorage=storage_gb,
+            EngineVersion="16.3", DBName="app", MasterUsername=MASTER_USERNAME,
+            MasterUserPassword=password, AllocatedStorage=storage_gb, StorageType="gp3",
             DBSubnetGroupName=CLUSTER, VpcSecurityGroupIds=[self.made["db_sg"]],
+            DBParameterGroupName=PARAMETER_GROUP,
             BackupRetentionPeriod=7, PubliclyAccessible=False,
+            # Nobody deletes the shared staging database by accident; its restores must not
+            # inherit that.
+            DeletionProtection=identifier == HOST_DB,
             Tags=[{"Key": "environment", "Value": identifier.removesuffix("-db")}],
         )
 

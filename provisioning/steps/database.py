@@ -10,8 +10,9 @@ service's health wait also waits for it. A pool database has the host's password
 """
 
 from .. import pool
-from ..aws import rds, secretsmanager
+from ..aws import rds
 from ..aws.base import staging_tags
+from ..credentials import host_master_password
 from ..models import PoolDatabase, Staging
 from ..runner import Skip, StepContext
 
@@ -99,13 +100,11 @@ def restore_database(ctx: StepContext) -> dict:
         _wait_until_gone(ctx, instance_id, f"rds:DescribeDBInstances {instance_id} (deleting)")
         existing = None
     if existing is None:
-        source = rds.describe_instance(instance_id=ctx.staging.source)
         rds.restore_from_snapshot(
             instance_id=instance_id,
             snapshot_id=ctx.staging.snapshot_id,
             instance_class=ctx.config.db_instance_class,
-            subnet_group=source.subnet_group if source else "",
-            security_group_ids=source.security_group_ids if source else (),
+            like=rds.describe_instance(instance_id=ctx.staging.source),
             tags=staging_tags(ctx.staging.name),
         )
     ctx.update_staging(db_instance=instance_id)
@@ -125,8 +124,8 @@ def align_credentials(ctx: StepContext) -> dict:
         raise Skip("taken from the warm pool with the host's password already set")
     instance = _describe(instance_id)
     if instance is None or not instance.pending_modifications.get("MasterUserPassword"):
-        password = secretsmanager.read_secret(secret_id=ctx.config.host_db_password_secret)
-        rds.set_master_password(instance_id=instance_id, password=password)
+        rds.set_master_password(instance_id=instance_id,
+                                password=host_master_password(ctx.config.host_db_password_secret))
     _wait_until_available(ctx, instance_id, f"rds:ModifyDBInstance {instance_id} (password)")
     return {"master_password": "set to the host's"}
 

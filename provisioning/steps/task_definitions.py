@@ -21,8 +21,9 @@ def staging_environment(ctx: StepContext) -> dict[str, str]:
 
 
 def source_password_secret(ctx: StepContext) -> str:
-    """ARN of the source's own password secret when the staging uses the source's
-    credentials (DS_SOURCE_DB_SECRETS), else empty."""
+    """What the task definitions' ``valueFrom`` names when the staging uses the source's own
+    credentials (DS_SOURCE_DB_SECRETS): the secret's ARN, or for a JSON secret (as RDS keeps
+    master passwords) its ``password`` key; else empty."""
     secret = ctx.config.source_db_secrets.get(ctx.staging.source, "")
     if ctx.staging.db_mode != DbMode.DEDICATED or not secret:
         return ""
@@ -31,10 +32,10 @@ def source_password_secret(ctx: StepContext) -> str:
         raise ExternalCallFailed("secretsmanager:DescribeSecret", "ResourceNotFoundException",
                                  f"{secret} (DS_SOURCE_DB_SECRETS for {ctx.staging.source}) "
                                  "does not exist")
-    return arn
+    return secretsmanager.read_db_password(secret_id=arn).value_from(arn)
 
 
-def _give_secret(definition: dict, image: str, variable: str, secret_arn: str) -> None:
+def _give_secret(definition: dict, image: str, variable: str, value_from: str) -> None:
     """The app's containers read ``variable`` from the secret (ECS resolves it at task start,
     so the password never appears in the task definition)."""
     for container in definition["containerDefinitions"]:
@@ -44,7 +45,7 @@ def _give_secret(definition: dict, image: str, variable: str, secret_arn: str) -
                                     if e["name"] != variable]
         container["secrets"] = [s for s in container.get("secrets", [])
                                 if s["name"] != variable] + [
-            {"name": variable, "valueFrom": secret_arn}]
+            {"name": variable, "valueFrom": value_from}]
 
 
 def _secrets(definition: dict) -> list:
