@@ -168,3 +168,106 @@ def delete_rule(*, arn: str) -> None:
         except ClientError as exc:
             if error_code(exc) != "RuleNotFound":
                 raise
+
+
+@dataclass(frozen=True)
+class Listener:
+    arn: str
+    load_balancer_arn: str
+    protocol: str
+    port: int
+
+
+@dataclass(frozen=True)
+class LoadBalancer:
+    arn: str
+    name: str
+    kind: str  # "application", "network" or "gateway"
+    state: str
+    vpc_id: str
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    protocol: str
+    path: str
+    matcher: str
+    interval_seconds: int
+
+
+def _listener_from(raw: dict) -> Listener:
+    return Listener(arn=raw["ListenerArn"], load_balancer_arn=raw["LoadBalancerArn"],
+                    protocol=raw.get("Protocol", ""), port=int(raw.get("Port") or 0))
+
+
+def describe_listener(*, listener_arn: str) -> Listener | None:
+    with translated_errors("elasticloadbalancing:DescribeListeners"):
+        try:
+            raw = client("elbv2").describe_listeners(ListenerArns=[listener_arn])["Listeners"]
+        except ClientError as exc:
+            if error_code(exc) == "ListenerNotFound":
+                return None
+            raise
+    return _listener_from(raw[0]) if raw else None
+
+
+def list_listeners(*, load_balancer_arn: str) -> list[Listener]:
+    listeners: list[Listener] = []
+    with translated_errors("elasticloadbalancing:DescribeListeners"):
+        pages = client("elbv2").get_paginator("describe_listeners").paginate(
+            LoadBalancerArn=load_balancer_arn
+        )
+        for page in pages:
+            listeners.extend(_listener_from(raw) for raw in page["Listeners"])
+    return listeners
+
+
+def describe_load_balancer(*, arn: str) -> LoadBalancer | None:
+    with translated_errors("elasticloadbalancing:DescribeLoadBalancers"):
+        try:
+            raw = client("elbv2").describe_load_balancers(LoadBalancerArns=[arn])
+        except ClientError as exc:
+            if error_code(exc) == "LoadBalancerNotFound":
+                return None
+            raise
+    found = raw["LoadBalancers"][0]
+    return LoadBalancer(
+        arn=found["LoadBalancerArn"], name=found["LoadBalancerName"],
+        kind=found.get("Type", ""), state=(found.get("State") or {}).get("Code", ""),
+        vpc_id=found.get("VpcId", ""),
+    )
+
+
+def count_target_groups(*, load_balancer_arn: str) -> int:
+    """Target groups some listener or rule of the load balancer forwards to."""
+    count = 0
+    with translated_errors("elasticloadbalancing:DescribeTargetGroups"):
+        pages = client("elbv2").get_paginator("describe_target_groups").paginate(
+            LoadBalancerArn=load_balancer_arn
+        )
+        try:
+            for page in pages:
+                count += len(page["TargetGroups"])
+        except ClientError as exc:
+            # Some endpoints answer a load balancer with no target group this way.
+            if error_code(exc) != "TargetGroupNotFound":
+                raise
+    return count
+
+
+def health_check(*, target_group_arn: str) -> HealthCheck | None:
+    """The target group's health check; None when there is no such target group."""
+    with translated_errors("elasticloadbalancing:DescribeTargetGroups"):
+        try:
+            raw = client("elbv2").describe_target_groups(TargetGroupArns=[target_group_arn])
+        except ClientError as exc:
+            if error_code(exc) == "TargetGroupNotFound":
+                return None
+            raise
+    group = raw["TargetGroups"][0]
+    return HealthCheck(
+        protocol=group.get("HealthCheckProtocol", ""),
+        path=group.get("HealthCheckPath", ""),
+        matcher=(group.get("Matcher") or {}).get("HttpCode", ""),
+        interval_seconds=int(group.get("HealthCheckIntervalSeconds") or 0),
+    )

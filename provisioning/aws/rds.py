@@ -1,7 +1,8 @@
 """RDS: snapshots of the sources, the staging's restored instance, its master password.
 
 IAM: rds:DescribeDBInstances, rds:DescribeDBSnapshots, rds:RestoreDBInstanceFromDBSnapshot,
-rds:ModifyDBInstance, rds:DeleteDBInstance, rds:AddTagsToResource.
+rds:ModifyDBInstance, rds:DeleteDBInstance, rds:AddTagsToResource,
+rds:DescribeAccountAttributes.
 """
 
 from dataclasses import dataclass, field
@@ -9,7 +10,7 @@ from datetime import datetime
 
 from botocore.exceptions import ClientError
 
-from .base import as_key_value_list, client, error_code, translated_errors
+from .base import AwsError, as_key_value_list, client, error_code, translated_errors
 
 
 @dataclass(frozen=True)
@@ -182,3 +183,20 @@ def delete_instance(*, instance_id: str) -> bool:
                 return True
             raise
     return True
+
+
+@dataclass(frozen=True)
+class Quota:
+    used: int
+    maximum: int
+
+
+def instance_quota() -> Quota:
+    """The account's DB instances in this region: how many exist and how many may."""
+    with translated_errors("rds:DescribeAccountAttributes"):
+        raw = client("rds").describe_account_attributes()
+    for quota in raw.get("AccountQuotas", []):
+        if quota.get("AccountQuotaName") == "DBInstances":
+            return Quota(used=int(quota["Used"]), maximum=int(quota["Max"]))
+    raise AwsError("rds:DescribeAccountAttributes", "MissingQuota",
+                   "the answer carries no DBInstances quota")
