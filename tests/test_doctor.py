@@ -479,14 +479,88 @@ def test_the_command_exits_1_when_a_check_fails(healthy, settings, capsys):
 
 # --- the sandbox -------------------------------------------------------------------------------
 
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    with running_stack(tmp_path_factory.mktemp("doctor"), 0.01) as stack:
+        yield stack
+
+
 @pytest.mark.e2e
-def test_doctor_passes_on_the_sandbox(tmp_path):
-    with running_stack(tmp_path, 0.01) as stack:
-        checked = stack.manage("ds", "doctor", "--json")
-        assert checked.returncode == 0, checked.stdout + checked.stderr
-        found = {item["check"]: item for item in json.loads(checked.stdout)}
-        assert not [item for item in found.values() if item["status"] == "fail"]
-        assert found["ECS long ARNs"]["status"] == "ok"
-        assert found["DB instance quota"]["status"] == "ok"
-        assert found["account API"]["status"] == "ok"
-        assert found["IAM permissions"]["status"] == "warn"
+def test_doctor_passes_on_the_sandbox(stack):
+    checked = stack.manage("ds", "doctor", "--json")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    found = {item["check"]: item for item in json.loads(checked.stdout)}
+    assert not [item for item in found.values() if item["status"] == "fail"]
+    for name in ("credentials", "cluster", "web service", "listener", "listener rules",
+                 "ECS long ARNs", "DB instance quota", "account API",
+                 "host DB password secret"):
+        assert found[name]["status"] == "ok", found[name]
+    # The sandbox's caller is no IAM user or role: IAM cannot simulate it.
+    assert found["IAM permissions"]["status"] == "warn"
+    assert "NoSuchEntity" in found["IAM permissions"]["found"]
+
+
+@pytest.mark.e2e
+def test_the_sandbox_answers_effective_ecs_settings_like_aws(stack):
+    ecs = stack.client("ecs")
+    effective = {s["name"]: s["value"] for s in ecs.list_account_settings(
+        effectiveSettings=True)["settings"]}
+    assert effective["serviceLongArnFormat"] == effective["taskLongArnFormat"] == "enabled"
+    assert ecs.list_account_settings()["settings"] == []  # only what was put, as on AWS
+    ecs.put_account_setting(name="taskLongArnFormat", value="disabled")
+    try:
+        only = ecs.list_account_settings(effectiveSettings=True, name="taskLongArnFormat")
+        assert [(s["name"], s["value"]) for s in only["settings"]] == [
+            ("taskLongArnFormat", "disabled")]
+    finally:
+        ecs.put_account_setting(name="taskLongArnFormat", value="enabled")
+
+
+@pytest.mark.e2e
+def test_the_sandbox_answers_the_rds_quota(stack):
+    quotas = {q["AccountQuotaName"]: q for q in
+              stack.client("rds").describe_account_attributes()["AccountQuotas"]}
+    instances = stack.client("rds").describe_db_instances()["DBInstances"]
+    assert quotas["DBInstances"]["Used"] == len(instances) > 0
+    assert quotas["DBInstances"]["Max"] == 40
+
+
+@pytest.mark.e2e
+def test_the_sandbox_simulates_identity_policies(stack):
+    client = stack.client("iam")
+    with pytest.raises(client.exceptions.NoSuchEntityException):
+        client.simulate_principal_policy(
+            PolicySourceArn=f"arn:aws:iam::{ACCOUNT}:role/nobody", ActionNames=["ecs:ListTasks"])
+    role = client.create_role(RoleName="doctor-dashboard", Path="/team/",
+                              AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    client.put_role_policy(RoleName="doctor-dashboard", PolicyName="engine",
+                           PolicyDocument=permissions.policy_json())
+    client.put_role_policy(RoleName="doctor-dashboard", PolicyName="no-deletes",
+                           PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+                               {"Effect": "Deny", "Action": "rds:Delete*", "Resource": "*"}]}))
+
+    def decisions(actions, context=None, resources=None):
+        kwargs = {"PolicySourceArn": role, "ActionNames": actions}
+        if context:
+            kwargs["ContextEntries"] = [{"ContextKeyName": k, "ContextKeyValues": [v],
+                                         "ContextKeyType": "string"} for k, v in context.items()]
+        if resources:
+            kwargs["ResourceArns"] = resources
+        return {r["EvalActionName"]: r["EvalDecision"] for r in
+                client.simulate_principal_policy(**kwargs)["EvaluationResults"]}
+
+    assert decisions(["ecs:ListTasks", "s3:GetObject"]) == {
+        "ecs:ListTasks": "allowed", "s3:GetObject": "implicitDeny"}
+    # A condition key missing from the context does not match, as in IAM's simulator.
+    assert decisions(["ecs:CreateService"]) == {"ecs:CreateService": "implicitDeny"}
+    assert decisions(["ecs:CreateService"], {"aws:RequestTag/managed-by": "dynamic-stagings"}) \
+        == {"ecs:CreateService": "allowed"}
+    assert decisions(["rds:DeleteDBInstance"], {
+        "aws:ResourceTag/managed-by": "dynamic-stagings"}) == {
+        "rds:DeleteDBInstance": "explicitDeny"}
+    secret = f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:"
+    assert decisions(["secretsmanager:PutSecretValue"],
+                     resources=[secret + "dynamic-stagings/x"]) == {
+        "secretsmanager:PutSecretValue": "allowed"}
+    assert decisions(["secretsmanager:PutSecretValue"], resources=[secret + "other"]) == {
+        "secretsmanager:PutSecretValue": "implicitDeny"}

@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
+from . import account_limits
 from .latency import DEFAULT_SCALE, scaled
 
 _settings = {"scale": DEFAULT_SCALE, "paused": False, "installed": False}
@@ -512,4 +513,5 @@ def install(scale: float) -> None:
     _install_rds()
     _install_ecs()
     _install_call_latencies()
+    account_limits.install()
     _settings["installed"] = True
