@@ -37,6 +37,7 @@ ACCOUNT_API_PROBE_SECONDS = 5.0
 FORBIDDEN_PASSWORD_CHARACTERS = ('"', "/", "@", " ")
 MIN_PASSWORD_LENGTH = 8
 LONG_ARN_SETTINGS = ("serviceLongArnFormat", "taskLongArnFormat")
+DATABASE_SECRETS_STATEMENT = "ReadDatabasePasswordSecrets"
 # Not adjustable, unlike most quotas (Elastic Load Balancing's "Target Groups per Application
 # Load Balancer").
 TARGET_GROUPS_PER_ALB = 100
@@ -103,12 +104,12 @@ def _plural(count: int, word: str) -> str:
 
 def check_credentials(host: _Host) -> list[Check]:
     region = sts.current_region()
-    identity = sts.caller_identity()
-    found = f"account {identity.account} as {identity.arn}, region {region or '(none)'}"
     if not region:
-        return [Check("credentials", FAIL, found,
+        return [Check("credentials", FAIL, "no region configured",
                       "Set AWS_REGION (or a region in the AWS profile) to the host's region.")]
-    return [Check("credentials", OK, found)]
+    identity = sts.caller_identity()
+    return [Check("credentials", OK,
+                  f"account {identity.account} as {identity.arn}, region {region}")]
 
 
 # --- ECS: cluster, services, task definitions --------------------------------------------------
@@ -131,6 +132,9 @@ def _service_check(host: _Host, role: str) -> list[Check]:
         return [Check(label, FAIL, f"{name}: not found in cluster {host.config.cluster}",
                       f"Set {variable} to the host staging's {role} service.")]
     found = f"{service.name}: {service.status}, {service.running}/{service.desired} running"
+    if service.status != "ACTIVE":
+        return [Check(label, FAIL, found,
+                      f"The service is being deleted: point {variable} at the live one.")]
     awsvpc = service.network_configuration.get("awsvpcConfiguration") or {}
     if not awsvpc.get("subnets"):
         return [Check(label, FAIL, f"{found}; no awsvpc network configuration (subnets)",
@@ -438,6 +442,10 @@ def check_account_api(host: _Host) -> list[Check]:
         reason = getattr(exc, "reason", exc)
         return [Check("account API", FAIL, f"{url}: no answer ({reason})",
                       "Check DS_ACCOUNT_API_URL and that the dashboard can reach the app.")]
+    if not host.config.account_api_token:
+        return [Check("account API", WARN,
+                      f"{url} answers ({answer}), but DS_ACCOUNT_API_TOKEN is not set",
+                      "Set DS_ACCOUNT_API_TOKEN unless the app's account API asks for none.")]
     return [Check("account API", OK, f"{url} answers ({answer})")]
 
 
@@ -491,6 +499,17 @@ def _resource_for(pattern: str, region: str, account: str) -> str:
     return ":".join(parts).replace("*", "doctor-check")
 
 
+def _database_secret_arns(config: EngineConfig, region: str, account: str) -> list[str]:
+    """The configured DB password secrets as ARNs: a name gets the six-character suffix
+    Secrets Manager appends, so a policy on ``name-*`` (or ``name-??????``) covers it."""
+    ids = [config.host_db_password_secret, *config.source_db_secrets.values()]
+    return [
+        secret if secret.startswith("arn:")
+        else f"arn:aws:secretsmanager:{region}:{account}:secret:{secret}-doctor"
+        for secret in ids if secret
+    ]
+
+
 def _context_for(condition: dict) -> dict[str, str]:
     return {key: value for test in condition.values() for key, value in test.items()}
 
@@ -507,10 +526,15 @@ def check_permissions(host: _Host) -> list[Check]:
     try:
         for statement in permissions.STATEMENTS:
             resource = _resource_for(statement.resource, region, identity.account)
+            resources = None if resource == "*" else [resource]
+            if statement.sid == DATABASE_SECRETS_STATEMENT:
+                # Meant to be narrowed to the configured secrets: simulated on those.
+                resources = _database_secret_arns(host.config, region, identity.account)
+                if not resources:
+                    continue
             evaluations = iam.simulate_principal_policy(
                 principal_arn=source, actions=sorted(statement.actions),
-                resource_arns=None if resource == "*" else [resource],
-                context=_context_for(statement.condition),
+                resource_arns=resources, context=_context_for(statement.condition),
             )
             denied += [e.action for e in evaluations if not e.allowed]
     except NotImplementedError as exc:  # AWS-compatible endpoints without a policy simulator

@@ -12,6 +12,7 @@ import pytest
 from django.core.management import call_command
 
 from provisioning import doctor
+from provisioning.aws import ecs as ecs_wrapper
 from provisioning.aws import iam, permissions, rds
 from provisioning.aws.base import AwsError
 from provisioning.config import load_config
@@ -95,6 +96,27 @@ def test_an_unexpected_error_is_a_line_not_a_traceback(healthy, monkeypatch):
 
 
 # --- ECS ---------------------------------------------------------------------------------------
+
+def test_no_region(healthy, monkeypatch, tmp_path):
+    for variable in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(variable)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    credentials = line("credentials")
+    assert credentials.status == doctor.FAIL and credentials.found == "no region configured"
+    assert "AWS_REGION" in credentials.fix
+
+
+def test_a_host_service_being_deleted(healthy, monkeypatch):
+    described = ecs_wrapper.describe_service
+
+    def draining(*, cluster, service):
+        found = described(cluster=cluster, service=service)
+        return replace(found, status="DRAINING") if service == "host-worker" else found
+
+    monkeypatch.setattr(ecs_wrapper, "describe_service", draining)
+    worker = line("worker service")
+    assert worker.status == doctor.FAIL and "DRAINING" in worker.found
+
 
 def test_a_cluster_that_does_not_exist(healthy, settings):
     settings.DS_CLUSTER = "no-such-cluster"
@@ -357,8 +379,12 @@ def test_a_source_with_its_own_secret_needs_no_host_password(healthy, settings):
 def test_an_account_api_that_answers(healthy, settings, httpserver):
     httpserver.expect_request("/accounts", method="HEAD").respond_with_data("", status=405)
     settings.DS_ACCOUNT_API_URL = httpserver.url_for("/accounts")
+    settings.DS_ACCOUNT_API_TOKEN = "token"
     api = line("account API")
     assert api.status == doctor.OK and "HTTP 405" in api.found
+    settings.DS_ACCOUNT_API_TOKEN = ""
+    api = line("account API")
+    assert api.status == doctor.WARN and "DS_ACCOUNT_API_TOKEN is not set" in api.found
 
 
 def test_an_account_api_that_is_down(healthy, settings):
@@ -400,7 +426,7 @@ def _simulator(denied: set[str]):
     calls = []
 
     def simulate(*, principal_arn, actions, resource_arns=None, context=None):
-        calls.append(principal_arn)
+        calls.append((principal_arn, tuple(actions), tuple(resource_arns or ["*"])))
         results = []
         for action in actions:
             needed = doctor._context_for(statements[action].condition)
@@ -419,7 +445,19 @@ def test_denied_actions_fail(healthy, monkeypatch):
     check = line("IAM permissions")
     assert check.status == doctor.FAIL
     assert "2 actions: ecs:CreateService, rds:RestoreDBInstanceFromDBSnapshot" in check.found
-    assert set(calls) == {f"arn:aws:iam::{ACCOUNT}:user/moto"}
+    assert {principal for principal, _, _ in calls} == {f"arn:aws:iam::{ACCOUNT}:user/moto"}
+
+
+def test_resource_scoped_statements_are_simulated_on_their_resources(healthy, monkeypatch):
+    simulate, calls = _simulator(set())
+    monkeypatch.setattr(iam, "simulate_principal_policy", simulate)
+    line("IAM permissions")
+    resources = {actions: arns for _, actions, arns in calls}
+    assert resources[("secretsmanager:GetSecretValue",)] == (healthy.secret_arn,)
+    login = next(arns for actions, arns in resources.items()
+                 if "secretsmanager:PutSecretValue" in actions)
+    assert login == (f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:"
+                     "dynamic-stagings/doctor-check",)
 
 
 def test_all_actions_allowed_pass(healthy, monkeypatch):

@@ -5,6 +5,8 @@ IAM: sts:GetCallerIdentity (allowed to every principal; no policy can deny it).
 
 from dataclasses import dataclass
 
+import boto3
+
 from .base import client, translated_errors
 
 
@@ -23,4 +25,4 @@ def caller_identity() -> CallerIdentity:
 
 def current_region() -> str:
     """The region boto3's chain resolved (environment, profile, ...); "" when none is set."""
-    return client("sts").meta.region_name or ""
+    return boto3.session.Session().region_name or ""
