@@ -24,7 +24,9 @@ from django.core.cache import cache
 
 from .account_api import targets_staging
 from .aws import ecs, elbv2, iam, permissions, rds, secretsmanager, sts
+from .aws.ecr import ImageReference
 from .config import EngineConfig
+from .taskdefs import clone_task_definition
 
 logger = logging.getLogger(__name__)
 
@@ -160,6 +162,15 @@ def _container_sizes(definition: dict) -> tuple[int, int]:
     return cpu, memory
 
 
+def _cloned(definition: dict, cpu: int, memory: int) -> dict:
+    """The definition as a create clones it (sizes fitted the engine's way)."""
+    image = definition["containerDefinitions"][0]["image"]
+    return clone_task_definition(
+        definition, family="doctor", app_image=ImageReference.parse(image.split("@", 1)[0]),
+        image=image, cpu=str(cpu), memory=str(memory), environment={},
+    )
+
+
 def _task_definition_checks(host: _Host, role: str, service: ecs.Service) -> list[Check]:
     label = f"{role} task definition"
     definition = ecs.describe_task_definition(task_definition=service.task_definition)
@@ -181,13 +192,23 @@ def _task_definition_checks(host: _Host, role: str, service: ecs.Service) -> lis
     cpu_target = int(host.config.web_cpu if role == "web" else host.config.worker_cpu)
     memory_target = int(host.config.web_memory if role == "web" else host.config.worker_memory)
     cpu, memory = _container_sizes(definition)
+    clone_cpu, clone_memory = _container_sizes(_cloned(definition, cpu_target, memory_target))
     checks = []
-    if cpu > cpu_target or memory > memory_target:
+    if clone_cpu > cpu_target or clone_memory > memory_target:
+        checks.append(Check(
+            label, FAIL,
+            f"{revision}: even scaled down, its containers add up to {clone_cpu} CPU units and "
+            f"{clone_memory} MiB, more than a staging's {cpu_target} CPU / {memory_target} MiB: "
+            "AWS refuses such a task definition",
+            f"Raise {cpu_setting} / {memory_setting} (a valid Fargate pair) to hold the "
+            "containers' sizes.",
+        ))
+    elif cpu > cpu_target or memory > memory_target:
         checks.append(Check(
             label, WARN,
             f"{revision}: its containers ask for {cpu} CPU units and {memory} MiB together, more "
-            f"than a staging's {cpu_target} CPU / {memory_target} MiB: the container sizes that "
-            "do not fit are dropped in the clone",
+            f"than a staging's {cpu_target} CPU / {memory_target} MiB: the clone drops the "
+            "container sizes that do not fit",
             f"Fine if the app runs in {memory_target} MiB; otherwise raise {cpu_setting} / "
             f"{memory_setting} (a valid Fargate pair).",
         ))

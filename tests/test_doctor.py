@@ -174,6 +174,28 @@ def test_containers_bigger_than_a_staging_warn(healthy, settings):
     assert line("web task definition").status == doctor.OK
 
 
+def test_containers_that_add_up_past_a_staging_fail(healthy, settings):
+    """Each fits a staging's 512 MiB, so the clone keeps both sizes: 768 MiB in a 512 MiB task,
+    which AWS refuses."""
+    ecs = boto3.client("ecs")
+    described = ecs.describe_task_definition(
+        taskDefinition=healthy.web_task_definition_arn)["taskDefinition"]
+    web, sidecar = described["containerDefinitions"]
+    web.update(memory=384, cpu=128)
+    sidecar["memoryReservation"] = 384
+    definition = ecs.register_task_definition(
+        family="host-web", requiresCompatibilities=["FARGATE"], networkMode="awsvpc",
+        cpu="1024", memory="2048", containerDefinitions=[web, sidecar],
+    )["taskDefinition"]["taskDefinitionArn"]
+    ecs.update_service(cluster=CLUSTER, service=WEB_SERVICE, taskDefinition=definition)
+    settings.DS_WEB_CPU, settings.DS_WEB_MEMORY = "256", "512"
+    web_line = line("web task definition")
+    assert web_line.status == doctor.FAIL
+    assert "768 MiB" in web_line.found and "AWS refuses" in web_line.found
+    settings.DS_WEB_MEMORY = "1024"
+    assert line("web task definition").status == doctor.OK
+
+
 def test_a_load_balancer_naming_a_container_the_task_lacks(healthy, settings):
     ecs = boto3.client("ecs")
     ecs.create_service(
