@@ -24,6 +24,7 @@ from django.core.cache import cache
 
 from .account_api import targets_staging
 from .aws import ecs, elbv2, iam, permissions, rds, secretsmanager, sts
+from .aws.base import AwsError
 from .aws.ecr import ImageReference
 from .config import EngineConfig
 from .taskdefs import clone_task_definition
@@ -392,7 +393,15 @@ def password_problem(value: str) -> str:
 
 
 def _secret_check(label: str, secret_id: str, setting: str) -> Check:
-    value = secretsmanager.read_secret(secret_id=secret_id)
+    try:
+        value = secretsmanager.read_secret(secret_id=secret_id)
+    except AwsError as exc:
+        found = f"{secret_id}: {exc.call}: {exc.code}: {exc.message}"
+        if exc.code == "ResourceNotFoundException":
+            return Check(label, FAIL, found, f"Set {setting} to an existing secret (name or ARN).")
+        return Check(label, FAIL, found,
+                     "Allow the dashboard's role secretsmanager:GetSecretValue on the secret "
+                     "(and kms:Decrypt on its key, if it has its own).")
     shape = "JSON" if value.lstrip().startswith("{") else "a plain string"
     problem = password_problem(value)
     if problem:
@@ -561,12 +570,16 @@ def check_permissions(host: _Host) -> list[Check]:
     except NotImplementedError as exc:  # AWS-compatible endpoints without a policy simulator
         return [Check("IAM permissions", WARN, f"could not check: {exc}",
                       "Check the role's policy against docs/iam-policy.json by hand.")]
-    except Exception as exc:  # noqa: BLE001 (a refused simulation is a warning, not a failure)
-        detail = f"{exc.code}: {exc.message}" if hasattr(exc, "code") else str(exc)
-        return [Check("IAM permissions", WARN,
-                      f"could not simulate the policies of {source} ({detail})",
-                      "Allow iam:SimulatePrincipalPolicy on the dashboard's role to check it, "
-                      "or compare its policy with docs/iam-policy.json.")]
+    except AwsError as exc:  # a refused simulation is a warning, not a failure
+        found = f"could not simulate the policies of {source} ({exc.code}: {exc.message})"
+        if "AccessDenied" in exc.code:
+            return [Check("IAM permissions", WARN, found,
+                          "Allow the dashboard's role iam:SimulatePrincipalPolicy (and "
+                          "iam:GetRole) to check it, or compare its policy with "
+                          "docs/iam-policy.json.")]
+        return [Check("IAM permissions", WARN, found,
+                      "Run ds doctor with the dashboard's own role or user, or compare its "
+                      "policy with docs/iam-policy.json.")]
     total = len(permissions.engine_actions())
     if denied:
         names = sorted(set(denied))

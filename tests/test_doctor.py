@@ -344,6 +344,17 @@ def test_an_unreadable_secret(healthy, settings):
     secret = line("host DB password secret")
     assert secret.status == doctor.FAIL
     assert "ResourceNotFoundException" in secret.found
+    assert "Set DS_HOST_DB_PASSWORD_SECRET to an existing secret" in secret.fix
+
+
+def test_a_secret_the_dashboard_may_not_read(healthy, monkeypatch):
+    def refused(*, secret_id):
+        raise AwsError("secretsmanager:GetSecretValue", "AccessDeniedException", "no")
+
+    monkeypatch.setattr("provisioning.aws.secretsmanager.read_secret", refused)
+    secret = line("host DB password secret")
+    assert secret.status == doctor.FAIL and "AccessDeniedException" in secret.found
+    assert "secretsmanager:GetSecretValue" in secret.fix
 
 
 @pytest.mark.parametrize(("value", "problem"), [
@@ -497,6 +508,17 @@ def test_a_refused_simulation_warns(healthy, monkeypatch):
     monkeypatch.setattr(iam, "simulate_principal_policy", refused)
     check = line("IAM permissions")
     assert check.status == doctor.WARN and "AccessDenied" in check.found
+    assert "iam:SimulatePrincipalPolicy" in check.fix
+
+
+def test_a_principal_iam_does_not_know_warns(healthy, monkeypatch):
+    def unknown(**_):
+        raise AwsError("iam:SimulatePrincipalPolicy", "NoSuchEntity", "no user moto")
+
+    monkeypatch.setattr(iam, "simulate_principal_policy", unknown)
+    check = line("IAM permissions")
+    assert check.status == doctor.WARN and "NoSuchEntity" in check.found
+    assert "own role" in check.fix
 
 
 def test_an_assumed_role_is_simulated_as_its_role_with_its_path(aws):
