@@ -27,6 +27,7 @@ from .aws import ecs, elbv2, iam, permissions, rds, secretsmanager, sts
 from .aws.base import AwsError
 from .aws.ecr import ImageReference
 from .config import EngineConfig
+from .errors import ExternalCallFailed
 from .taskdefs import clone_task_definition
 
 logger = logging.getLogger(__name__)
@@ -506,7 +507,7 @@ def _policy_source(caller_arn: str) -> str | None:
         account_part = prefix.replace(":sts:", ":iam:", 1)
         try:
             found = iam.role_arn(name=role)
-        except Exception:  # noqa: BLE001 (GetRole is optional: the path-less ARN is the fallback)
+        except (AwsError, NotImplementedError):  # optional: the path-less ARN is the fallback
             found = None
         return found or f"{account_part}:role/{role}"
     account_part, _, resource = caller_arn.partition(":user/")
@@ -612,7 +613,7 @@ def _guarded(name: str, run: Callable[[], list[Check]]) -> list[Check]:
     try:
         return run()
     except Exception as exc:  # noqa: BLE001 (one broken check must not hide the others)
-        if hasattr(exc, "call") and hasattr(exc, "code"):
+        if isinstance(exc, ExternalCallFailed):
             found = f"{exc.call}: {exc.code}: {exc.message}"
         else:
             logger.exception("ds doctor: the %s check crashed", name)
