@@ -18,6 +18,7 @@ urlpatterns = [
     path("sweep/", views.leftovers, name="leftovers"),
     path("sweep/run/", views.sweep_now, name="sweep_now"),
     path("sweep/delete/", views.delete_leftovers, name="delete_leftovers"),
+    path("setup/", views.setup, name="setup"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

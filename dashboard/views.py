@@ -9,6 +9,10 @@ redirect to their full page, which always works without JavaScript.
 A test account's password is never on a page until its owner (or an admin) asks for it with a
 POST: it is then read from Secrets Manager, the look is recorded in the audit trail, and the
 answer is marked uncacheable. It is never logged, nor kept anywhere but in AWS.
+
+The Setup page (staff only) shows ``ds doctor``'s report. It costs a few dozen AWS calls, so
+it is kept in the cache for a few minutes; the fleet page only reads that copy to say how many
+problems it had, and never runs a check itself.
 """
 
 from django.contrib import messages
@@ -25,7 +29,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseStopPolling
 from django_q.tasks import async_task
 
-from provisioning import audit, operations
+from provisioning import audit, doctor, operations
 from provisioning import sweep as orphan_sweep
 from provisioning.config import load_config
 from provisioning.costs import Rates, cost_so_far
@@ -97,6 +101,7 @@ def home(request: HttpRequest) -> HttpResponse:
     context["estimates"] = context["fleet"].rates
     context["pool"] = fleet_queries.warm_pool(context["fleet"].rates)
     context["leftovers"] = _current_orphans().count()
+    context["setup_report"] = doctor.last_report() if request.user.is_staff else None
     return render(request, "fleet.html", context)
 
 
@@ -340,3 +345,17 @@ def delete_leftovers(request: HttpRequest) -> HttpResponse:
                               "in dependency order. Each one leaves this list once AWS "
                               "confirms it is gone; a failure shows here with the AWS error.")
     return redirect("leftovers")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def setup(request: HttpRequest) -> HttpResponse:
+    """The last report while it is fresh, else a new one; a POST asks for a new one."""
+    _require_staff(request)
+    report = None if request.method == "POST" else doctor.last_report()
+    if report is None:
+        report = doctor.run_checks(load_config())
+        doctor.remember(report)
+    if request.method == "POST":
+        return redirect("setup")
+    return render(request, "setup.html", {"report": report})

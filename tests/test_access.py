@@ -44,6 +44,7 @@ URLS = {
     "leftovers": set(),
     "sweep_now": {"staff", "post"},
     "delete_leftovers": {"staff", "post"},
+    "setup": {"staff"},
     "login": {"public"},
     # Logging out needs no login: it only ever ends a session (POST), and GET is refused.
     "logout": {"public", "post"},

@@ -3,7 +3,8 @@
 IAM: ecs:DescribeServices, ecs:DescribeTaskDefinition, ecs:ListTaskDefinitions,
 ecs:RegisterTaskDefinition, ecs:DeregisterTaskDefinition, ecs:DeleteTaskDefinitions,
 ecs:CreateService,
-ecs:UpdateService, ecs:DeleteService, ecs:TagResource, iam:PassRole (the cloned roles).
+ecs:UpdateService, ecs:DeleteService, ecs:TagResource, iam:PassRole (the cloned roles),
+ecs:ListAccountSettings, ecs:DescribeClusters.
 """
 
 import functools
@@ -211,3 +212,33 @@ def delete_service(*, cluster: str, service: str) -> bool:
                 return False
             raise
     return True
+
+
+@dataclass(frozen=True)
+class Cluster:
+    name: str
+    arn: str
+    status: str  # ACTIVE, PROVISIONING, DEPROVISIONING, FAILED or INACTIVE
+
+
+def describe_cluster(*, cluster: str) -> Cluster | None:
+    """The cluster, or None if ECS does not know it (a deleted one stays INACTIVE a while)."""
+    with translated_errors("ecs:DescribeClusters"):
+        raw = client("ecs").describe_clusters(clusters=[cluster])
+    for found in raw.get("clusters", []):
+        return Cluster(name=found["clusterName"], arn=found["clusterArn"],
+                       status=found.get("status", ""))
+    return None
+
+
+def effective_account_settings() -> dict[str, str]:
+    """Each account setting as it applies to the caller: its own, else the account's, else
+    ECS's default (``effectiveSettings``), by name."""
+    settings: dict[str, str] = {}
+    with translated_errors("ecs:ListAccountSettings"):
+        pages = client("ecs").get_paginator("list_account_settings").paginate(
+            effectiveSettings=True
+        )
+        for page in pages:
+            settings.update({s["name"]: s["value"] for s in page.get("settings", [])})
+    return settings

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
-from .base import as_key_value_list, client, error_code, translated_errors
+from .base import AwsError, as_key_value_list, client, error_code, translated_errors
 
 # ALB limits: rule priorities are 1..50000; one ALB holds at most 100 rules (default rules
 # excepted) across its listeners and 100 target groups (neither adjustable).
@@ -172,6 +172,109 @@ def delete_rule(*, arn: str) -> None:
                 raise
 
 
+@dataclass(frozen=True)
+class Listener:
+    arn: str
+    load_balancer_arn: str
+    protocol: str
+    port: int
+
+
+@dataclass(frozen=True)
+class LoadBalancer:
+    arn: str
+    name: str
+    kind: str  # "application", "network" or "gateway"
+    state: str
+    vpc_id: str
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    protocol: str
+    path: str
+    matcher: str
+    interval_seconds: int
+
+
+def _listener_from(raw: dict) -> Listener:
+    return Listener(arn=raw["ListenerArn"], load_balancer_arn=raw["LoadBalancerArn"],
+                    protocol=raw.get("Protocol", ""), port=int(raw.get("Port") or 0))
+
+
+def describe_listener(*, listener_arn: str) -> Listener | None:
+    with translated_errors("elasticloadbalancing:DescribeListeners"):
+        try:
+            raw = client("elbv2").describe_listeners(ListenerArns=[listener_arn])["Listeners"]
+        except ClientError as exc:
+            if error_code(exc) == "ListenerNotFound":
+                return None
+            raise
+    return _listener_from(raw[0]) if raw else None
+
+
+def list_listeners(*, load_balancer_arn: str) -> list[Listener]:
+    listeners: list[Listener] = []
+    with translated_errors("elasticloadbalancing:DescribeListeners"):
+        pages = client("elbv2").get_paginator("describe_listeners").paginate(
+            LoadBalancerArn=load_balancer_arn
+        )
+        for page in pages:
+            listeners.extend(_listener_from(raw) for raw in page["Listeners"])
+    return listeners
+
+
+def describe_load_balancer(*, arn: str) -> LoadBalancer | None:
+    with translated_errors("elasticloadbalancing:DescribeLoadBalancers"):
+        try:
+            raw = client("elbv2").describe_load_balancers(LoadBalancerArns=[arn])
+        except ClientError as exc:
+            if error_code(exc) == "LoadBalancerNotFound":
+                return None
+            raise
+    found = raw["LoadBalancers"][0]
+    return LoadBalancer(
+        arn=found["LoadBalancerArn"], name=found["LoadBalancerName"],
+        kind=found.get("Type", ""), state=(found.get("State") or {}).get("Code", ""),
+        vpc_id=found.get("VpcId", ""),
+    )
+
+
+def count_target_groups(*, load_balancer_arn: str) -> int:
+    """Target groups some listener or rule of the load balancer forwards to."""
+    count = 0
+    with translated_errors("elasticloadbalancing:DescribeTargetGroups"):
+        pages = client("elbv2").get_paginator("describe_target_groups").paginate(
+            LoadBalancerArn=load_balancer_arn
+        )
+        try:
+            for page in pages:
+                count += len(page["TargetGroups"])
+        except ClientError as exc:
+            # Some endpoints answer a load balancer with no target group this way.
+            if error_code(exc) != "TargetGroupNotFound":
+                raise
+    return count
+
+
+def health_check(*, target_group_arn: str) -> HealthCheck | None:
+    """The target group's health check; None when there is no such target group."""
+    with translated_errors("elasticloadbalancing:DescribeTargetGroups"):
+        try:
+            raw = client("elbv2").describe_target_groups(TargetGroupArns=[target_group_arn])
+        except ClientError as exc:
+            if error_code(exc) == "TargetGroupNotFound":
+                return None
+            raise
+    group = raw["TargetGroups"][0]
+    return HealthCheck(
+        protocol=group.get("HealthCheckProtocol", ""),
+        path=group.get("HealthCheckPath", ""),
+        matcher=(group.get("Matcher") or {}).get("HttpCode", ""),
+        interval_seconds=int(group.get("HealthCheckIntervalSeconds") or 0),
+    )
+
+
 # --- how full the load balancer is (checked before a create makes anything) ---------------------
 
 
@@ -186,24 +289,12 @@ class LoadBalancerUsage:
 
 
 def load_balancer_usage(*, listener_arn: str) -> LoadBalancerUsage:
-    with translated_errors("elasticloadbalancing:DescribeListeners"):
-        listener = client("elbv2").describe_listeners(ListenerArns=[listener_arn])["Listeners"][0]
-        load_balancer = listener["LoadBalancerArn"]
-        listeners = [found["ListenerArn"] for page in client("elbv2").get_paginator(
-            "describe_listeners").paginate(LoadBalancerArn=load_balancer)
-            for found in page["Listeners"]]
-    rules = sum(1 for arn in listeners for rule in list_rules(listener_arn=arn)
-                if rule.priority is not None)
-    return LoadBalancerUsage(load_balancer, rules, _attached_target_groups(load_balancer))
-
-
-def _attached_target_groups(load_balancer_arn: str) -> int:
-    with translated_errors("elasticloadbalancing:DescribeTargetGroups"):
-        try:
-            return sum(len(page["TargetGroups"]) for page in client("elbv2").get_paginator(
-                "describe_target_groups").paginate(LoadBalancerArn=load_balancer_arn))
-        except ClientError as exc:
-            # Some implementations answer "not found" rather than an empty list.
-            if error_code(exc) == "TargetGroupNotFound":
-                return 0
-            raise
+    listener = describe_listener(listener_arn=listener_arn)
+    if listener is None:
+        raise AwsError("elasticloadbalancing:DescribeListeners", "ListenerNotFound",
+                       f"{listener_arn} does not exist")
+    load_balancer = listener.load_balancer_arn
+    rules = sum(1 for other in list_listeners(load_balancer_arn=load_balancer)
+                for rule in list_rules(listener_arn=other.arn) if rule.priority is not None)
+    return LoadBalancerUsage(load_balancer, rules,
+                             count_target_groups(load_balancer_arn=load_balancer))

@@ -100,7 +100,12 @@ STATEMENTS: tuple[Statement, ...] = (
 )
 
 # What ``ds doctor`` may use to check the policy; not needed for any operation.
-DIAGNOSTIC_ACTIONS = ("iam:SimulatePrincipalPolicy", "sts:GetCallerIdentity")
+DIAGNOSTIC_ACTIONS = (
+    "ecs:DescribeClusters",
+    "iam:GetRole",
+    "iam:SimulatePrincipalPolicy",
+    "sts:GetCallerIdentity",
+)
 
 
 def engine_actions() -> frozenset[str]:

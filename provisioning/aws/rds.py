@@ -11,8 +11,7 @@ from datetime import datetime
 
 from botocore.exceptions import ClientError
 
-from ..errors import ExternalCallFailed
-from .base import as_key_value_list, client, error_code, translated_errors
+from .base import AwsError, as_key_value_list, client, error_code, translated_errors
 
 # RDS refuses a master password with any of these (InvalidParameterValue).
 REFUSED_PASSWORD_CHARACTERS = ('"', "/", "@", " ")
@@ -213,7 +212,7 @@ def check_master_password(password: str, *, origin: str) -> None:
     refused = [c for c in REFUSED_PASSWORD_CHARACTERS if c in password]
     if refused:
         shown = ", ".join(repr(c) for c in refused)
-        raise ExternalCallFailed(
+        raise AwsError(
             "rds:ModifyDBInstance", "InvalidParameterValue",
             f"the password in {origin} contains {shown}, which RDS refuses in a master "
             "password (only printable ASCII characters besides '/', '@', '\"' and ' ')")
@@ -243,8 +242,8 @@ def instance_quota() -> Quota:
     for quota in raw.get("AccountQuotas", []):
         if quota.get("AccountQuotaName") == "DBInstances":
             return Quota(used=int(quota["Used"]), maximum=int(quota["Max"]))
-    raise ExternalCallFailed("rds:DescribeAccountAttributes", "MissingQuota",
-                             "AWS named no DBInstances quota")
+    raise AwsError("rds:DescribeAccountAttributes", "MissingQuota",
+                   "the answer carries no DBInstances quota")
 
 
 def delete_instance(*, instance_id: str) -> bool:
@@ -265,3 +264,4 @@ def delete_instance(*, instance_id: str) -> bool:
                 return True
             raise
     return True
+

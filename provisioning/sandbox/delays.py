@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
-from . import ecs_rules, rds_rules
+from . import account_limits, ecs_rules, rds_rules
 from .latency import DEFAULT_SCALE, scaled
 
 _settings = {"scale": DEFAULT_SCALE, "paused": False, "installed": False}
@@ -515,4 +515,5 @@ def install(scale: float) -> None:
     _install_call_latencies()
     ecs_rules.install()
     rds_rules.install()
+    account_limits.install()
     _settings["installed"] = True

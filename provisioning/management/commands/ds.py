@@ -1,4 +1,5 @@
-"""The ``ds`` command: create, list, show, destroy and redeploy dynamic stagings.
+"""The ``ds`` command: create, list, show, destroy and redeploy dynamic stagings, and check the
+host they are cloned from (``doctor``).
 
 Exit codes scripts can rely on: 0 success, 1 the operation failed (or AWS refused), 2 a usage
 or user error, with a one-line reason on stderr.
@@ -16,6 +17,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 from django.core.serializers.json import DjangoJSONEncoder
 
+from provisioning import doctor
+from provisioning.config import load_config
 from provisioning.errors import ExternalCallFailed, UserError
 from provisioning.models import Operation, Staging, StagingStatus
 from provisioning.operations import request_create, request_destroy, request_redeploy
@@ -68,6 +71,9 @@ class Command(BaseCommand):
         sweeping = sub.add_parser("sweep", help="list (or delete) what no live staging owns")
         sweeping.add_argument("--delete", action="store_true", help="delete what is found")
         sweeping.add_argument("--json", action="store_true")
+        checking = sub.add_parser("doctor", help="check the host against what a create needs")
+        checking.add_argument("--json", action="store_true",
+                              help='print a list of {"check", "status", "found", "fix"}')
 
     def execute(self, *args, **options):
         # stderr carries our own progress lines only: the queue logs each enqueue at INFO.
@@ -147,6 +153,18 @@ class Command(BaseCommand):
             self.stderr.write(f"{len(rows)} orphaned resource(s)")
         if delete and any(r.error for r in rows):
             raise Exit(EXIT_FAILED, "error: some orphaned resources could not be deleted")
+
+    def do_doctor(self, *, json: bool, **_) -> None:
+        report = doctor.run_checks(load_config())
+        if json:
+            self._print_json(report.as_list())
+        else:
+            for check in report.checks:
+                self.stdout.write(f"{check.status:<4}  {check.check}: {check.found}")
+                if check.fix and check.status != doctor.OK:
+                    self.stdout.write(f"      fix: {check.fix}")
+        if not report.passed:
+            raise Exit(EXIT_FAILED, f"error: {report.failures} check(s) failed")
 
     # --- helpers --------------------------------------------------------------------------
 
