@@ -10,7 +10,6 @@ The Setup page runs the same report; it costs a few dozen AWS calls, so the page
 one in Django's cache (``remember``), and the fleet page reads only that (``last_report``).
 """
 
-import json
 import logging
 import urllib.error
 import urllib.parse
@@ -25,10 +24,8 @@ from django.core.cache import cache
 from .account_api import targets_staging
 from .aws import ecs, elbv2, iam, permissions, rds, secretsmanager, sts
 from .aws.base import AwsError
-from .aws.ecr import ImageReference
 from .config import EngineConfig
 from .errors import ExternalCallFailed
-from .taskdefs import clone_task_definition
 
 logger = logging.getLogger(__name__)
 
@@ -37,14 +34,8 @@ SNAPSHOT_MAX_AGE = timedelta(days=7)
 QUOTA_WARN_RATIO = 0.8
 DB_INSTANCES_WARN_FREE = 5
 ACCOUNT_API_PROBE_SECONDS = 5.0
-# RDS refuses these in a master password (all engines), and any password under 8 characters.
-FORBIDDEN_PASSWORD_CHARACTERS = ('"', "/", "@", " ")
-MIN_PASSWORD_LENGTH = 8
 LONG_ARN_SETTINGS = ("serviceLongArnFormat", "taskLongArnFormat")
 DATABASE_SECRETS_STATEMENT = "ReadDatabasePasswordSecrets"
-# Not adjustable, unlike most quotas (Elastic Load Balancing's "Target Groups per Application
-# Load Balancer").
-TARGET_GROUPS_PER_ALB = 100
 CACHE_KEY = "ds-doctor-report"
 CACHE_SECONDS = 5 * 60
 
@@ -164,15 +155,6 @@ def _container_sizes(definition: dict) -> tuple[int, int]:
     return cpu, memory
 
 
-def _cloned(definition: dict, cpu: int, memory: int) -> dict:
-    """The definition as a create clones it (sizes fitted the engine's way)."""
-    image = definition["containerDefinitions"][0]["image"]
-    return clone_task_definition(
-        definition, family="doctor", app_image=ImageReference.parse(image.split("@", 1)[0]),
-        image=image, cpu=str(cpu), memory=str(memory), environment={},
-    )
-
-
 def _task_definition_checks(host: _Host, role: str, service: ecs.Service) -> list[Check]:
     label = f"{role} task definition"
     definition = ecs.describe_task_definition(task_definition=service.task_definition)
@@ -194,23 +176,13 @@ def _task_definition_checks(host: _Host, role: str, service: ecs.Service) -> lis
     cpu_target = int(host.config.web_cpu if role == "web" else host.config.worker_cpu)
     memory_target = int(host.config.web_memory if role == "web" else host.config.worker_memory)
     cpu, memory = _container_sizes(definition)
-    clone_cpu, clone_memory = _container_sizes(_cloned(definition, cpu_target, memory_target))
     checks = []
-    if clone_cpu > cpu_target or clone_memory > memory_target:
-        checks.append(Check(
-            label, FAIL,
-            f"{revision}: even scaled down, its containers add up to {clone_cpu} CPU units and "
-            f"{clone_memory} MiB, more than a staging's {cpu_target} CPU / {memory_target} MiB: "
-            "AWS refuses such a task definition",
-            f"Raise {cpu_setting} / {memory_setting} (a valid Fargate pair) to hold the "
-            "containers' sizes.",
-        ))
-    elif cpu > cpu_target or memory > memory_target:
+    if cpu > cpu_target or memory > memory_target:
         checks.append(Check(
             label, WARN,
             f"{revision}: its containers ask for {cpu} CPU units and {memory} MiB together, more "
-            f"than a staging's {cpu_target} CPU / {memory_target} MiB: the clone drops the "
-            "container sizes that do not fit",
+            f"than a staging's {cpu_target} CPU / {memory_target} MiB: the clone scales the "
+            "container sizes down to fit",
             f"Fine if the app runs in {memory_target} MiB; otherwise raise {cpu_setting} / "
             f"{memory_setting} (a valid Fargate pair).",
         ))
@@ -275,21 +247,15 @@ def check_listener(host: _Host) -> list[Check]:
         return [Check("listener", FAIL, f"{found}: a {balancer.kind} load balancer",
                       "Host-header rules need an Application Load Balancer listener.")]
     checks = [Check("listener", OK, found)]
-    rules = sum(
-        1
-        for each in elbv2.list_listeners(load_balancer_arn=balancer.arn)
-        for rule in elbv2.list_rules(listener_arn=each.arn)
-        if rule.priority is not None
-    )
+    usage = elbv2.load_balancer_usage(listener_arn=listener.arn)
     checks.append(_quota_check(
-        "listener rules", rules, elbv2.MAX_RULES_PER_ALB,
+        "listener rules", usage.rules, elbv2.MAX_RULES_PER_ALB,
         f"rules on all listeners of {balancer.name} (default rules not counted)",
         "Each staging takes one rule. Destroy idle stagings, remove unused rules, or put the "
         "stagings on a listener of another load balancer (the 100 is not adjustable).",
     ))
-    groups = elbv2.count_target_groups(load_balancer_arn=balancer.arn)
     checks.append(_quota_check(
-        "target groups", groups, TARGET_GROUPS_PER_ALB,
+        "target groups", usage.target_groups, elbv2.MAX_TARGET_GROUPS_PER_ALB,
         f"target groups attached to {balancer.name}",
         "Each staging attaches one target group. Destroy idle stagings or detach unused target "
         "groups (the 100 per load balancer is not adjustable).",
@@ -373,24 +339,15 @@ def check_db_instance_quota(host: _Host) -> list[Check]:
 # --- secrets -----------------------------------------------------------------------------------
 
 def password_problem(value: str) -> str:
-    """Why RDS would refuse ``value`` (a plain password, or RDS-managed JSON), or ""."""
-    password = value
+    """Why ``value`` (a secret's: a plain password, or RDS-managed JSON) cannot serve as a
+    master password, or ""."""
     try:
-        parsed = json.loads(value)
-    except ValueError:
-        parsed = None
-    if isinstance(parsed, dict):
-        password = parsed.get("password")
-        if not isinstance(password, str):
-            return 'it is JSON without a "password" string'
+        password = secretsmanager.parse_db_password(value, secret_id="the secret").password
+    except ExternalCallFailed:
+        return 'it is JSON without a "password" string'
     if not password:
         return "it is empty"
-    bad = sorted({repr(c) for c in password if c in FORBIDDEN_PASSWORD_CHARACTERS})
-    if bad:
-        return f"the password contains {', '.join(bad)}, which RDS refuses"
-    if len(password) < MIN_PASSWORD_LENGTH:
-        return f"the password is shorter than {MIN_PASSWORD_LENGTH} characters"
-    return ""
+    return rds.master_password_problem(password)
 
 
 def _secret_check(label: str, secret_id: str, setting: str) -> Check:

@@ -15,6 +15,7 @@ from .base import AwsError, as_key_value_list, client, error_code, translated_er
 
 # RDS refuses a master password with any of these (InvalidParameterValue).
 REFUSED_PASSWORD_CHARACTERS = ('"', "/", "@", " ")
+MIN_MASTER_PASSWORD_LENGTH = 8
 
 
 @dataclass(frozen=True)
@@ -206,16 +207,24 @@ def _shaped_like(source: DbInstance) -> dict:
     return kwargs
 
 
+def master_password_problem(password: str) -> str:
+    """Why RDS would refuse ``password`` as a master password, or "" (never the password)."""
+    refused = sorted({repr(c) for c in password if c in REFUSED_PASSWORD_CHARACTERS})
+    if refused:
+        return (f"it contains {', '.join(refused)}, which RDS refuses in a master password "
+                "(only printable ASCII characters besides '/', '@', '\"' and ' ')")
+    if len(password) < MIN_MASTER_PASSWORD_LENGTH:
+        return f"it is shorter than the {MIN_MASTER_PASSWORD_LENGTH} characters RDS asks for"
+    return ""
+
+
 def check_master_password(password: str, *, origin: str) -> None:
     """Refuse, before asking AWS, a password RDS would refuse as a master password; the error
     names ``origin`` (where it was read) and never the password."""
-    refused = [c for c in REFUSED_PASSWORD_CHARACTERS if c in password]
-    if refused:
-        shown = ", ".join(repr(c) for c in refused)
-        raise AwsError(
-            "rds:ModifyDBInstance", "InvalidParameterValue",
-            f"the password in {origin} contains {shown}, which RDS refuses in a master "
-            "password (only printable ASCII characters besides '/', '@', '\"' and ' ')")
+    problem = master_password_problem(password)
+    if problem:
+        raise AwsError("rds:ModifyDBInstance", "InvalidParameterValue",
+                       f"the password in {origin}: {problem}")
 
 
 def set_master_password(*, instance_id: str, password: str) -> None:
