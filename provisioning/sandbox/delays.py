@@ -512,4 +512,6 @@ def install(scale: float) -> None:
     _install_rds()
     _install_ecs()
     _install_call_latencies()
+    from . import tagging_rules  # imports delays: only once this module is loaded
+    tagging_rules.install()
     _settings["installed"] = True
