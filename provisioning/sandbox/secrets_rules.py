@@ -121,14 +121,21 @@ def _tagged_resources(original):
     return wrapper
 
 
+# SecretsManagerBackend method -> the wrapper that gives it AWS's behaviour.
+PATCHES = {
+    "create_secret": _create,
+    "delete_secret": _delete,
+    "restore_secret": _restore,
+    "put_secret_value": _put_value,
+    "describe_secret": _purging,
+    "get_secret_value": _purging,
+    "list_secrets": _purging,
+    "iter_tagged_resources": _tagged_resources,
+}
+
+
 def install() -> None:
     from moto.secretsmanager.models import SecretsManagerBackend
 
-    patch = delays._patch
-    patch(SecretsManagerBackend, "create_secret", _create)
-    patch(SecretsManagerBackend, "delete_secret", _delete)
-    patch(SecretsManagerBackend, "restore_secret", _restore)
-    patch(SecretsManagerBackend, "put_secret_value", _put_value)
-    for name in ("describe_secret", "get_secret_value", "list_secrets"):
-        patch(SecretsManagerBackend, name, _purging)
-    patch(SecretsManagerBackend, "iter_tagged_resources", _tagged_resources)
+    for name, make_wrapper in PATCHES.items():
+        delays._patch(SecretsManagerBackend, name, make_wrapper)
