@@ -45,17 +45,18 @@ def tasks_keep_running():
     state_manager.unset_transition("ecs::task")
 
 
-def run_tagged_task() -> str:
-    """A task tagged for the staging, as a service with propagateTags=SERVICE starts it.
-    (moto cannot run an awsvpc task, so this definition uses the default network mode.)"""
+def run_tagged_task(name: str = NAME) -> str:
+    """A task tagged for the staging ``name``, as a service with propagateTags=SERVICE starts
+    it. (moto cannot run an awsvpc task, so this definition uses the default network mode.)"""
     client = boto3.client("ecs")
     client.register_task_definition(
-        family=f"ds-{NAME}-oneoff",
+        family=f"ds-{name}-oneoff",
         containerDefinitions=[{"name": "app", "image": "app:1", "memory": 512, "cpu": 256}],
     )
+    tags = {STAGING_TAG_KEY: name, MANAGED_BY_KEY: MANAGED_BY_VALUE}
     return client.run_task(
-        cluster=CLUSTER, taskDefinition=f"ds-{NAME}-oneoff", launchType="FARGATE",
-        tags=[{"key": k, "value": v} for k, v in TAGS.items()],
+        cluster=CLUSTER, taskDefinition=f"ds-{name}-oneoff", launchType="FARGATE",
+        tags=[{"key": k, "value": v} for k, v in tags.items()],
     )["tasks"][0]["taskArn"]
 
 
