@@ -2,6 +2,7 @@
 destroyed without a teardown) is found, and deleted on request, and nothing of a live staging
 or of the host is touched."""
 
+import contextlib
 import json
 
 import boto3
@@ -9,6 +10,7 @@ import pytest
 from django.core.management import call_command
 
 from provisioning import sweep as sweep_module
+from provisioning.aws import secretsmanager
 from provisioning.models import (
     AuditEvent,
     DbMode,
@@ -23,7 +25,11 @@ from provisioning.runner import run_operation
 from provisioning.steps import plan_for
 from provisioning.sweep import delete_orphans, sweep
 from tests.conftest import CLUSTER, DOMAIN
-from tests.test_gone import run_tagged_task, tasks_keep_running  # noqa: F401 (a fixture)
+from tests.test_gone import (  # noqa: F401 (fixtures)
+    aws_secret_rules,
+    run_tagged_task,
+    tasks_keep_running,
+)
 from tests.test_runner import assert_everything_made, assert_host_untouched, assert_nothing_left
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -272,3 +278,25 @@ def test_a_type_the_sweep_does_not_know_is_reported_not_ignored(host_env, alice,
     assert row.kind == "sqs:ds-gone-before" and row.staging_name == "gone-before"
     [row] = sweep(delete=True, actor=admin)
     assert row.deleted_at is None and "remove it by hand" in row.error
+
+
+@pytest.mark.usefixtures("aws_secret_rules")
+def test_every_destroy_step_run_again_after_the_destroy_is_harmless(host_env, alice):
+    """Stopped tasks and the deleted task definitions listed, the login secret's name not free
+    yet: a destroy resumed (or run again) from any step finds its work done."""
+    from provisioning.operations import request_destroy
+    from provisioning.runner import Skip
+    from provisioning.steps import destroy_plan
+    from tests.factories import step_context
+
+    staging = make_ready(alice, "feature/Login_Page")
+    secretsmanager.store_secret(name=f"dynamic-stagings/{staging.name}/login", value="pw",
+                                tags={"dynamic-staging": staging.name,
+                                      "managed-by": "dynamic-stagings"})
+    operation = request_destroy(staging, user=alice)
+    assert run_operation(operation.pk, plan_for)
+    assert secretsmanager.find_secret_arn(name=f"dynamic-stagings/{staging.name}/login") is None
+    for spec in destroy_plan(operation):
+        with contextlib.suppress(Skip):
+            spec.run(step_context(operation, spec.key))
+    assert sweep() == []
