@@ -6,24 +6,26 @@ Found:
   database (tagged ``dynamic-staging-pool=<source>``) is owned while a PoolDatabase row names it,
   and any database is owned while a live staging uses it as its ``db_instance``;
 * every rule on the dynamic stagings listener whose host header lies under ``DS_DOMAIN`` and
-  names no live staging (listener rules carry no tags in the tagging API).
+  names no live staging (whether or not the tagging API lists it with its tags).
 
-Left alone, because they are already going away: ECS services that are DRAINING or INACTIVE,
-task definitions whose deletion is in progress, secrets scheduled for deletion and databases
-that are ``deleting``.
+Left alone, because they are already going away: the tagging API lists much that is gone
+(stopped ECS tasks, DRAINING or INACTIVE services, task definitions whose deletion is in
+progress, deleted listener rules, secrets scheduled for deletion, databases ``deleting``), so
+each candidate is asked of its own service (gone.py), and what still looks present is asked
+again with backoff for a while before it is reported. A resource of a type gone.py has no check
+for is reported, never ignored.
 
 AWS is listed before our records are read: a staging's row is written before any of its
-resources is made, so a create running during a sweep never looks orphaned. Each candidate is
-then described once more, so what went away meanwhile is not reported.
+resources is made, so a create running during a sweep never looks orphaned.
 
 Records: one ``Orphan`` row per ARN, kept as history. A sweep updates ``last_seen_at`` of what
 it finds (and clears ``deleted_at`` of a resource that is back); a row whose resource a sweep
 no longer finds gets ``deleted_at`` (whoever removed it), so the open orphans are the rows
-without ``deleted_at``. Deleting goes in dependency order (rules, services, target groups, task
-definitions, secrets, databases last), and AWS is asked after each delete that the resource is
-gone; a database counts as gone once AWS reports it ``deleting`` (that takes minutes more and a
-failed deletion shows up again at the next sweep). A failed delete keeps the row open, with the
-AWS error in ``error``.
+without ``deleted_at``. Deleting goes in dependency order (rules, services, then the services'
+tasks are waited for, target groups, task definitions, secrets, databases last), and AWS is
+asked after each delete that the resource is gone; a database counts as gone once AWS reports
+it ``deleting`` (that takes minutes more and a failed deletion shows up again at the next
+sweep). A failed delete keeps the row open, with the AWS error in ``error``.
 
 Audit: every sweep that a person asks for is recorded (``sweep``), a scheduled one only when it
 finds a resource not reported before; every resource deleted is recorded (``sweep-delete``).
@@ -38,7 +40,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q
 from django.utils import timezone
 
-from . import audit
+from . import audit, gone
 from .aws import ecs, elbv2, rds, secretsmanager, tagging
 from .aws.base import MANAGED_BY_KEY, MANAGED_BY_VALUE, STAGING_TAG_KEY
 from .config import EngineConfig, load_config
@@ -49,14 +51,12 @@ log = logging.getLogger(__name__)
 
 POOL_TAG_KEY = "dynamic-staging-pool"
 
-RULE = "elasticloadbalancing:listener-rule"
-SERVICE = "ecs:service"
-TARGET_GROUP = "elasticloadbalancing:targetgroup"
-TASK_DEFINITION = "ecs:task-definition"
-SECRET = "secretsmanager:secret"
-DATABASE = "rds:db"
+RULE, SERVICE, TASK = gone.RULE, gone.SERVICE, gone.TASK
+TARGET_GROUP, TASK_DEFINITION = gone.TARGET_GROUP, gone.TASK_DEFINITION
+SECRET, DATABASE = gone.SECRET, gone.DATABASE
 # Dependency order of deletion: nothing is deleted while something later still uses it.
-DELETE_ORDER = (RULE, SERVICE, TARGET_GROUP, TASK_DEFINITION, SECRET, DATABASE)
+DELETE_ORDER = (RULE, SERVICE, TASK, TARGET_GROUP, TASK_DEFINITION, SECRET, DATABASE)
+kind_of = gone.kind_of
 
 
 @dataclass(frozen=True)
@@ -70,31 +70,6 @@ class Found:
 class _Owners:
     stagings: frozenset[str]
     databases: frozenset[str]
-
-
-def kind_of(arn: str) -> str:
-    """``service:resource-type`` of an ARN, e.g. ``rds:db`` or ``ecs:task-definition``."""
-    parts = arn.split(":", 5)
-    if len(parts) < 6:
-        return "unknown"
-    resource = parts[5]
-    if parts[2] == "elasticloadbalancing" and resource.startswith("listener-rule/"):
-        return RULE
-    return f"{parts[2]}:{resource.split('/', 1)[0].split(':', 1)[0]}"
-
-
-def _resource_id(arn: str) -> str:
-    return arn.split(":", 5)[5]
-
-
-def _db_instance_id(arn: str) -> str:
-    return _resource_id(arn).split(":", 1)[1]
-
-
-def _service_cluster(arn: str, config: EngineConfig) -> str:
-    # service/<cluster>/<name> (the long ARN format) or service/<name> (the old one)
-    parts = _resource_id(arn).split("/")
-    return parts[1] if len(parts) == 3 else config.cluster
 
 
 def _owners() -> _Owners:
@@ -112,27 +87,11 @@ def _owners() -> _Owners:
 def _is_owned(tags: dict[str, str], kind: str, arn: str, owners: _Owners) -> bool:
     if tags.get(STAGING_TAG_KEY) in owners.stagings:
         return True
-    return kind == DATABASE and _db_instance_id(arn) in owners.databases
+    return kind == DATABASE and gone.db_instance_id(arn) in owners.databases
 
 
 def _still_there(found: Found, config: EngineConfig) -> bool:
-    """Whether the resource exists and is not already on its way out."""
-    if found.kind == SERVICE:
-        service = ecs.describe_service(cluster=_service_cluster(found.arn, config),
-                                       service=found.arn)
-        return service is not None and service.status == "ACTIVE"
-    if found.kind == TASK_DEFINITION:
-        return ecs.task_definition_status(arn=found.arn) in {"ACTIVE", "INACTIVE"}
-    if found.kind == TARGET_GROUP:
-        return elbv2.target_group_exists(arn=found.arn)
-    if found.kind == SECRET:
-        return secretsmanager.find_secret_arn(name=found.arn) is not None
-    if found.kind == DATABASE:
-        instance = rds.describe_instance(instance_id=_db_instance_id(found.arn))
-        return instance is not None and instance.status != "deleting"
-    if found.kind == RULE:
-        return any(r.arn == found.arn for r in elbv2.list_rules(listener_arn=config.listener_arn))
-    return True
+    return gone.still_there(found.arn, config)
 
 
 def _host_staging(host: str, domain: str) -> str | None:
@@ -161,7 +120,8 @@ def find_orphans(config: EngineConfig | None = None) -> list[Found]:
         names = [name for name in names if name]
         if rule.priority is not None and names and not set(names) & owners.stagings:
             candidates[rule.arn] = Found(rule.arn, RULE, names[0])
-    return [found for found in candidates.values() if _still_there(found, config)]
+    left = set(gone.left_after_settling(candidates, config))
+    return [found for arn, found in candidates.items() if arn in left]
 
 
 # --- deleting ------------------------------------------------------------------------------------
@@ -177,23 +137,31 @@ def _wait_gone(found: Found, config: EngineConfig, timeout: float) -> None:
 
 
 def _delete_service(found: Found, config: EngineConfig) -> None:
-    ecs.delete_service(cluster=_service_cluster(found.arn, config), service=found.arn)
+    ecs.delete_service(cluster=gone.ecs_cluster(found.arn, config), service=found.arn)
     # Its target group may go only once the service has let go of it.
+    _wait_gone(found, config, config.service_wait_seconds)
+
+
+def _wait_for_task(found: Found, config: EngineConfig) -> None:
+    # The engine starts tasks only through services: deleting the service (earlier in the
+    # order) stops them. One that outlives that was started by hand and is left to a person.
     _wait_gone(found, config, config.service_wait_seconds)
 
 
 def _delete_task_definition(found: Found, config: EngineConfig) -> None:
     ecs.deregister_task_definition(arn=found.arn)
-    ecs.delete_task_definitions(arns=[found.arn])
+    gone.raise_refused_deletions(ecs.delete_task_definitions(arns=[found.arn]), config)
 
 
 DELETERS: dict[str, Callable[[Found, EngineConfig], None]] = {
     RULE: lambda found, config: elbv2.delete_rule(arn=found.arn),
     SERVICE: _delete_service,
+    TASK: _wait_for_task,
     TARGET_GROUP: lambda found, config: elbv2.delete_target_group(arn=found.arn),
     TASK_DEFINITION: _delete_task_definition,
     SECRET: lambda found, config: secretsmanager.delete_secret(name=found.arn),
-    DATABASE: lambda found, config: rds.delete_instance(instance_id=_db_instance_id(found.arn)),
+    DATABASE: lambda found, config: rds.delete_instance(
+        instance_id=gone.db_instance_id(found.arn)),
 }
 
 

@@ -566,3 +566,16 @@ def test_verify_counts_deleted_services_as_gone(create_op, destroy_op, service_o
 def test_handover_skips_when_no_other_runner_holds_the_staging(destroy_op):
     with pytest.raises(Skip):
         run_step(destroy_op, "handover", handover.wait_for_superseded_runner)
+
+
+def test_task_status_is_none_for_tasks_and_clusters_ecs_does_not_know(host_env):
+    unknown = f"arn:aws:ecs:us-east-1:123456789012:task/{CLUSTER}/0123456789abcdef"
+    assert ecs.task_last_status(cluster=CLUSTER, arn=unknown) is None
+    assert ecs.task_last_status(cluster="no-such-cluster", arn=unknown) is None
+
+
+def test_delete_task_definitions_returns_what_aws_refused(host_env):
+    failures = ecs.delete_task_definitions(arns=[host_env.web_task_definition_arn])
+    assert [f.arn for f in failures] == [host_env.web_task_definition_arn]
+    assert "ACTIVE" in failures[0].reason
+    assert revisions("host-web") == [host_env.web_task_definition_arn]

@@ -19,6 +19,7 @@ from provisioning.models import Operation, OperationKind, OperationStatus, Stagi
 from provisioning.operations import request_create, request_destroy
 from provisioning.runner import run_operation
 from provisioning.steps import plan_for
+from tests.present import tagged_and_present
 from tests.stack import SandboxStack, running_stack
 from tests.test_runner import assert_nothing_left
 
@@ -236,10 +237,7 @@ def test_twenty_creates_at_once_all_get_ready_and_leave_nothing(busy_stack, reco
 
 def assert_sandbox_empty(stack: SandboxStack) -> None:
     """Ask AWS, service by service, for anything of a dynamic staging."""
-    tagging = stack.client("resourcegroupstaggingapi")
-    tagged = [m["ResourceARN"] for m in tagging.get_resources(
-        TagFilters=[{"Key": "managed-by", "Values": ["dynamic-stagings"]}]
-    )["ResourceTagMappingList"]]
+    tagged = tagged_and_present(stack, "managed-by", "dynamic-stagings")
     ecs = stack.client("ecs")
     cluster = stack.aws_env["DS_CLUSTER"]
     services = [arn for arn in tagged if ":service/" in arn]

@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from tests.present import tagged_and_present
 from tests.stack import SandboxStack, running_stack
 
 pytestmark = pytest.mark.e2e
@@ -40,11 +41,10 @@ def staging_resources(stack: SandboxStack, name: str) -> dict[str, list[str]]:
              + c.get("HostHeaderConfig", {}).get("Values", [])]
     databases = [d["DBInstanceIdentifier"] for d in rds.describe_db_instances()["DBInstances"]
                  if d["DBInstanceIdentifier"] == f"ds-{name}"]
-    # A deleted ECS service stays listed, tags and all, while INACTIVE: services are judged by
-    # describe_services above instead.
-    tagged = [m["ResourceARN"] for m in stack.client("resourcegroupstaggingapi").get_resources(
-        TagFilters=[{"Key": "dynamic-staging", "Values": [name]}])["ResourceTagMappingList"]
-        if ":service/" not in m["ResourceARN"]]
+    # The tagging API keeps listing what is gone (INACTIVE services, stopped tasks, deleted
+    # rules, task definitions being deleted): each ARN is asked of its own service.
+    tagged = [arn for arn in tagged_and_present(stack, "dynamic-staging", name)
+              if ":service/" not in arn]
     return {
         "services": [s["serviceName"] for s in services["services"] if s["status"] == "ACTIVE"],
         "task_definitions": families,
@@ -115,3 +115,36 @@ def test_user_errors_exit_2_before_anything_is_made(stack):
         assert result.returncode == 2, (args, result.stderr)
         assert reason in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_same_staging_again_right_after_its_destroy(stack):
+    """AWS still lists the destroyed staging's stopped tasks, deleted rule and task definitions
+    being deleted, and its login secret's name is not free yet: the destroy's check is not
+    fooled, the new create reuses the names, and a destroy run twice is harmless."""
+    first = stack.manage("ds", "create", "feature/search", "--shared-db", "--wait", "--json")
+    assert first.returncode == 0, first.stderr
+    name = json.loads(first.stdout)["name"]
+    destroyed = stack.manage("ds", "destroy", name, "--wait", "--json")
+    assert destroyed.returncode == 0, destroyed.stderr
+    assert json.loads(destroyed.stdout)["status"] == "destroyed"
+    listed = [m["ResourceARN"] for m in stack.client("resourcegroupstaggingapi").get_resources(
+        TagFilters=[{"Key": "dynamic-staging", "Values": [name]}])["ResourceTagMappingList"]]
+    assert any(":task/" in arn for arn in listed), listed
+    assert tagged_and_present(stack, "dynamic-staging", name) == []
+
+    again = stack.manage("ds", "create", "feature/search", "--shared-db", "--wait", "--json")
+    assert again.returncode == 0, again.stderr
+    staging = json.loads(again.stdout)
+    assert (staging["name"], staging["status"]) == (name, "ready")
+    assert staging["login_username"]
+    secret = stack.client("secretsmanager").describe_secret(
+        SecretId=f"dynamic-stagings/{name}/login")
+    assert "DeletedDate" not in secret
+    assert {t["Key"]: t["Value"] for t in secret["Tags"]}["dynamic-staging"] == name
+
+    destroyed = stack.manage("ds", "destroy", name, "--wait", "--json")
+    assert destroyed.returncode == 0, destroyed.stderr
+    assert staging_resources(stack, name) == {
+        "services": [], "task_definitions": [], "target_groups": [], "rules": [],
+        "databases": [], "tagged": [],
+    }

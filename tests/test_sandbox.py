@@ -457,3 +457,155 @@ def test_latency_profile_cites_a_source_for_every_figure():
     default = profile_seconds(DEFAULT_SCALE)
     assert default["rds_restore"] == pytest.approx(42.0)
     assert default["rds_restore"] > default["ecs_service_start_to_healthy"]
+
+
+# --- what AWS keeps listing after a delete (tagging_rules, secrets_rules) ----------------------
+
+TAGS = [{"key": "dynamic-staging", "value": "gone-check"},
+        {"key": "managed-by", "value": "dynamic-stagings"}]
+
+
+def _tagged(sandbox, kind: str) -> list[dict]:
+    found = sandbox.client("resourcegroupstaggingapi").get_resources(
+        TagFilters=[{"Key": "dynamic-staging", "Values": ["gone-check"]}],
+        ResourceTypeFilters=[kind],
+    )["ResourceTagMappingList"]
+    return found
+
+
+def _task(ecs, cluster: str, arn: str) -> dict:
+    return ecs.describe_tasks(cluster=cluster, tasks=[arn])["tasks"][0]
+
+
+def test_service_tasks_run_then_stay_listed_stopped_after_the_delete(sandbox):
+    ecs = sandbox.client("ecs")
+    cluster = sandbox.env["DS_CLUSTER"]
+    host = _service(ecs, cluster, sandbox.env["DS_WORKER_SERVICE"])
+    ecs.create_service(
+        cluster=cluster, serviceName="ds-gone-worker", taskDefinition=host["taskDefinition"],
+        desiredCount=1, launchType="FARGATE", networkConfiguration=host["networkConfiguration"],
+        propagateTags="SERVICE", tags=TAGS,
+    )
+    [arn] = ecs.list_tasks(cluster=cluster, serviceName="ds-gone-worker")["taskArns"]
+    assert arn.split(":")[5].startswith(f"task/{cluster}/")
+    assert _task(ecs, cluster, arn)["lastStatus"] == "PENDING"
+    listed = _tagged(sandbox, "ecs:task")
+    assert [m["ResourceARN"] for m in listed] == [arn]
+    assert {t["Key"]: t["Value"] for t in listed[0]["Tags"]}["managed-by"] == "dynamic-stagings"
+    wait_for(lambda: _task(ecs, cluster, arn)["lastStatus"] == "RUNNING",
+             timeout=scaled("ecs_task_to_running", SCALE) + SLACK)
+
+    ecs.update_service(cluster=cluster, service="ds-gone-worker", desiredCount=0)
+    ecs.delete_service(cluster=cluster, service="ds-gone-worker", force=True)
+    assert _task(ecs, cluster, arn)["desiredStatus"] == "STOPPED"
+    wait_for(lambda: _task(ecs, cluster, arn)["lastStatus"] == "STOPPED",
+             timeout=scaled("ecs_service_delete", SCALE) + SLACK)
+    stopped = _task(ecs, cluster, arn)
+    assert stopped["stoppedAt"] >= stopped["startedAt"]
+    # Gone from the service's point of view, still listed by both APIs for about an hour.
+    assert ecs.list_tasks(cluster=cluster, serviceName="ds-gone-worker")["taskArns"] == []
+    assert arn in ecs.list_tasks(cluster=cluster, desiredStatus="STOPPED")["taskArns"]
+    assert [m["ResourceARN"] for m in _tagged(sandbox, "ecs:task")] == [arn]
+    assert scaled("ecs_stopped_task_listed", SCALE) > 60
+
+
+def test_a_deleted_task_definition_is_listed_while_its_deletion_is_in_progress(sandbox):
+    ecs = sandbox.client("ecs")
+    host = ecs.describe_task_definition(
+        taskDefinition=_service(ecs, sandbox.env["DS_CLUSTER"], sandbox.env["DS_WORKER_SERVICE"])[
+            "taskDefinition"])["taskDefinition"]
+    definition = {key: host[key] for key in ("containerDefinitions", "requiresCompatibilities",
+                                             "networkMode", "cpu", "memory")}
+    arn = ecs.register_task_definition(family="ds-gone-check-worker", tags=TAGS, **definition)[
+        "taskDefinition"]["taskDefinitionArn"]
+    ecs.deregister_task_definition(taskDefinition=arn)
+    answer = ecs.delete_task_definitions(taskDefinitions=[arn])
+    assert answer["failures"] == []
+    started = time.monotonic()
+
+    described = ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
+    assert described["status"] == "DELETE_IN_PROGRESS"
+    assert described["deleteRequestedAt"]
+    assert [m["ResourceARN"] for m in _tagged(sandbox, "ecs:task-definition")] == [arn]
+    # AWS never hands out a revision number again, even with no revision of the family left.
+    again = ecs.register_task_definition(family="ds-gone-check-worker", **definition)[
+        "taskDefinition"]["taskDefinitionArn"]
+    assert again.endswith(":2")
+
+    wait_for(lambda: _tagged(sandbox, "ecs:task-definition") == [],
+             timeout=scaled("ecs_task_definition_delete", SCALE) + SLACK)
+    assert time.monotonic() - started >= scaled("ecs_task_definition_delete", SCALE) - 0.5
+    with pytest.raises(ClientError) as unknown:
+        ecs.describe_task_definition(taskDefinition=arn)
+    assert unknown.value.response["Error"]["Code"] == "ClientException"
+
+
+def test_listener_rules_are_listed_with_their_tags_and_for_a_while_once_deleted(sandbox):
+    elbv2 = sandbox.client("elbv2")
+    listener = sandbox.env["DS_LISTENER_ARN"]
+    group = elbv2.describe_target_groups(Names=["host-web"])["TargetGroups"][0]["TargetGroupArn"]
+    rule = elbv2.create_rule(
+        ListenerArn=listener, Priority=4321,
+        Conditions=[{"Field": "host-header", "HostHeaderConfig": {"Values": ["gone.example"]}}],
+        Actions=[{"Type": "forward", "TargetGroupArn": group}],
+        Tags=[{"Key": t["key"], "Value": t["value"]} for t in TAGS],
+    )["Rules"][0]["RuleArn"]
+    listed = _tagged(sandbox, "elasticloadbalancing:listener-rule")
+    assert [m["ResourceARN"] for m in listed] == [rule]
+    assert {"Key": "managed-by", "Value": "dynamic-stagings"} in listed[0]["Tags"]
+
+    elbv2.delete_rule(RuleArn=rule)
+    with pytest.raises(ClientError) as gone:
+        elbv2.describe_rules(RuleArns=[rule])
+    assert gone.value.response["Error"]["Code"] == "RuleNotFound"
+    assert [m["ResourceARN"] for m in _tagged(sandbox, "elasticloadbalancing:listener-rule")] == [
+        rule]
+    wait_for(lambda: _tagged(sandbox, "elasticloadbalancing:listener-rule") == [],
+             timeout=scaled("elbv2_deleted_rule_listed", SCALE) + SLACK)
+
+
+def _create_error(secrets, name: str) -> dict:
+    with pytest.raises(ClientError) as refused:
+        secrets.create_secret(Name=name, SecretString="again")
+    return refused.value.response["Error"]
+
+
+def test_a_secret_name_scheduled_for_deletion_cannot_be_taken(sandbox):
+    secrets = sandbox.client("secretsmanager")
+    arn = secrets.create_secret(Name="dynamic-stagings/kept/login", SecretString="one")["ARN"]
+    secrets.delete_secret(SecretId=arn, RecoveryWindowInDays=7)
+    error = _create_error(secrets, "dynamic-stagings/kept/login")
+    assert error["Code"] == "InvalidRequestException"
+    assert "already scheduled for deletion" in error["Message"]
+    with pytest.raises(ClientError) as no_value:
+        secrets.put_secret_value(SecretId=arn, SecretString="two")
+    assert no_value.value.response["Error"]["Code"] == "InvalidRequestException"
+    # A recovery window keeps the name until the secret is restored.
+    time.sleep(scaled("secretsmanager_force_delete", SCALE) + 0.5)
+    assert secrets.describe_secret(SecretId="dynamic-stagings/kept/login")["DeletedDate"]
+    secrets.restore_secret(SecretId=arn)
+    secrets.put_secret_value(SecretId=arn, SecretString="two")
+    assert secrets.get_secret_value(SecretId=arn)["SecretString"] == "two"
+
+
+def test_a_force_deleted_secret_frees_its_name_after_a_short_while(sandbox):
+    secrets = sandbox.client("secretsmanager")
+    arn = secrets.create_secret(Name="dynamic-stagings/forced/login", SecretString="one")["ARN"]
+    secrets.delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)
+    deleted_at = time.monotonic()
+    assert _create_error(secrets, "dynamic-stagings/forced/login")["Code"] == (
+        "InvalidRequestException")
+    assert secrets.describe_secret(SecretId=arn)["DeletedDate"]
+    with pytest.raises(ClientError) as not_restorable:
+        secrets.restore_secret(SecretId=arn)
+    assert not_restorable.value.response["Error"]["Code"] == "InvalidRequestException"
+
+    def created() -> bool:
+        try:
+            secrets.create_secret(Name="dynamic-stagings/forced/login", SecretString="two")
+        except ClientError:
+            return False
+        return True
+
+    wait_for(created, timeout=scaled("secretsmanager_force_delete", SCALE) + SLACK)
+    assert time.monotonic() - deleted_at >= scaled("secretsmanager_force_delete", SCALE) - 0.2

@@ -1,6 +1,6 @@
 """ECS: the host's services and task definitions, and the staging's own.
 
-IAM: ecs:DescribeServices, ecs:DescribeTaskDefinition, ecs:ListTaskDefinitions,
+IAM: ecs:DescribeServices, ecs:DescribeTaskDefinition, ecs:DescribeTasks, ecs:ListTaskDefinitions,
 ecs:RegisterTaskDefinition, ecs:DeregisterTaskDefinition, ecs:DeleteTaskDefinitions,
 ecs:CreateService,
 ecs:UpdateService, ecs:DeleteService, ecs:TagResource, iam:PassRole (the cloned roles),
@@ -152,11 +152,43 @@ def deregister_task_definition(*, arn: str) -> None:
                 raise
 
 
-def delete_task_definitions(*, arns: list[str]) -> None:
-    """Delete deregistered (INACTIVE) revisions for good, ten per call as the API allows."""
+@dataclass(frozen=True)
+class DeleteFailure:
+    """A revision DeleteTaskDefinitions did not delete (the call itself answers 200)."""
+
+    arn: str
+    reason: str
+    detail: str
+
+
+def delete_task_definitions(*, arns: list[str]) -> list[DeleteFailure]:
+    """Delete deregistered (INACTIVE) revisions for good, ten per call as the API allows;
+    the revisions AWS refused, with its reason."""
+    failures: list[DeleteFailure] = []
     for start in range(0, len(arns), 10):
         with translated_errors("ecs:DeleteTaskDefinitions"):
-            client("ecs").delete_task_definitions(taskDefinitions=arns[start : start + 10])
+            raw = client("ecs").delete_task_definitions(taskDefinitions=arns[start : start + 10])
+        failures.extend(
+            DeleteFailure(arn=f.get("arn", ""), reason=f.get("reason", ""),
+                          detail=f.get("detail", ""))
+            for f in raw.get("failures", [])
+        )
+    return failures
+
+
+def task_last_status(*, cluster: str, arn: str) -> str | None:
+    """PROVISIONING ... RUNNING ... STOPPED; None once ECS no longer knows the task."""
+    with translated_errors("ecs:DescribeTasks"):
+        try:
+            raw = client("ecs").describe_tasks(cluster=cluster, tasks=[arn])
+        except ClientError as exc:
+            if error_code(exc) == "ClusterNotFoundException":
+                return None
+            raise
+    for task in raw.get("tasks", []):
+        if task.get("taskArn") == arn:
+            return task.get("lastStatus", "")
+    return None
 
 
 def create_service(

@@ -6,7 +6,7 @@ manages, JSON like ``{"username": "app", "password": "..."}``; both are read (a 
 starts with ``{`` is taken for JSON, so a bare password cannot).
 
 IAM: secretsmanager:GetSecretValue, CreateSecret, PutSecretValue, DescribeSecret,
-DeleteSecret, TagResource.
+DeleteSecret, RestoreSecret, TagResource.
 """
 
 import json
@@ -14,8 +14,13 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
-from ..errors import ExternalCallFailed
-from .base import as_key_value_list, client, error_code, translated_errors
+from .base import AwsError, as_key_value_list, client, error_code, translated_errors
+
+
+class NameNotFree(AwsError):
+    """A secret of this name is still being deleted (ForceDeleteWithoutRecovery frees the
+    name only after a short while): try again a little later."""
+
 
 DB_PASSWORD_KEY = "password"
 
@@ -54,36 +59,59 @@ def parse_db_password(value: str, *, secret_id: str) -> DbPassword:
         document = None
     password = document.get(DB_PASSWORD_KEY) if isinstance(document, dict) else None
     if not isinstance(password, str) or not password:
-        raise ExternalCallFailed(
+        raise AwsError(
             "secretsmanager:GetSecretValue", "UnreadableSecret",
             f"{secret_id} holds neither a bare password nor a JSON object with a "
             f'"{DB_PASSWORD_KEY}" string (as RDS keeps master passwords)')
     return DbPassword(password, json_key=DB_PASSWORD_KEY)
 
 
-def find_secret_arn(*, name: str) -> str | None:
+def _describe(name: str) -> dict | None:
+    """DescribeSecret's answer (with DeletedDate for one scheduled for deletion), or None."""
     with translated_errors("secretsmanager:DescribeSecret"):
         try:
-            raw = client("secretsmanager").describe_secret(SecretId=name)
+            return client("secretsmanager").describe_secret(SecretId=name)
         except ClientError as exc:
             if error_code(exc) == "ResourceNotFoundException":
                 return None
             raise
+
+
+def find_secret_arn(*, name: str) -> str | None:
+    raw = _describe(name)
     # A secret scheduled for deletion is as good as gone for us.
-    return None if raw.get("DeletedDate") else raw["ARN"]
+    return None if raw is None or raw.get("DeletedDate") else raw["ARN"]
 
 
 def store_secret(*, name: str, value: str, tags: dict[str, str]) -> str:
-    """Create the secret, or give an existing one of that name a new value; its ARN."""
-    existing = find_secret_arn(name=name)
-    if existing:
+    """Create the secret, or give the one of that name (restored first when it is scheduled
+    for deletion: AWS keeps its name until then) the value and the tags; its ARN. Raises
+    NameNotFree while a secret of that name deleted without recovery is still going away."""
+    secrets = client("secretsmanager")
+    existing = _describe(name)
+    if existing is not None:
+        arn = existing["ARN"]
+        if existing.get("DeletedDate"):
+            try:
+                with translated_errors("secretsmanager:RestoreSecret"):
+                    secrets.restore_secret(SecretId=arn)
+            except AwsError as exc:
+                # Deleted without recovery: it cannot come back, and its name frees shortly.
+                if exc.code in {"InvalidRequestException", "ResourceNotFoundException"}:
+                    raise NameNotFree(exc.call, exc.code, exc.message) from exc
+                raise
         with translated_errors("secretsmanager:PutSecretValue"):
-            client("secretsmanager").put_secret_value(SecretId=existing, SecretString=value)
-        return existing
-    with translated_errors("secretsmanager:CreateSecret"):
-        raw = client("secretsmanager").create_secret(
-            Name=name, SecretString=value, Tags=as_key_value_list(tags)
-        )
+            secrets.put_secret_value(SecretId=arn, SecretString=value)
+            secrets.tag_resource(SecretId=arn, Tags=as_key_value_list(tags))
+        return arn
+    try:
+        with translated_errors("secretsmanager:CreateSecret"):
+            raw = secrets.create_secret(Name=name, SecretString=value,
+                                        Tags=as_key_value_list(tags))
+    except AwsError as exc:
+        if exc.code == "InvalidRequestException" and "scheduled for deletion" in exc.message:
+            raise NameNotFree(exc.call, exc.code, exc.message) from exc
+        raise
     return raw["ARN"]
 
 

@@ -1,6 +1,9 @@
 """Resource Groups Tagging API: every resource carrying our tags, whatever its service.
 
-Listener rules are not returned by this API; list them with elbv2.list_rules instead.
+Its answer is a list of candidates, not of what exists: for minutes to an hour it keeps listing
+stopped ECS tasks, deleted listener rules, task definitions being deleted, databases being
+deleted and secrets scheduled for deletion (see provisioning/gone.py). AWS lists listener rules
+with their tags; moto lists none, so rules are also looked up on the listener.
 IAM: tag:GetResources.
 """
 

@@ -516,4 +516,6 @@ def install(scale: float) -> None:
     ecs_rules.install()
     rds_rules.install()
     account_limits.install()
+    from . import tagging_rules  # imports delays: only once this module is loaded
+    tagging_rules.install()
     _settings["installed"] = True

@@ -58,6 +58,26 @@ PROFILE: dict[str, Latency] = {
     "elbv2_create_target_group": Latency(1.5, "1-2 s: Terraform logs"),
     "elbv2_create_rule": Latency(1.5, "1-2 s: Terraform logs"),
     "ecs_register_task_definition": Latency(0.5, "<= 1 s: Terraform logs"),
+    # How long things already gone stay visible: the tagging API (and DescribeTasks for tasks)
+    # keeps listing them, and the next create must live with it.
+    "ecs_stopped_task_listed": Latency(
+        3600.0,
+        "stopped tasks appear in DescribeTasks results for at least one hour: ECS API "
+        "Reference DescribeTasks; GetResources lists them as long",
+    ),
+    "ecs_task_definition_delete": Latency(
+        600.0,
+        "estimate ~10 min in DELETE_IN_PROGRESS: ECS developer guide delete-task-definition-v2; "
+        "aws/containers-roadmap#685",
+    ),
+    "elbv2_deleted_rule_listed": Latency(
+        600.0, "estimate ~10 min: Resource Groups Tagging API GetResources is eventually consistent"
+    ),
+    "secretsmanager_force_delete": Latency(
+        30.0,
+        "estimate: 'an asynchronous background process performs the actual deletion, so there "
+        "can be a short delay': Secrets Manager API Reference DeleteSecret",
+    ),
     # Describe calls are not slowed down in the sandbox; listed for critical-path estimates.
     "ecr_describe_images": Latency(0.5, "<= 1 s: Terraform logs"),
 }

@@ -1,10 +1,18 @@
 """The staging's test account in the app, through the app's account API. Its password goes
 to Secrets Manager at once; our database keeps only the secret's ARN."""
 
+import time
+
 from .. import account_api
 from ..aws import secretsmanager
 from ..aws.base import staging_tags
+from ..errors import OperationCancelled
 from ..runner import Skip, StepContext
+
+# How long to wait for AWS to free the login secret's name after a destroy deleted it without
+# recovery, in poll intervals (two minutes at the default DS_POLL_SECONDS): the API reference
+# promises only "a short delay" and asks for backoff and retries.
+NAME_FREE_POLLS = 12
 
 
 def _endpoint(ctx: StepContext) -> str:
@@ -32,12 +40,31 @@ def create_account(ctx: StepContext) -> dict:
     # Record the account before anything else can fail, so a destroy can remove it.
     ctx.update_staging(account_id=account.account_id, login_username=account.username,
                        login_url=account.login_url)
-    secret_arn = secretsmanager.store_secret(
-        name=ctx.names.login_secret, value=account.password,
-        tags=staging_tags(ctx.staging.name),
-    )
+    secret_arn = _store_login_secret(ctx, account.password)
     ctx.update_staging(login_secret_arn=secret_arn)
     return {"account_id": account.account_id, "username": account.username}
+
+
+def _store_login_secret(ctx: StepContext, password: str) -> str:
+    """Store the password under the staging's secret name. The same name comes back when a
+    staging is made again right after its destroy: a secret scheduled for deletion is restored,
+    and one deleted without recovery is waited for, with backoff, until AWS frees its name."""
+    deadline = time.monotonic() + NAME_FREE_POLLS * ctx.config.poll_seconds
+    interval = ctx.config.poll_seconds
+    while True:
+        ctx.check_cancelled()
+        try:
+            return secretsmanager.store_secret(
+                name=ctx.names.login_secret, value=password, tags=staging_tags(ctx.staging.name)
+            )
+        except secretsmanager.NameNotFree:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise
+            ctx.progress(f"{ctx.names.login_secret} is still being deleted by AWS; waiting")
+            if ctx.cancelled.wait(min(interval, remaining)):
+                raise OperationCancelled() from None
+            interval *= 2
 
 
 def remove_account(ctx: StepContext) -> dict:

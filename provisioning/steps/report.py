@@ -1,6 +1,7 @@
 """Last steps: tell the user where the staging is, or check that nothing is left."""
 
-from ..aws import ecs, elbv2, tagging
+from .. import gone
+from ..aws import elbv2, tagging
 from ..aws.base import staging_tags
 from ..errors import ExternalCallFailed
 from ..runner import StepContext
@@ -13,23 +14,26 @@ def report_ready(ctx: StepContext) -> dict:
     return {"url": url}
 
 
-def _still_there(ctx: StepContext, arn: str) -> bool:
-    """A deleted ECS service stays listed, tags and all, while it is INACTIVE."""
-    parts = arn.split(":", 5)
-    if len(parts) == 6 and parts[2] == "ecs" and parts[5].startswith("service/"):
-        return ecs.describe_service(cluster=ctx.config.cluster, service=arn) is not None
-    return True
+def _described(arn: str) -> str:
+    kind = gone.kind_of(arn)
+    if kind not in gone.CHECKS:
+        return f"{arn} (a {kind}: a type this check cannot ask about; remove it by hand)"
+    return arn
 
 
 def verify_nothing_left(ctx: StepContext) -> dict:
-    """Ask AWS, not our records, whether anything of the staging remains."""
+    """Ask AWS, not our records, whether anything of the staging remains. The tagging API
+    still lists much that is already gone (see gone.py): each candidate is asked of its own
+    service."""
     tagged = tagging.tagged_resource_arns(tags=staging_tags(ctx.staging.name))
-    left = [arn for arn in tagged if _still_there(ctx, arn)]
-    left += [
-        rule.arn for rule in elbv2.list_rules(listener_arn=ctx.config.listener_arn)
-        if ctx.names.host in rule.hosts
-    ]
+    rules = [rule.arn for rule in elbv2.list_rules(listener_arn=ctx.config.listener_arn)
+             if ctx.names.host in rule.hosts]
+    candidates = list(dict.fromkeys([*tagged, *rules]))
+    left = gone.left_after_settling(candidates, ctx.config)
     if left:
-        raise ExternalCallFailed("tag:GetResources", "ResourcesLeft", ", ".join(left))
-    ctx.progress("no tagged resource and no rule left")
+        raise ExternalCallFailed("tag:GetResources", "ResourcesLeft",
+                                 ", ".join(_described(arn) for arn in left))
+    going = len(candidates)
+    ctx.progress(f"nothing left ({going} listed resource(s) already going away)" if going
+                 else "no tagged resource and no rule left")
     return {"left": []}

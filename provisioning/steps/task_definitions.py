@@ -1,5 +1,6 @@
 """The staging's web and worker task definitions, cloned from the host's current ones."""
 
+from .. import gone
 from ..aws import ecs, secretsmanager
 from ..aws.base import staging_tags
 from ..errors import ExternalCallFailed
@@ -113,5 +114,5 @@ def remove_task_definitions(ctx: StepContext) -> dict:
     inactive = _revisions(ctx, "INACTIVE")
     if not inactive:
         raise Skip("no task definition revisions left")
-    ecs.delete_task_definitions(arns=inactive)
+    gone.raise_refused_deletions(ecs.delete_task_definitions(arns=inactive), ctx.config)
     return {"deleted": [arn.rsplit("/", 1)[-1] for arn in inactive]}
