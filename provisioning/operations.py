@@ -27,7 +27,7 @@ from .models import (
     Staging,
     StagingStatus,
 )
-from .names import InvalidName, name_for_branch, validate_name
+from .names import InvalidName, invisible_character, name_for_branch, validate_name
 from .runner import WORKING_STATUS
 from .steps.image import resolve_image
 
@@ -58,6 +58,9 @@ def validate_branch(branch: str) -> str:
     if len(branch) > MAX_BRANCH_LENGTH:
         raise UserError(f"A branch name has at most {MAX_BRANCH_LENGTH} characters.",
                         field="branch")
+    if invisible := invisible_character(branch):
+        raise UserError(f"The branch name contains an invisible or control character "
+                        f"({invisible}); remove it.", field="branch")
     if branch == "@" or _BAD_BRANCH.search(branch):
         raise UserError(f"{branch!r} is not a valid git branch name.", field="branch")
     return branch
