@@ -10,6 +10,9 @@ import os
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from django.core.exceptions import ImproperlyConfigured
+
+from dashboard.private_files import create_private
 from provisioning.config import parse_pool_sizes, parse_source_secrets
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -50,16 +53,27 @@ def env_secret(name: str, default: str = "") -> str:
 
 
 SANDBOX = env_bool("DS_SANDBOX")
+SANDBOX_STATE_DIR = Path(env_str("DS_SANDBOX_STATE_DIR") or BASE_DIR / "var" / "sandbox")
 if SANDBOX:
     # Fills os.environ with the sandbox's AWS endpoint and host environment (only where the
     # operator set nothing), so boto3 and the DS_* settings below pick them up unchanged.
     from provisioning.sandbox.environment import apply_sandbox_environment
 
-    apply_sandbox_environment(Path(env_str("DS_SANDBOX_STATE_DIR") or BASE_DIR / "var" / "sandbox"))
+    apply_sandbox_environment(SANDBOX_STATE_DIR)
 
 DEBUG = env_bool("DJANGO_DEBUG", default=SANDBOX)
-# The fallback key is for the sandbox and tests only; `manage.py check --deploy` flags it.
-SECRET_KEY = env_str("DJANGO_SECRET_KEY") or "django-insecure-local-key-set-DJANGO_SECRET_KEY"
+SECRET_KEY = env_secret("DJANGO_SECRET_KEY")
+if not SECRET_KEY and SANDBOX:
+    from provisioning.sandbox.secret_key import sandbox_secret_key
+
+    SECRET_KEY = sandbox_secret_key(SANDBOX_STATE_DIR)
+if not SECRET_KEY:
+    # A well-known fallback would let anyone who read this file forge sessions.
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY is not set. Set it to a long random value, e.g. the output of "
+        "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`, or point "
+        "DJANGO_SECRET_KEY_FILE at a file holding it; DS_SANDBOX=1 (the local sandbox) makes "
+        "and keeps one by itself.")
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 
@@ -132,10 +146,12 @@ if DATABASE_URL:
 else:
     # WAL + IMMEDIATE transactions + a generous timeout: several qcluster workers and the web
     # server write to the same file, and plain SQLite would answer "database is locked".
+    SQLITE_PATH = Path(env_str("DS_SQLITE_PATH") or BASE_DIR / "var" / "db.sqlite3")
+    create_private(SQLITE_PATH)
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": env_str("DS_SQLITE_PATH") or BASE_DIR / "var" / "db.sqlite3",
+            "NAME": SQLITE_PATH,
             "OPTIONS": {
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
                 "transaction_mode": "IMMEDIATE",
