@@ -91,6 +91,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "dashboard.middleware.CookieSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "dashboard.middleware.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -268,3 +269,5 @@ if env_bool("DJANGO_SECURE"):
     SECURE_HSTS_PRELOAD = True
 if env_bool("DJANGO_BEHIND_PROXY"):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# A request whose Cookie header is larger is refused (400) before anything parses it.
+DS_MAX_COOKIE_BYTES = env_int("DS_MAX_COOKIE_BYTES", 8 * 1024)

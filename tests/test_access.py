@@ -18,6 +18,7 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from dashboard.checks import cookie_unquoting_is_quadratic
 from dashboard.middleware import CONTENT_SECURITY_POLICY
 from dashboard.settings import env_secret
 from provisioning import operations
@@ -279,6 +280,12 @@ def production_env(tmp_path) -> dict[str, str]:
 
 def test_production_settings_pass_check_deploy(tmp_path):
     result = manage("check", "--deploy", "--fail-level", "WARNING", **production_env(tmp_path))
+    if cookie_unquoting_is_quadratic():
+        # Nothing in our settings can fix the interpreter: the one warning left says so.
+        assert result.returncode == 1
+        assert re.findall(r"\(([\w.]+)\)", result.stderr) == ["dashboard.W001"], result.stderr
+        assert "identified 1 issue" in result.stderr + result.stdout
+        return
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == "System check identified no issues (0 silenced)."
     assert result.stderr == ""
