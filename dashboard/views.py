@@ -220,7 +220,12 @@ def staging_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @never_cache
 def reveal_login(request: HttpRequest, pk: int) -> HttpResponse:
     """The test account's password: in place for HTMX, else on the staging page."""
-    staging = _staging_for_action(request, pk)
+    staging = _staging(pk)
+    if not operations.may_act(request.user, staging):
+        # Somebody asked for a password that is not theirs to see: worth knowing who.
+        audit.record(AuditAction.REVEAL_REFUSED, actor=request.user, staging=staging,
+                     detail="not the staging's owner or an admin")
+        raise PermissionDenied("Only the staging's owner or an admin may do this.")
     reveal = {"password": "", "problem": ""}
     if not staging.login_secret_arn:
         reveal["problem"] = "No password is kept for this staging."

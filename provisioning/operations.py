@@ -237,8 +237,7 @@ def request_destroy(staging: Staging, *, user: AbstractBaseUser) -> Operation:
     unfinished = Operation.objects.filter(staging=staging, status__in=UNFINISHED)
     running_destroy = unfinished.filter(kind=OperationKind.DESTROY).first()
     if running_destroy:
-        audit.record(AuditAction.DESTROY, actor=user, staging=staging,
-                     detail="joined the teardown already under way")
+        # Another click on the same teardown: nothing new was asked, so nothing to record.
         return running_destroy
     unfinished.exclude(kind=OperationKind.DESTROY).update(
         status=OperationStatus.FAILED, error="Superseded by a destroy.",
@@ -250,8 +249,6 @@ def request_destroy(staging: Staging, *, user: AbstractBaseUser) -> Operation:
         existing = unfinished.filter(kind=OperationKind.DESTROY).first()
         if existing is None:
             raise
-        audit.record(AuditAction.DESTROY, actor=user, staging=staging,
-                     detail="joined the teardown already under way")
         return existing
 
 
