@@ -11,6 +11,7 @@ POST: it is then read from Secrets Manager, the look is recorded in the audit tr
 answer is marked uncacheable. It is never logged, nor kept anywhere but in AWS.
 """
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -87,6 +88,14 @@ def _fleet_context(request: HttpRequest) -> dict:
         "owner_filters": fleet_queries.OWNER_FILTERS,
         "statuses": fleet_queries.LIVE_STATUSES,
     }
+
+
+def login_locked(request: HttpRequest, response=None, credentials=None) -> HttpResponse:
+    """What a locked-out login gets (django-axes calls it; see dashboard/login_throttle.py)."""
+    return render(request, "login_locked.html", {
+        "failure_limit": settings.DS_LOGIN_FAILURE_LIMIT,
+        "lockout_minutes": settings.DS_LOGIN_LOCKOUT_MINUTES,
+    }, status=429)
 
 
 @login_required
