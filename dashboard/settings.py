@@ -270,6 +270,9 @@ DS_ENV_STAGING_NAME = env_str("DS_ENV_STAGING_NAME", "DYNAMIC_STAGING_NAME")
 DS_ENV_DB_INSTANCE = env_str("DS_ENV_DB_INSTANCE", "DB_INSTANCE_ID")
 DS_ENV_REDIS_NAMESPACE = env_str("DS_ENV_REDIS_NAMESPACE", "REDIS_NAMESPACE")
 DS_ENV_DB_PASSWORD = env_str("DS_ENV_DB_PASSWORD", "DB_PASSWORD")
+# With the account API served by the staging itself ({host}/{name} in DS_ACCOUNT_API_URL), the
+# variable through which its containers get their own token (an ECS secret).
+DS_ENV_ACCOUNT_API_TOKEN = env_str("DS_ENV_ACCOUNT_API_TOKEN", "ACCOUNT_API_TOKEN")
 
 # How often the engine asks AWS whether a long operation has finished, and how long it waits.
 DS_POLL_SECONDS = env_float("DS_POLL_SECONDS", 10.0)

@@ -36,6 +36,7 @@ class EngineConfig:
     pool_sizes: dict[str, int] = field(default_factory=dict)
     source_db_secrets: dict[str, str] = field(default_factory=dict)
     env_db_password: str = "DB_PASSWORD"
+    env_account_api_token: str = "ACCOUNT_API_TOKEN"
 
     def url_for(self, host: str) -> str:
         return f"{self.url_scheme}://{host}"
@@ -78,6 +79,7 @@ def load_config() -> EngineConfig:
         service_wait_seconds=s.DS_SERVICE_WAIT_SECONDS,
         pool_sizes=dict(s.DS_POOL_SIZES),
         source_db_secrets=dict(s.DS_SOURCE_DB_SECRETS),
+        env_account_api_token=s.DS_ENV_ACCOUNT_API_TOKEN,
         env_db_password=s.DS_ENV_DB_PASSWORD,
     )
 

@@ -130,3 +130,7 @@ class ResourceNames:
     @property
     def login_secret(self) -> str:
         return f"dynamic-stagings/{self.staging}/login"
+
+    @property
+    def account_api_token_secret(self) -> str:
+        return f"dynamic-stagings/{self.staging}/account-api-token"
