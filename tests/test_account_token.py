@@ -163,3 +163,13 @@ def test_a_central_api_keeps_the_shared_token_and_makes_no_secret(host_env, alic
     container = app_container(service_definition(staging.name, "web"))
     assert "ACCOUNT_API_TOKEN" not in repr(container)
     assert not [arn for arn in tagged(staging.name) if "account-api-token" in arn]
+
+
+def test_a_staging_from_before_tokens_still_destroys(host_env, alice, settings, httpserver):
+    staging = make_staging(alice, status=StagingStatus.READY, account_id="42")
+    settings.DS_ACCOUNT_API_URL = httpserver.url_for("/stagings/{name}/accounts")
+    destroy = run(request_destroy_of(staging, alice))
+    assert destroy.status == OperationStatus.SUCCEEDED, destroy.error
+    assert steps_of(destroy)["account"] == "skipped"
+    assert steps_of(destroy)["account_token"] == "skipped"
+    assert httpserver.log == []

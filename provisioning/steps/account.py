@@ -52,6 +52,9 @@ def make_account_token(ctx: StepContext) -> dict:
 
 
 def remove_account_token(ctx: StepContext) -> dict:
+    # Asked first: whether DeleteSecret of a missing name is an error is not to be relied on.
+    if secretsmanager.find_secret_arn(name=ctx.names.account_api_token_secret) is None:
+        raise Skip("no account API token")
     if not secretsmanager.delete_secret(name=ctx.names.account_api_token_secret):
         raise Skip("no account API token")
     return {"deleted": ctx.names.account_api_token_secret}
@@ -89,6 +92,11 @@ def remove_account(ctx: StepContext) -> dict:
         raise Skip("no account was made")
     if not ctx.config.account_api_url:
         raise Skip("no account API configured (DS_ACCOUNT_API_URL)")
+    if own_token(ctx.config) and secretsmanager.find_secret_arn(
+            name=ctx.names.account_api_token_secret) is None:
+        # Made before the staging had a token of its own: its app cannot check one, and the
+        # account goes with the staging's own database and services anyway.
+        raise Skip("the staging has no account API token to call its API with")
     account_api.delete_account(
         url=_endpoint(ctx), token=_token(ctx),
         account_id=ctx.staging.account_id, timeout=ctx.config.account_api_timeout,
