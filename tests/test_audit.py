@@ -159,6 +159,8 @@ def test_a_refused_password_reveal_is_recorded(alice, bob):
     read.assert_not_called()
     assert trail() == [("bob", "reveal-refused", "login-page")]
     assert AuditEvent.objects.get().detail == "not the staging's owner or an admin"
+    page = logged_in(alice).get(reverse("staging", args=[staging.pk])).content.decode()
+    assert "was refused the password" in page
 
 
 def test_a_reveal_of_a_staging_that_does_not_exist_records_nothing(bob):
