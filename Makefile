@@ -27,7 +27,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) manage.py makemigrations --check --dry-run
+	DJANGO_SECRET_KEY=migrations-check $(PY) manage.py makemigrations --check --dry-run
 	$(PY) -m pytest
 
 test-distributed: $(STAMP) services

@@ -1,8 +1,20 @@
-"""The create form and the choices it offers (which read AWS, and may fail)."""
+"""The create form and the choices it offers (which read AWS, and may fail).
 
+What the choices read from AWS (the sources' newest snapshots, the branches that have an image)
+is kept in Django's cache for ``DS_CREATE_PAGE_CACHE_SECONDS``, one key per lookup: reloading
+the page, or posting it, does not ask AWS again, so one user cannot turn page loads into a
+stream of AWS calls. A failed lookup is not kept; the next load tries again. A create itself
+never uses these: it checks the branch's image and the source afresh.
+"""
+
+import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from django import forms
+from django.conf import settings
+from django.core.cache import cache
 from django.utils import timezone
 from django.utils.timesince import timesince
 
@@ -15,6 +27,18 @@ from provisioning.steps.image import registry_id_of
 
 # A datalist of thousands of tags helps nobody; the newest pushes are the likely branches.
 MAX_BRANCH_SUGGESTIONS = 200
+CACHE_PREFIX = "create-page"
+T = TypeVar("T")
+
+
+def _cached(lookup: str, scope: str, read: Callable[[], T]) -> T:
+    """``read()``, kept for a while under a key naming the lookup and what it depends on."""
+    key = f"{CACHE_PREFIX}:{lookup}:{hashlib.sha256(scope.encode()).hexdigest()[:16]}"
+    value = cache.get(key)
+    if value is None:
+        value = read()
+        cache.set(key, value, settings.DS_CREATE_PAGE_CACHE_SECONDS)
+    return value
 
 
 def aws_problem(exc: ExternalCallFailed) -> str:
@@ -42,24 +66,31 @@ def _source_label(info: operations.SourceInfo) -> str:
 def source_choices() -> tuple[list[tuple[str, str]], str | None]:
     """The allowed snapshot sources with the age of their newest snapshot; without the ages
     (and a sentence saying why) when AWS cannot be read."""
+    names = load_config().snapshot_sources
     try:
-        return [(i.instance_id, _source_label(i)) for i in operations.list_sources()], None
+        sources = _cached("sources", ",".join(names), operations.list_sources)
     except ExternalCallFailed as exc:
-        names = load_config().snapshot_sources
         return [(name, name) for name in names], (
             f"Could not read the snapshots' ages ({exc.call}: {exc.code}).")
+    # The ages are worked out at each load, from the kept snapshot times.
+    return [(i.instance_id, _source_label(i)) for i in sources], None
 
 
 def branch_suggestions() -> tuple[list[str], str | None]:
-    try:
-        image = host.read_host_environment(load_config()).image
+    config = load_config()
+
+    def read_tags() -> list[str]:
+        image = host.read_host_environment(config).image
         tags = ecr.list_image_tags(registry_id=registry_id_of(image), repository=image.repository)
+        return list(dict.fromkeys(t.tag for t in tags))[:MAX_BRANCH_SUGGESTIONS]
+
+    try:
+        unique = _cached("branches", f"{config.cluster}/{config.web_service}", read_tags)
     except ExternalCallFailed as exc:
         return [], f"Could not list the branches that have an image ({exc.call}: {exc.code})."
     except UserError as exc:
         return [], exc.message
-    unique = list(dict.fromkeys(t.tag for t in tags))
-    return unique[:MAX_BRANCH_SUGGESTIONS], None
+    return unique, None
 
 
 def load_choices() -> Choices:

@@ -10,7 +10,8 @@ run. htmx would inject its indicator styles inline; base.html turns that off wit
 
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 
 CONTENT_SECURITY_POLICY = "; ".join([
     "default-src 'self'",
@@ -33,3 +34,24 @@ class ContentSecurityPolicyMiddleware:
         # A view that needs something else (none does today) sets its own.
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         return response
+
+
+class CookieSizeLimitMiddleware:
+    """Refuse a Cookie header above ``DS_MAX_COOKIE_BYTES`` before anything parses it.
+
+    Our own cookies (session, CSRF token, messages) stay far below a kilobyte. Parsing a huge
+    Cookie header costs CPU per byte (quadratically so in CPython's http.cookies before the fix
+    for CVE-2024-7592, which Django uses), so it is refused here, first in MIDDLEWARE, while
+    ``request.COOKIES`` is still unparsed.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+        self.limit = settings.DS_MAX_COOKIE_BYTES
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if len(request.META.get("HTTP_COOKIE", "")) > self.limit:
+            return HttpResponseBadRequest(
+                f"The Cookie header is larger than {self.limit} bytes. Clear this site's "
+                "cookies in the browser and try again.", content_type="text/plain")
+        return self.get_response(request)

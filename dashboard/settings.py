@@ -7,9 +7,13 @@ sandbox is imported and the variables are used as given.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from django.core.exceptions import ImproperlyConfigured
+
+from dashboard.private_files import create_private
 from provisioning.config import check_fargate_size, parse_pool_sizes, parse_source_secrets
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -50,16 +54,27 @@ def env_secret(name: str, default: str = "") -> str:
 
 
 SANDBOX = env_bool("DS_SANDBOX")
+SANDBOX_STATE_DIR = Path(env_str("DS_SANDBOX_STATE_DIR") or BASE_DIR / "var" / "sandbox")
 if SANDBOX:
     # Fills os.environ with the sandbox's AWS endpoint and host environment (only where the
     # operator set nothing), so boto3 and the DS_* settings below pick them up unchanged.
     from provisioning.sandbox.environment import apply_sandbox_environment
 
-    apply_sandbox_environment(Path(env_str("DS_SANDBOX_STATE_DIR") or BASE_DIR / "var" / "sandbox"))
+    apply_sandbox_environment(SANDBOX_STATE_DIR)
 
 DEBUG = env_bool("DJANGO_DEBUG", default=SANDBOX)
-# The fallback key is for the sandbox and tests only; `manage.py check --deploy` flags it.
-SECRET_KEY = env_str("DJANGO_SECRET_KEY") or "django-insecure-local-key-set-DJANGO_SECRET_KEY"
+SECRET_KEY = env_secret("DJANGO_SECRET_KEY")
+if not SECRET_KEY and SANDBOX:
+    from provisioning.sandbox.secret_key import sandbox_secret_key
+
+    SECRET_KEY = sandbox_secret_key(SANDBOX_STATE_DIR)
+if not SECRET_KEY:
+    # A well-known fallback would let anyone who read this file forge sessions.
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY is not set. Set it to a long random value, e.g. the output of "
+        "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`, or point "
+        "DJANGO_SECRET_KEY_FILE at a file holding it; DS_SANDBOX=1 (the local sandbox) makes "
+        "and keeps one by itself.")
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 
@@ -72,11 +87,13 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "django_q",
+    "axes",
     "provisioning",
     "dashboard",
 ]
 
 MIDDLEWARE = [
+    "dashboard.middleware.CookieSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "dashboard.middleware.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -86,6 +103,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "dashboard.urls"
@@ -132,10 +151,12 @@ if DATABASE_URL:
 else:
     # WAL + IMMEDIATE transactions + a generous timeout: several qcluster workers and the web
     # server write to the same file, and plain SQLite would answer "database is locked".
+    SQLITE_PATH = Path(env_str("DS_SQLITE_PATH") or BASE_DIR / "var" / "db.sqlite3")
+    create_private(SQLITE_PATH)
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": env_str("DS_SQLITE_PATH") or BASE_DIR / "var" / "db.sqlite3",
+            "NAME": SQLITE_PATH,
             "OPTIONS": {
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
                 "transaction_mode": "IMMEDIATE",
@@ -147,10 +168,30 @@ else:
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Each process keeps its own: what is cached is cheap to read again once per process.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# How long the create page keeps what it read from AWS (sources' snapshots, branches).
+DS_CREATE_PAGE_CACHE_SECONDS = env_int("DS_CREATE_PAGE_CACHE_SECONDS", 60)
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# django-axes first: it refuses a locked-out user name or address before a password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+DS_LOGIN_FAILURE_LIMIT = env_int("DS_LOGIN_FAILURE_LIMIT", 5)
+DS_LOGIN_LOCKOUT_MINUTES = env_int("DS_LOGIN_LOCKOUT_MINUTES", 15)
+AXES_FAILURE_LIMIT = DS_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=DS_LOGIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "dashboard.views.login_locked"
+AXES_CLIENT_IP_CALLABLE = "dashboard.login_throttle.client_address"
+DS_BEHIND_PROXY = env_bool("DJANGO_BEHIND_PROXY")
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -231,6 +272,9 @@ DS_ENV_STAGING_NAME = env_str("DS_ENV_STAGING_NAME", "DYNAMIC_STAGING_NAME")
 DS_ENV_DB_INSTANCE = env_str("DS_ENV_DB_INSTANCE", "DB_INSTANCE_ID")
 DS_ENV_REDIS_NAMESPACE = env_str("DS_ENV_REDIS_NAMESPACE", "REDIS_NAMESPACE")
 DS_ENV_DB_PASSWORD = env_str("DS_ENV_DB_PASSWORD", "DB_PASSWORD")
+# With the account API served by the staging itself ({host}/{name} in DS_ACCOUNT_API_URL), the
+# variable through which its containers get their own token (an ECS secret).
+DS_ENV_ACCOUNT_API_TOKEN = env_str("DS_ENV_ACCOUNT_API_TOKEN", "ACCOUNT_API_TOKEN")
 
 # How often the engine asks AWS whether a long operation has finished, and how long it waits.
 DS_POLL_SECONDS = env_float("DS_POLL_SECONDS", 10.0)
@@ -254,5 +298,7 @@ if env_bool("DJANGO_SECURE"):
     SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 365 * 24 * 60 * 60)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
-if env_bool("DJANGO_BEHIND_PROXY"):
+if DS_BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# A request whose Cookie header is larger is refused (400) before anything parses it.
+DS_MAX_COOKIE_BYTES = env_int("DS_MAX_COOKIE_BYTES", 8 * 1024)

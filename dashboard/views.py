@@ -15,6 +15,7 @@ it is kept in the cache for a few minutes; the fleet page only reads that copy t
 problems it had, and never runs a check itself.
 """
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -91,6 +92,14 @@ def _fleet_context(request: HttpRequest) -> dict:
         "owner_filters": fleet_queries.OWNER_FILTERS,
         "statuses": fleet_queries.LIVE_STATUSES,
     }
+
+
+def login_locked(request: HttpRequest, response=None, credentials=None) -> HttpResponse:
+    """What a locked-out login gets (django-axes calls it; see dashboard/login_throttle.py)."""
+    return render(request, "login_locked.html", {
+        "failure_limit": settings.DS_LOGIN_FAILURE_LIMIT,
+        "lockout_minutes": settings.DS_LOGIN_LOCKOUT_MINUTES,
+    }, status=429)
 
 
 @login_required
@@ -225,7 +234,12 @@ def staging_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @never_cache
 def reveal_login(request: HttpRequest, pk: int) -> HttpResponse:
     """The test account's password: in place for HTMX, else on the staging page."""
-    staging = _staging_for_action(request, pk)
+    staging = _staging(pk)
+    if not operations.may_act(request.user, staging):
+        # Somebody asked for a password that is not theirs to see: worth knowing who.
+        audit.record(AuditAction.REVEAL_REFUSED, actor=request.user, staging=staging,
+                     detail="not the staging's owner or an admin")
+        raise PermissionDenied("Only the staging's owner or an admin may do this.")
     reveal = {"password": "", "problem": ""}
     if not staging.login_secret_arn:
         reveal["problem"] = "No password is kept for this staging."

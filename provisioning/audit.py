@@ -1,9 +1,12 @@
 """The audit trail: who asked for what, and when.
 
 One row per accepted request (create, redeploy, destroy, a look at a test account's password)
-and per sweep. Callers that write an operation row call ``record`` inside the same transaction,
-so the trail never names an operation that was rolled back, nor misses one that was made. The
-actor's name is copied onto the row: the trail still reads right after a user is deleted.
+and per sweep; one per refused look at a password (someone who is neither the owner nor an
+admin asked) and per login lockout (dashboard/login_throttle.py). Another click on a teardown
+already under way asks for nothing new and adds no row. Callers that write an operation row
+call ``record`` inside the same transaction, so the trail never names an operation that was
+rolled back, nor misses one that was made. The actor's name is copied onto the row: the trail
+still reads right after a user is deleted.
 Nothing secret goes into ``detail``.
 """
 

@@ -40,6 +40,7 @@ class EngineConfig:
     env_db_password: str = "DB_PASSWORD"
     # A run keeps its worker through a wait shorter than this instead of parking (tests).
     hold_worker_seconds: float = 0.0
+    env_account_api_token: str = "ACCOUNT_API_TOKEN"
 
     def url_for(self, host: str) -> str:
         return f"{self.url_scheme}://{host}"
@@ -82,6 +83,7 @@ def load_config() -> EngineConfig:
         service_wait_seconds=s.DS_SERVICE_WAIT_SECONDS,
         pool_sizes=dict(s.DS_POOL_SIZES),
         source_db_secrets=dict(s.DS_SOURCE_DB_SECRETS),
+        env_account_api_token=s.DS_ENV_ACCOUNT_API_TOKEN,
         env_db_password=s.DS_ENV_DB_PASSWORD,
         hold_worker_seconds=s.DS_HOLD_WORKER_SECONDS,
     )

@@ -208,6 +208,8 @@ class AuditAction(models.TextChoices):
     SWEEP = "sweep"
     SWEEP_DELETE = "sweep-delete"
     REVEAL_LOGIN = "reveal-login"
+    REVEAL_REFUSED = "reveal-refused"
+    LOGIN_LOCKOUT = "login-lockout"
 
 
 class AuditEvent(models.Model):

@@ -27,10 +27,21 @@ RESOURCE_PREFIX = "ds-"
 NAME_PATTERN = re.compile(r"^[a-z](?:[a-z0-9]|-(?=[a-z0-9]))*$")
 _NOT_ALNUM = re.compile(r"[^a-z0-9]+")
 _NOT_TAG_CHAR = re.compile(r"[^A-Za-z0-9_.-]")
+# Control, format (bidi overrides, zero-width spaces) and line/paragraph separators: invisible
+# or reordering on a page and in a terminal, so a name could look like another one.
+INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
 
 
 class InvalidName(ValueError):
     """A user-supplied staging name breaks the naming rules."""
+
+
+def invisible_character(text: str) -> str | None:
+    """``U+XXXX NAME`` of the first control or format character in ``text``, if any."""
+    for char in text:
+        if unicodedata.category(char) in INVISIBLE_CATEGORIES:
+            return f"U+{ord(char):04X} {unicodedata.name(char, 'control character')}"
+    return None
 
 
 def branch_hash(branch: str) -> str:
@@ -56,6 +67,9 @@ def validate_name(name: str) -> str:
     """Return ``name`` if it is a valid staging name, else raise InvalidName with the reason."""
     if not name:
         raise InvalidName("The name is empty.")
+    if invisible := invisible_character(name):
+        raise InvalidName(f"The name contains an invisible or control character ({invisible}); "
+                          "remove it.")
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidName(f"The name is longer than {MAX_NAME_LENGTH} characters.")
     if not NAME_PATTERN.match(name):
@@ -116,3 +130,7 @@ class ResourceNames:
     @property
     def login_secret(self) -> str:
         return f"dynamic-stagings/{self.staging}/login"
+
+    @property
+    def account_api_token_secret(self) -> str:
+        return f"dynamic-stagings/{self.staging}/account-api-token"

@@ -27,7 +27,7 @@ from .models import (
     Staging,
     StagingStatus,
 )
-from .names import InvalidName, name_for_branch, validate_name
+from .names import InvalidName, invisible_character, name_for_branch, validate_name
 from .runner import WORKING_STATUS, stop_waiting_steps
 from .steps.image import resolve_image
 
@@ -58,6 +58,9 @@ def validate_branch(branch: str) -> str:
     if len(branch) > MAX_BRANCH_LENGTH:
         raise UserError(f"A branch name has at most {MAX_BRANCH_LENGTH} characters.",
                         field="branch")
+    if invisible := invisible_character(branch):
+        raise UserError(f"The branch name contains an invisible or control character "
+                        f"({invisible}); remove it.", field="branch")
     if branch == "@" or _BAD_BRANCH.search(branch):
         raise UserError(f"{branch!r} is not a valid git branch name.", field="branch")
     return branch
@@ -234,8 +237,7 @@ def request_destroy(staging: Staging, *, user: AbstractBaseUser) -> Operation:
     unfinished = Operation.objects.filter(staging=staging, status__in=UNFINISHED)
     running_destroy = unfinished.filter(kind=OperationKind.DESTROY).first()
     if running_destroy:
-        audit.record(AuditAction.DESTROY, actor=user, staging=staging,
-                     detail="joined the teardown already under way")
+        # Another click on the same teardown: nothing new was asked, so nothing to record.
         return running_destroy
     superseded = list(unfinished.exclude(kind=OperationKind.DESTROY).values_list("pk", flat=True))
     unfinished.filter(pk__in=superseded).update(
@@ -250,8 +252,6 @@ def request_destroy(staging: Staging, *, user: AbstractBaseUser) -> Operation:
         existing = unfinished.filter(kind=OperationKind.DESTROY).first()
         if existing is None:
             raise
-        audit.record(AuditAction.DESTROY, actor=user, staging=staging,
-                     detail="joined the teardown already under way")
         return existing
 
 

@@ -316,3 +316,12 @@ def _configured_host(settings) -> HostEnv:
     settings.DS_DB_WAIT_SECONDS = 5
     settings.DS_SERVICE_WAIT_SECONDS = 5
     return env
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """The create page keeps what it read from AWS for a minute; one test's AWS is not the
+    next one's."""
+    from django.core.cache import cache
+
+    cache.clear()

@@ -6,6 +6,8 @@ from unittest import mock
 
 import pytest
 from django.core.management import call_command
+from django.test import Client
+from django.urls import reverse
 
 from provisioning import audit
 from provisioning.errors import UserError
@@ -107,11 +109,11 @@ def test_redeploy_and_destroy_are_recorded(host_env, alice, bob, admin):
     request_redeploy(staging, user=alice, tag="release-1.2")
     Operation.objects.filter(staging=staging).update(status=OperationStatus.SUCCEEDED)
     request_destroy(staging, user=admin)
-    request_destroy(staging, user=alice)  # a second click joins the first teardown
-    assert trail() == [("alice", "redeploy", "login-page"), ("admin", "destroy", "login-page"),
-                       ("alice", "destroy", "login-page")]
+    # A second click joins the first teardown: it asks for nothing new, so no row.
+    assert request_destroy(staging, user=alice) == request_destroy(staging, user=admin)
+    assert trail() == [("alice", "redeploy", "login-page"), ("admin", "destroy", "login-page")]
     details = list(AuditEvent.objects.order_by("created_at", "pk").values_list("detail", flat=True))
-    assert details == ["image release-1.2", "", "joined the teardown already under way"]
+    assert details == ["image release-1.2", ""]
     assert staging.operations.filter(kind=OperationKind.DESTROY).count() == 1
 
 
@@ -128,3 +130,39 @@ def test_the_command_line_records_its_user(host_env, monkeypatch):
     staging = Staging.objects.get()
     call_command("ds", "destroy", staging.name, stdout=mock.MagicMock())
     assert trail() == [("carol", "create", staging.name), ("carol", "destroy", staging.name)]
+
+
+# --- through the pages ----------------------------------------------------------------------------
+
+def logged_in(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_a_repeated_destroy_post_adds_no_row(alice):
+    staging = make_staging(alice, status=StagingStatus.READY)
+    client = logged_in(alice)
+    url = reverse("destroy", args=[staging.pk])
+    for _ in range(3):
+        assert client.post(url).status_code == 302
+    assert trail() == [("alice", "destroy", "login-page")]
+    assert staging.operations.filter(kind=OperationKind.DESTROY).count() == 1
+
+
+def test_a_refused_password_reveal_is_recorded(alice, bob):
+    staging = make_staging(alice, status=StagingStatus.READY,
+                           login_secret_arn="arn:aws:secretsmanager:us-east-1:1:secret:x")
+    with mock.patch("dashboard.views.read_login_password") as read:
+        response = logged_in(bob).post(reverse("reveal_login", args=[staging.pk]))
+    assert response.status_code == 403
+    read.assert_not_called()
+    assert trail() == [("bob", "reveal-refused", "login-page")]
+    assert AuditEvent.objects.get().detail == "not the staging's owner or an admin"
+    page = logged_in(alice).get(reverse("staging", args=[staging.pk])).content.decode()
+    assert "was refused the password" in page
+
+
+def test_a_reveal_of_a_staging_that_does_not_exist_records_nothing(bob):
+    assert logged_in(bob).post(reverse("reveal_login", args=[999])).status_code == 404
+    assert not AuditEvent.objects.exists()

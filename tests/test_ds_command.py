@@ -123,7 +123,7 @@ def test_usage_errors_exit_2_from_the_command_line():
     result = subprocess.run(
         [sys.executable, "manage.py", "ds", "create"], cwd=BASE_DIR, capture_output=True,
         text=True, timeout=60, env={"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE":
-                                    "dashboard.settings"},
+                                    "dashboard.settings", "DJANGO_SECRET_KEY": "k" * 50},
     )
     assert result.returncode == 2
     assert "branch" in result.stderr

@@ -369,3 +369,52 @@ def test_the_ds_command_takes_anything(every_tag_has_an_image, alice, monkeypatc
     assert "Traceback" not in stderr
     if code:
         assert stderr.strip(), "a failure says why"
+
+
+# --- invisible characters -----------------------------------------------------------------------
+
+INVISIBLE = {
+    "\u202e": "U+202E RIGHT-TO-LEFT OVERRIDE",
+    "\u200b": "U+200B ZERO WIDTH SPACE",
+    "\u2066": "U+2066 LEFT-TO-RIGHT ISOLATE",
+    "\ufeff": "U+FEFF ZERO WIDTH NO-BREAK SPACE",
+    "\u2028": "U+2028 LINE SEPARATOR",
+    "\u2029": "U+2029 PARAGRAPH SEPARATOR",
+    "\x85": "U+0085 control character",
+    "\x1b": "U+001B control character",
+    "\x00": "U+0000 control character",
+}
+
+
+@pytest.mark.parametrize(("char", "described"), INVISIBLE.items())
+def test_a_branch_with_an_invisible_character_is_refused_in_one_line(char, described):
+    with pytest.raises(UserError) as raised:
+        operations.validate_branch(f"feature/log{char}in")
+    assert raised.value.field == "branch"
+    assert raised.value.message == (
+        f"The branch name contains an invisible or control character ({described}); "
+        "remove it.")
+    assert raised.value.message.isprintable()
+
+
+@pytest.mark.parametrize(("char", "described"), INVISIBLE.items())
+def test_a_name_with_an_invisible_character_is_refused_in_one_line(char, described):
+    with pytest.raises(UserError) as raised:
+        operations.derive_name("feature/login", f"login{char}page")
+    assert raised.value.field == "name"
+    assert described in raised.value.message
+    assert raised.value.message.isprintable()
+
+
+def test_visible_unicode_in_a_branch_is_still_fine():
+    assert operations.validate_branch("feature/über-ß-Ⅻ") == "feature/über-ß-Ⅻ"
+
+
+def test_the_create_form_says_so_next_to_the_branch(every_tag_has_an_image, alice):
+    response = logged_in(alice).post(reverse("create"), {
+        "branch": "feature/\u202etxt.exe", "name": "", "source": "host-db",
+        "db_mode": "shared"})
+    assert response.status_code == 200
+    assert not Staging.objects.exists()
+    assert ("The branch name contains an invisible or control character "
+            "(U+202E RIGHT-TO-LEFT OVERRIDE); remove it.") in response.content.decode()

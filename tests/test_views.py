@@ -747,7 +747,9 @@ def test_staff_may_see_the_password_but_bob_may_not(alice, bob, admin, with_secr
     assert response.status_code == 403
     page = client_for(bob).get(reverse("staging", args=[staging.pk])).content.decode()
     assert reveal_url(staging) not in page and "Show password" not in page
-    assert list(AuditEvent.objects.values_list("actor_name", flat=True)) == ["admin"]
+    # newest first: bob's refused look is on the trail too
+    assert list(AuditEvent.objects.values_list("actor_name", "action")) == [
+        ("bob", AuditAction.REVEAL_REFUSED), ("admin", AuditAction.REVEAL_LOGIN)]
 
 
 def test_reveal_needs_post(alice, with_secret):

@@ -30,16 +30,28 @@ def _database_steps(operation: Operation) -> tuple[list[StepSpec], tuple[str, ..
     return steps, tuple(step.key for step in steps)
 
 
+def _token_steps() -> tuple[list[StepSpec], tuple[str, ...]]:
+    """The staging's own account API token, when its app serves the API: the task
+    definitions hand it to the containers, so they wait for it."""
+    if not account.own_token(load_config()):
+        return [], ()
+    return [StepSpec("account_token", "Make the staging's account API token",
+                     account.make_account_token)], ("account_token",)
+
+
 def create_plan(operation: Operation) -> list[StepSpec]:
     db_steps, db_ready = _database_steps(operation)
     db_made = db_ready[:1]
+    token_steps, token_made = _token_steps()
     account_after = ("web_healthy",) if account_api.targets_staging(
         load_config().account_api_url) else ()
     # A database taken from the pool has an id known only once the database step took it.
     definitions_after = ("image", *db_made) if db_made and pool_enabled(
         load_config(), operation.staging.source) else ("image",)
+    definitions_after += token_made
     return [
         StepSpec("image", "Find the branch's image", image.resolve_image_step),
+        *token_steps,
         *db_steps,
         StepSpec("web_task_definition", "Register the web task definition",
                  task_definitions.register_web_task_definition, after=definitions_after),
@@ -64,12 +76,15 @@ def create_plan(operation: Operation) -> list[StepSpec]:
 
 
 def redeploy_plan(operation: Operation) -> list[StepSpec]:
+    token_steps, token_made = _token_steps()
     return [
         StepSpec("image", "Find the new image", image.resolve_image_step),
+        *token_steps,
         StepSpec("web_task_definition", "Register the web task definition",
-                 task_definitions.register_web_task_definition, after=("image",)),
+                 task_definitions.register_web_task_definition, after=("image", *token_made)),
         StepSpec("worker_task_definition", "Register the worker task definition",
-                 task_definitions.register_worker_task_definition, after=("image",)),
+                 task_definitions.register_worker_task_definition,
+                 after=("image", *token_made)),
         StepSpec("web_service", "Deploy to the web service", services.update_web_service,
                  after=("web_task_definition",)),
         StepSpec("worker_service", "Deploy to the worker service",
@@ -106,8 +121,11 @@ def destroy_plan(operation: Operation) -> list[StepSpec]:
                  after=("web_service", "worker_service")),
         StepSpec("login_secret", "Delete the login secret", account.remove_login_secret,
                  after=("account",)),
+        StepSpec("account_token", "Delete the account API token",
+                 account.remove_account_token, after=("account",)),
         StepSpec("verify", "Check that nothing is left", report.verify_nothing_left,
-                 after=("target_group", "task_definitions", "database", "login_secret")),
+                 after=("target_group", "task_definitions", "database", "login_secret",
+                        "account_token")),
     ]
 
 

@@ -83,6 +83,10 @@ def _clone(ctx: StepContext, host: HostEnvironment, host_definition: dict, famil
     if secret_arn:
         _give_secret(definition, ctx.output("image")["image"], ctx.config.env_db_password,
                      secret_arn)
+    token_arn = ctx.output("account_token").get("secret_arn")
+    if token_arn:
+        _give_secret(definition, ctx.output("image")["image"],
+                     ctx.config.env_account_api_token, token_arn)
     return definition
 
 
