@@ -2,6 +2,8 @@
 ECS gives up on fails the wait at once with ECS's own reason."""
 
 import dataclasses
+import json
+import time
 from unittest import mock
 
 import boto3
@@ -14,6 +16,7 @@ from provisioning.sandbox.ecs_health import app_status, matcher_accepts
 from provisioning.steps import routing, services
 from tests.conftest import CLUSTER
 from tests.factories import make_operation, make_staging, step_context
+from tests.stack import running_stack
 
 pytestmark = pytest.mark.django_db
 
@@ -240,3 +243,44 @@ def test_one_failed_task_is_waited_through(create_op):
                     side_effect=lambda **_: next(answers)):
         assert run_step(create_op, "worker_steady", services.wait_worker_steady) == {}
 
+
+
+# --- end to end on the sandbox: a crashing image fails a create and a redeploy at once -----------
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    with running_stack(tmp_path_factory.mktemp("health"), 0.01) as stack:
+        yield stack
+
+
+def failed_steps(result) -> dict[str, dict]:
+    return {s["key"]: s for s in json.loads(result.stdout)["steps"] if s["state"] == "failed"}
+
+
+@pytest.mark.e2e
+def test_broken_image_fails_create_and_redeploy_at_once_with_ecs_reason(stack):
+    # The services' wait limit is 20 minutes: only failing at once ends this so soon.
+    started = time.monotonic()
+    created = stack.manage("ds", "create", "feature/broken", "--shared-db", "--wait", "--json")
+    assert created.returncode == 1, created.stderr
+    assert time.monotonic() - started < 120
+    failed = failed_steps(created)
+    assert set(failed) & {"web_healthy", "worker_steady"}, created.stdout
+    for step in failed.values():
+        assert step["error_code"] == "ServiceDeploymentFailed"
+        assert "ECS deployment circuit breaker: tasks failed to start." in step["error_message"]
+        assert "Stopped task: Essential container in task exited" in step["error_message"]
+
+    ready = stack.manage("ds", "create", "develop", "--shared-db", "--wait", "--json")
+    assert ready.returncode == 0, ready.stderr
+    staging = json.loads(ready.stdout)["name"]
+    redeployed = stack.manage("ds", "redeploy", staging, "--tag", "feature-broken", "--wait",
+                              "--json")
+    assert redeployed.returncode == 1, redeployed.stderr
+    web = failed_steps(redeployed)["web_healthy"]
+    assert web["error_code"] == "ServiceDeploymentFailed"
+    assert "Essential container in task exited" in web["error_message"]
+
+    for name in (json.loads(created.stdout)["name"], staging):
+        destroyed = stack.manage("ds", "destroy", name, "--wait")
+        assert destroyed.returncode == 0, destroyed.stderr
