@@ -277,9 +277,11 @@ def test_broken_image_fails_create_and_redeploy_at_once_with_ecs_reason(stack):
     redeployed = stack.manage("ds", "redeploy", staging, "--tag", "feature-broken", "--wait",
                               "--json")
     assert redeployed.returncode == 1, redeployed.stderr
-    web = failed_steps(redeployed)["web_healthy"]
-    assert web["error_code"] == "ServiceDeploymentFailed"
-    assert "Essential container in task exited" in web["error_message"]
+    failed = failed_steps(redeployed)
+    assert set(failed) & {"web_healthy", "worker_steady"}, redeployed.stdout
+    for step in failed.values():
+        assert step["error_code"] == "ServiceDeploymentFailed"
+        assert "Essential container in task exited" in step["error_message"]
 
     for name in (json.loads(created.stdout)["name"], staging):
         destroyed = stack.manage("ds", "destroy", name, "--wait")

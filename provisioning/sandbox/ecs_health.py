@@ -301,7 +301,9 @@ def _events(service, deployment: Deployment, now: float) -> list[dict]:
         if run.gave_up_at is not None:
             events.append((run.gave_up_at, f"(service {name}) (deployment {deployment.id}) "
                            "deployment failed: tasks failed to start."))
-    events.sort(key=lambda e: e[0], reverse=True)
+    # Newest first; of two at the same moment, the one told later.
+    order = sorted(range(len(events)), key=lambda i: (events[i][0], i), reverse=True)
+    events = [events[i] for i in order]
     return [
         {"id": hashlib.sha256(f"{deployment.id}/{moment}/{message}".encode()).hexdigest()[:36],
          "createdAt": _wall(deployment, moment), "message": message}
