@@ -299,7 +299,9 @@ def _events(service, deployment: Deployment, now: float) -> list[dict]:
                                f"{len(tasks)} running tasks: "
                                + " ".join(f"(task {t})" for t in tasks) + "."))
         if run.gave_up_at is not None:
-            events.append((run.gave_up_at, f"(service {name}) (deployment {deployment.id}) "
+            # Right after the last task stopped (sums of floats may differ in the last bit).
+            gave_up = max([run.gave_up_at, *(moment for moment, _ in events)])
+            events.append((gave_up, f"(service {name}) (deployment {deployment.id}) "
                            "deployment failed: tasks failed to start."))
     # Newest first; of two at the same moment, the one told later.
     order = sorted(range(len(events)), key=lambda i: (events[i][0], i), reverse=True)
