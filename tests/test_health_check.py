@@ -219,6 +219,21 @@ def test_a_failed_deployment_fails_the_wait_at_once_with_ecs_reason(create_op, s
     assert "Scaling activity" not in message  # the older deployment's task is not the reason
 
 
+def test_the_event_with_the_cause_is_shown_rather_than_a_newer_summary(create_op):
+    events = (
+        f"(service {GROUP}-web) (deployment ecs-svc/2) deployment failed: tasks failed to start.",
+        f"(service {GROUP}-web) has stopped 1 running tasks: (task abc).",
+        f"(service {GROUP}-web) (port 8000) is unhealthy in (target-group arn:tg) due to "
+        "(reason Health checks failed with these codes: [302]).",
+    )
+    with mock.patch("provisioning.aws.ecs.describe_service",
+                    return_value=failing_service(events=events)), \
+            mock.patch("provisioning.aws.ecs.stopped_tasks", return_value=[]), \
+            pytest.raises(ExternalCallFailed) as raised:
+        run_step(create_op, "web_healthy", services.wait_web_healthy)
+    assert "Last event: " + events[2] in raised.value.message
+
+
 def test_repeatedly_stopped_tasks_fail_the_wait_without_a_breaker(create_op, settings):
     settings.DS_SERVICE_WAIT_SECONDS = 600
     events = ("(service ds-login-page-web) (port 8000) is unhealthy in (target-group arn:tg) "

@@ -11,8 +11,10 @@ HEALTH_CHECK_GRACE_SECONDS = 60
 # ECS's circuit breaker gives up after max(3, half the desired count) failed tasks; a service
 # without it (made by an older version) would replace its tasks for ever, so we stop there too.
 FAILED_TASKS_LIMIT = 3
-# Words of the service events that tell why tasks do not stay up.
-_TROUBLE_WORDS = ("fail", "unhealthy", "unable", "error", "stopped")
+# Service events with these words tell why tasks do not stay up ("is unhealthy in
+# (target-group ...) due to (reason Health checks failed with these codes: [302])"); those
+# saying only that the deployment failed come next.
+_CAUSE_WORDS = ("unhealthy", "unable", "error", "cannot", "denied")
 
 
 def _describe(ctx: StepContext, service: str) -> ecs.Service | None:
@@ -98,12 +100,12 @@ def _deployment_failed(deployment: ecs.Deployment | None) -> bool:
 
 
 def _failure_reason(ctx: StepContext, found: ecs.Service, deployment: ecs.Deployment) -> str:
-    """ECS's own words: the deployment's reason, the newest event about trouble, and why the
-    deployment's last task stopped."""
+    """ECS's own words: the deployment's reason, the newest event that tells the cause, and
+    why the deployment's last task stopped."""
     parts = [deployment.rollout_state_reason if deployment.rollout_state == "FAILED"
              else f"{deployment.failed_tasks} tasks failed."]
-    trouble = next((e for e in found.events if any(w in e.lower() for w in _TROUBLE_WORDS)),
-                   None)
+    trouble = next((e for e in found.events if any(w in e.lower() for w in _CAUSE_WORDS)),
+                   None) or next((e for e in found.events if "fail" in e.lower()), None)
     if trouble:
         parts.append(f"Last event: {trouble}")
     stopped = [t for t in ecs.stopped_tasks(cluster=ctx.config.cluster, service=found.name)
