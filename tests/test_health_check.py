@@ -231,7 +231,7 @@ def test_the_event_with_the_cause_is_shown_rather_than_a_newer_summary(create_op
             mock.patch("provisioning.aws.ecs.stopped_tasks", return_value=[]), \
             pytest.raises(ExternalCallFailed) as raised:
         run_step(create_op, "web_healthy", services.wait_web_healthy)
-    assert "Last event: " + events[2] in raised.value.message
+    assert "Service event: " + events[2] in raised.value.message
 
 
 def test_repeatedly_stopped_tasks_fail_the_wait_without_a_breaker(create_op, settings):

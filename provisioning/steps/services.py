@@ -107,7 +107,7 @@ def _failure_reason(ctx: StepContext, found: ecs.Service, deployment: ecs.Deploy
     trouble = next((e for e in found.events if any(w in e.lower() for w in _CAUSE_WORDS)),
                    None) or next((e for e in found.events if "fail" in e.lower()), None)
     if trouble:
-        parts.append(f"Last event: {trouble}")
+        parts.append(f"Service event: {trouble}")
     stopped = [t for t in ecs.stopped_tasks(cluster=ctx.config.cluster, service=found.name)
                if not deployment.id or t.started_by in {deployment.id, ""}]
     if stopped:
