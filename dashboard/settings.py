@@ -266,7 +266,8 @@ DS_WORKER_MEMORY = env_str("DS_WORKER_MEMORY", "512")
 check_fargate_size("DS_WEB", cpu=DS_WEB_CPU, memory=DS_WEB_MEMORY)
 check_fargate_size("DS_WORKER", cpu=DS_WORKER_CPU, memory=DS_WORKER_MEMORY)
 DS_DB_INSTANCE_CLASS = env_str("DS_DB_INSTANCE_CLASS", "db.t3.micro")
-DS_HEALTH_CHECK_PATH = env_str("DS_HEALTH_CHECK_PATH", "/")
+# Empty: the host web target group's own path.
+DS_HEALTH_CHECK_PATH = env_str("DS_HEALTH_CHECK_PATH", "")
 
 DS_ENV_STAGING_NAME = env_str("DS_ENV_STAGING_NAME", "DYNAMIC_STAGING_NAME")
 DS_ENV_DB_INSTANCE = env_str("DS_ENV_DB_INSTANCE", "DB_INSTANCE_ID")

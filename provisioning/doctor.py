@@ -279,16 +279,16 @@ def check_health_check(host: _Host) -> list[Check]:
                       "Fix the web service first (DS_WEB_SERVICE).")]
     arns = [lb["targetGroupArn"] for lb in web.load_balancers if lb.get("targetGroupArn")]
     if not arns:
-        return [Check("health check", WARN,
-                      "the host web service has no target group to learn the health check from",
-                      f"Stagings are checked on DS_HEALTH_CHECK_PATH "
-                      f"({host.config.health_check_path}); make sure the app answers there.")]
-    check = elbv2.health_check(target_group_arn=arns[0])
+        return [Check("health check", FAIL,
+                      "the host web service has no target group to copy the health check from",
+                      "Stagings are checked the way the host is: put the host web service "
+                      "behind a target group (DS_WEB_SERVICE).")]
+    check = elbv2.health_check(arn=arns[0])
     if check is None:
         return [Check("health check", FAIL, f"the host's target group {arns[0]} is gone",
                       "Redeploy the host web service with an existing target group.")]
     return [Check("health check", OK,
-                  f"{check.protocol} {check.path or '/'}, healthy on {check.matcher or '200'}, "
+                  f"{check.protocol} {check.path}, healthy on {check.matcher}, "
                   f"every {check.interval_seconds} s (host web target group)")]
 
 

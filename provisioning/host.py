@@ -17,6 +17,7 @@ class HostEnvironment:
     web_port: int
     network_configuration: dict
     image: ImageReference
+    web_target_group_arn: str | None  # the host web service's own target group
 
 
 def _web_container(service: ecs.Service, definition: dict) -> tuple[str, int]:
@@ -57,4 +58,7 @@ def read_host_environment(config: EngineConfig) -> HostEnvironment:
         web_port=port,
         network_configuration=web.network_configuration,
         image=ImageReference.parse(image.split("@", 1)[0]),
+        web_target_group_arn=next(
+            (lb["targetGroupArn"] for lb in web.load_balancers if lb.get("targetGroupArn")), None
+        ),
     )

@@ -337,6 +337,7 @@ def test_service_starts_then_drains(sandbox):
     group = elbv2.create_target_group(
         Name="ds-sandbox-web", Protocol="HTTP", Port=3000, TargetType="ip",
         VpcId=elbv2.describe_target_groups(Names=["host-web"])["TargetGroups"][0]["VpcId"],
+        HealthCheckPath="/healthz",
     )["TargetGroups"][0]["TargetGroupArn"]
     created = ecs.create_service(
         cluster=cluster, serviceName="ds-sandbox-web", taskDefinition=host["taskDefinition"],
@@ -393,6 +394,175 @@ def test_rolling_update_keeps_the_old_deployment_until_done(sandbox):
              timeout=scaled("ecs_rolling_update", SCALE) + SLACK)
     after = _service(ecs, cluster, "ds-sandbox-worker")["deployments"][0]
     assert (after["taskDefinition"], after["rolloutState"]) == (second, "COMPLETED")
+
+
+# --- health checks against the app, failing deployments, the circuit breaker -----------------
+
+BREAKER = {"deploymentCircuitBreaker": {"enable": True, "rollback": False}}
+ELB_TASK_CYCLE = scaled("ecs_service_start_to_healthy", SCALE) + scaled("ecs_service_delete",
+                                                                        SCALE)
+
+
+def test_host_web_group_checks_the_apps_health_endpoint(sandbox):
+    ecs, elbv2 = sandbox.client("ecs"), sandbox.client("elbv2")
+    host = _service(ecs, sandbox.env["DS_CLUSTER"], sandbox.env["DS_WEB_SERVICE"])
+    (group_arn,) = [lb["targetGroupArn"] for lb in host["loadBalancers"]]
+    group = elbv2.describe_target_groups(TargetGroupArns=[group_arn])["TargetGroups"][0]
+    assert group["TargetGroupName"] == "host-web"
+    assert (group["HealthCheckPath"], group["Matcher"]["HttpCode"]) == ("/healthz", "200")
+    assert (group["HealthCheckIntervalSeconds"], group["HealthCheckTimeoutSeconds"]) == (15, 5)
+    assert (group["HealthyThresholdCount"], group["UnhealthyThresholdCount"]) == (2, 3)
+    assert (group["HealthCheckPort"], group["HealthCheckProtocol"]) == ("traffic-port", "HTTP")
+    assert _target_states(elbv2, group_arn) == ["healthy"]
+
+
+def _web_service(sandbox, name: str, *, breaker: bool = True, image_tag: str | None = None,
+                 **health_check) -> tuple[str, str]:
+    """A service like a staging's web service behind a new group; (group arn, service name)."""
+    ecs, elbv2 = sandbox.client("ecs"), sandbox.client("elbv2")
+    cluster = sandbox.env["DS_CLUSTER"]
+    host = _service(ecs, cluster, sandbox.env["DS_WEB_SERVICE"])
+    vpc = elbv2.describe_target_groups(Names=["host-web"])["TargetGroups"][0]["VpcId"]
+    group = elbv2.create_target_group(Name=name, Protocol="HTTP", Port=3000, TargetType="ip",
+                                      VpcId=vpc, **health_check)["TargetGroups"][0]
+    definition = host["taskDefinition"]
+    if image_tag:
+        definition = _definition_with_tag(sandbox, definition, name, image_tag)
+    ecs.create_service(
+        cluster=cluster, serviceName=name, taskDefinition=definition, desiredCount=1,
+        launchType="FARGATE", networkConfiguration=host["networkConfiguration"],
+        loadBalancers=[{"targetGroupArn": group["TargetGroupArn"], "containerName": "web",
+                        "containerPort": 3000}],
+        **({"deploymentConfiguration": BREAKER} if breaker else {}),
+    )
+    return group["TargetGroupArn"], name
+
+
+def _definition_with_tag(sandbox, base: str, family: str, tag: str) -> str:
+    """``base`` with its image pinned by digest to ``tag``'s, as the engine registers it."""
+    ecs = sandbox.client("ecs")
+    digest = sandbox.client("ecr").describe_images(
+        repositoryName="app", imageIds=[{"imageTag": tag}])["imageDetails"][0]["imageDigest"]
+    task = ecs.describe_task_definition(taskDefinition=base)["taskDefinition"]
+    keep = ("containerDefinitions", "networkMode", "requiresCompatibilities", "cpu", "memory")
+    definition = {k: task[k] for k in keep} | {"family": family}
+    repository = task["containerDefinitions"][0]["image"].rsplit(":", 1)[0]
+    return ecs.register_task_definition(**definition | {"containerDefinitions": [
+        c | {"image": f"{repository}@{digest}"} for c in definition["containerDefinitions"]
+    ]})["taskDefinition"]["taskDefinitionArn"]
+
+
+def _target_health(elbv2, arn: str) -> list[dict]:
+    return [d["TargetHealth"] for d in
+            elbv2.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]]
+
+
+def _stopped(ecs, cluster: str, service: str) -> list[dict]:
+    arns = ecs.list_tasks(cluster=cluster, serviceName=service,
+                          desiredStatus="STOPPED")["taskArns"]
+    return ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"] if arns else []
+
+
+def test_root_path_redirect_fails_health_checks_and_the_breaker_stops_it(sandbox):
+    ecs, elbv2 = sandbox.client("ecs"), sandbox.client("elbv2")
+    cluster = sandbox.env["DS_CLUSTER"]
+    group, name = _web_service(sandbox, "ds-redirect-web")  # ELB's default check: "/" -> 200
+    wait_for(lambda: [h["State"] for h in _target_health(elbv2, group)] == ["initial"],
+             timeout=scaled("ecs_task_to_running", SCALE) + SLACK)
+    wait_for(lambda: [h["State"] for h in _target_health(elbv2, group)] == ["unhealthy"],
+             timeout=ELB_TASK_CYCLE + SLACK)
+    (health,) = _target_health(elbv2, group)
+    assert health["Reason"] == "Target.ResponseCodeMismatch"
+    assert health["Description"] == "Health checks failed with these codes: [302]"
+
+    def failed() -> bool:
+        return _service(ecs, cluster, name)["deployments"][0]["rolloutState"] == "FAILED"
+
+    waited = wait_for(failed, timeout=3 * ELB_TASK_CYCLE + SLACK)
+    assert waited >= 2 * ELB_TASK_CYCLE  # not before three tasks failed
+    service = _service(ecs, cluster, name)
+    (deployment,) = service["deployments"]
+    assert deployment["failedTasks"] == 3
+    assert deployment["rolloutStateReason"] == (
+        "ECS deployment circuit breaker: tasks failed to start.")
+    assert service["deploymentConfiguration"]["deploymentCircuitBreaker"] == BREAKER[
+        "deploymentCircuitBreaker"]
+    messages = [e["message"] for e in service["events"]]
+    assert messages[0] == (f"(service {name}) (deployment {deployment['id']}) deployment "
+                           "failed: tasks failed to start.")
+    assert f"(service {name}) (port 3000) is unhealthy in (target-group {group}) due to " \
+           "(reason Health checks failed with these codes: [302])." in messages
+    stopped = _stopped(ecs, cluster, name)
+    assert len(stopped) == 3
+    assert {t["stoppedReason"] for t in stopped} == {
+        f"Task failed ELB health checks in (target-group {group})"}
+    assert {t["startedBy"] for t in stopped} == {deployment["id"]}
+    assert _target_health(elbv2, group) == []  # the breaker launches no more tasks
+
+
+def test_a_matcher_that_accepts_the_redirect_makes_root_healthy(sandbox):
+    elbv2 = sandbox.client("elbv2")
+    for name, matcher in (("ds-range-web", "200-399"), ("ds-list-web", "200,302")):
+        group, _ = _web_service(sandbox, name, HealthCheckPath="/", Matcher={"HttpCode": matcher})
+        wait_for(lambda group=group: [h["State"] for h in _target_health(elbv2, group)]
+                 == ["healthy"], timeout=scaled("ecs_service_start_to_healthy", SCALE) + SLACK)
+
+
+def test_a_health_check_on_another_port_times_out(sandbox):
+    elbv2 = sandbox.client("elbv2")
+    group, _ = _web_service(sandbox, "ds-port-web", HealthCheckPath="/healthz",
+                            HealthCheckPort="8080")
+    wait_for(lambda: [h["State"] for h in _target_health(elbv2, group)] == ["unhealthy"],
+             timeout=ELB_TASK_CYCLE + SLACK)
+    assert _target_health(elbv2, group)[0]["Reason"] == "Target.Timeout"
+
+
+def test_a_crashing_image_fails_the_deployment_with_the_containers_exit(sandbox):
+    ecs = sandbox.client("ecs")
+    cluster = sandbox.env["DS_CLUSTER"]
+    worker = _service(ecs, cluster, sandbox.env["DS_WORKER_SERVICE"])
+    definition = _definition_with_tag(sandbox, worker["taskDefinition"], "ds-broken-worker",
+                                      "feature-broken")
+    ecs.create_service(cluster=cluster, serviceName="ds-broken-worker",
+                       taskDefinition=definition, desiredCount=1, launchType="FARGATE",
+                       networkConfiguration=worker["networkConfiguration"],
+                       deploymentConfiguration=BREAKER)
+    cycle = scaled("ecs_task_to_running", SCALE)
+    wait_for(lambda: _service(ecs, cluster, "ds-broken-worker")["deployments"][0][
+        "rolloutState"] == "FAILED", timeout=3 * cycle + SLACK)
+    service = _service(ecs, cluster, "ds-broken-worker")
+    assert (service["runningCount"], service["deployments"][0]["failedTasks"]) == (0, 3)
+    (task, *_) = _stopped(ecs, cluster, "ds-broken-worker")
+    assert task["stoppedReason"] == "Essential container in task exited"
+    assert task["stopCode"] == "EssentialContainerExited"
+    assert task["containers"][0]["exitCode"] == 1
+    assert task["lastStatus"] == "STOPPED"
+
+
+def test_without_the_breaker_ecs_replaces_failing_tasks_for_ever(sandbox):
+    ecs = sandbox.client("ecs")
+    cluster = sandbox.env["DS_CLUSTER"]
+    _web_service(sandbox, "ds-nobreaker-web", breaker=False, image_tag="feature-broken",
+                 HealthCheckPath="/healthz")
+    cycle = scaled("ecs_task_to_running", SCALE)
+    wait_for(lambda: _service(ecs, cluster, "ds-nobreaker-web")["deployments"][0][
+        "failedTasks"] >= 4, timeout=4 * cycle + SLACK)
+    deployment = _service(ecs, cluster, "ds-nobreaker-web")["deployments"][0]
+    assert deployment["rolloutState"] == "IN_PROGRESS"
+
+
+def test_a_service_scaled_above_zero_is_deleted_only_with_force(sandbox):
+    ecs = sandbox.client("ecs")
+    cluster = sandbox.env["DS_CLUSTER"]
+    _web_service(sandbox, "ds-scaled-web", HealthCheckPath="/healthz")
+    with pytest.raises(ClientError) as refused:
+        ecs.delete_service(cluster=cluster, service="ds-scaled-web")
+    assert refused.value.response["Error"]["Code"] == "InvalidParameterException"
+    assert "cannot be stopped while it is scaled above 0" in str(refused.value)
+    assert _service(ecs, cluster, "ds-scaled-web")["status"] == "ACTIVE"
+    ecs.update_service(cluster=cluster, service="ds-scaled-web", desiredCount=0)
+    assert ecs.delete_service(cluster=cluster, service="ds-scaled-web")["service"][
+        "status"] == "DRAINING"
 
 
 # --- the account API ---------------------------------------------------------------------------

@@ -1,10 +1,9 @@
 """ECS: the host's services and task definitions, and the staging's own.
 
-IAM: ecs:DescribeServices, ecs:DescribeTaskDefinition, ecs:DescribeTasks, ecs:ListTaskDefinitions,
+IAM: ecs:DescribeServices, ecs:DescribeTaskDefinition, ecs:ListTaskDefinitions,
 ecs:RegisterTaskDefinition, ecs:DeregisterTaskDefinition, ecs:DeleteTaskDefinitions,
-ecs:CreateService,
-ecs:UpdateService, ecs:DeleteService, ecs:TagResource, iam:PassRole (the cloned roles),
-ecs:ListAccountSettings, ecs:DescribeClusters.
+ecs:CreateService, ecs:UpdateService, ecs:DeleteService, ecs:ListTasks, ecs:DescribeTasks,
+ecs:TagResource, iam:PassRole (the cloned roles), ecs:ListAccountSettings, ecs:DescribeClusters.
 """
 
 import functools
@@ -26,13 +25,29 @@ def _registrable_members() -> frozenset[str]:
     return frozenset(members) - {"tags"}
 
 
+# Fail a deployment after a few failed tasks instead of replacing them for ever; no rollback,
+# so the staging keeps the failed revision for its owner to look at.
+CIRCUIT_BREAKER = {"deploymentCircuitBreaker": {"enable": True, "rollback": False}}
+
+
 @dataclass(frozen=True)
 class Deployment:
-    status: str
-    rollout_state: str
+    status: str  # PRIMARY (the newest) or ACTIVE (an older one still running)
+    rollout_state: str  # IN_PROGRESS, COMPLETED or FAILED
     task_definition: str
     desired: int
     running: int
+    id: str = ""
+    rollout_state_reason: str = ""
+    failed_tasks: int = 0
+
+
+@dataclass(frozen=True)
+class StoppedTask:
+    arn: str
+    started_by: str  # the deployment id for a service's task
+    stopped_reason: str  # e.g. "Essential container in task exited"
+    container_reasons: tuple[str, ...]  # e.g. "web: exit code 1", "web: CannotPullContainerError"
 
 
 @dataclass(frozen=True)
@@ -47,6 +62,11 @@ class Service:
     deployments: tuple[Deployment, ...]
     load_balancers: tuple[dict, ...]
     network_configuration: dict
+    events: tuple[str, ...] = ()  # ECS's service event messages, newest first
+
+    @property
+    def primary(self) -> Deployment | None:
+        return next((d for d in self.deployments if d.status == "PRIMARY"), None)
 
     @property
     def is_live(self) -> bool:
@@ -77,11 +97,15 @@ def _service_from(raw: dict) -> Service:
                 task_definition=d.get("taskDefinition", ""),
                 desired=int(d.get("desiredCount", 0)),
                 running=int(d.get("runningCount", 0)),
+                id=d.get("id", ""),
+                rollout_state_reason=d.get("rolloutStateReason", ""),
+                failed_tasks=int(d.get("failedTasks", 0)),
             )
             for d in raw.get("deployments", [])
         ),
         load_balancers=tuple(raw.get("loadBalancers", [])),
         network_configuration=raw.get("networkConfiguration") or {},
+        events=tuple(e.get("message", "") for e in raw.get("events", [])),
     )
 
 
@@ -209,6 +233,7 @@ def create_service(
         "launchType": "FARGATE",
         "networkConfiguration": network_configuration,
         "loadBalancers": load_balancers,
+        "deploymentConfiguration": CIRCUIT_BREAKER,
         "enableECSManagedTags": True,
         "propagateTags": "SERVICE",
         "tags": [{"key": k, "value": v} for k, v in tags.items()],
@@ -227,14 +252,47 @@ def update_service(
     kwargs: dict = {"cluster": cluster, "service": service}
     if task_definition is not None:
         kwargs["taskDefinition"] = task_definition
+        # A service made before the circuit breaker was used gets it with its next deployment.
+        kwargs["deploymentConfiguration"] = CIRCUIT_BREAKER
     if desired_count is not None:
         kwargs["desiredCount"] = desired_count
     with translated_errors("ecs:UpdateService"):
         client("ecs").update_service(**kwargs)
 
 
+def stopped_tasks(*, cluster: str, service: str) -> list[StoppedTask]:
+    """The service's recently stopped tasks (ECS keeps them listed for about an hour)."""
+    with translated_errors("ecs:ListTasks"):
+        arns = client("ecs").list_tasks(
+            cluster=cluster, serviceName=service, desiredStatus="STOPPED", maxResults=100
+        )["taskArns"]
+    if not arns:
+        return []
+    with translated_errors("ecs:DescribeTasks"):
+        raw = client("ecs").describe_tasks(cluster=cluster, tasks=arns)["tasks"]
+    raw.sort(key=lambda t: str(t.get("stoppedAt") or t.get("createdAt") or ""), reverse=True)
+    return [
+        StoppedTask(
+            arn=task["taskArn"],
+            started_by=task.get("startedBy", ""),
+            stopped_reason=task.get("stoppedReason", ""),
+            container_reasons=tuple(_container_reason(c) for c in task.get("containers", [])
+                                    if c.get("reason") or c.get("exitCode")),
+        )
+        for task in raw
+    ]
+
+
+def _container_reason(container: dict) -> str:
+    if container.get("reason"):
+        return f"{container.get('name', '?')}: {container['reason']}"
+    return f"{container.get('name', '?')}: exit code {container['exitCode']}"
+
+
 def delete_service(*, cluster: str, service: str) -> bool:
-    """Scale to zero and delete; False if there was no such live service."""
+    """Scale to zero and delete; False if there was no such live service. ECS refuses to
+    delete a service scaled above 0 unless forced: the scale-down comes first, and force
+    covers a desired count that something else raised in between."""
     with translated_errors("ecs:DeleteService"):
         try:
             client("ecs").update_service(cluster=cluster, service=service, desiredCount=0)

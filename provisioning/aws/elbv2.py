@@ -30,6 +30,27 @@ class TargetGroup:
 
 
 @dataclass(frozen=True)
+class HealthCheck:
+    """A target group's health check, as CreateTargetGroup takes it."""
+
+    path: str
+    matcher: str  # HTTP codes: "200", "200-399", "200,302"
+    port: str  # "traffic-port" or a port number
+    protocol: str
+    interval_seconds: int
+    timeout_seconds: int
+    healthy_threshold: int
+    unhealthy_threshold: int
+
+
+@dataclass(frozen=True)
+class TargetHealth:
+    state: str  # initial, healthy, unhealthy, draining, unused, unavailable
+    reason: str
+    description: str
+
+
+@dataclass(frozen=True)
 class Rule:
     arn: str
     priority: int | None  # None for the listener's default rule
@@ -69,8 +90,30 @@ def target_group_exists(*, arn: str) -> bool:
     return True
 
 
+def health_check(*, arn: str) -> HealthCheck | None:
+    """The health check of the target group ``arn``, with ELB's defaults for what it omits;
+    None when there is no such target group."""
+    with translated_errors("elasticloadbalancing:DescribeTargetGroups"):
+        try:
+            raw = client("elbv2").describe_target_groups(TargetGroupArns=[arn])["TargetGroups"][0]
+        except ClientError as exc:
+            if error_code(exc) == "TargetGroupNotFound":
+                return None
+            raise
+    return HealthCheck(
+        path=raw.get("HealthCheckPath") or "/",
+        matcher=(raw.get("Matcher") or {}).get("HttpCode") or "200",
+        port=str(raw.get("HealthCheckPort") or "traffic-port"),
+        protocol=raw.get("HealthCheckProtocol") or "HTTP",
+        interval_seconds=int(raw.get("HealthCheckIntervalSeconds") or 30),
+        timeout_seconds=int(raw.get("HealthCheckTimeoutSeconds") or 5),
+        healthy_threshold=int(raw.get("HealthyThresholdCount") or 5),
+        unhealthy_threshold=int(raw.get("UnhealthyThresholdCount") or 2),
+    )
+
+
 def create_target_group(
-    *, name: str, vpc_id: str, port: int, health_check_path: str, tags: dict[str, str]
+    *, name: str, vpc_id: str, port: int, health_check: HealthCheck, tags: dict[str, str]
 ) -> TargetGroup:
     with translated_errors("elasticloadbalancing:CreateTargetGroup"):
         raw = client("elbv2").create_target_group(
@@ -79,20 +122,25 @@ def create_target_group(
             Port=port,
             VpcId=vpc_id,
             TargetType="ip",  # Fargate tasks register by IP
-            HealthCheckPath=health_check_path,
-            # A staging has one task: a shorter interval than the default 30 s gets it healthy
-            # sooner, and a short deregistration delay makes redeploys and destroys quick.
-            HealthCheckIntervalSeconds=10,
-            HealthCheckTimeoutSeconds=5,
-            HealthyThresholdCount=2,
-            UnhealthyThresholdCount=3,
+            HealthCheckProtocol=health_check.protocol,
+            HealthCheckPort=health_check.port,
+            HealthCheckPath=health_check.path,
+            Matcher={"HttpCode": health_check.matcher},
+            HealthCheckIntervalSeconds=health_check.interval_seconds,
+            HealthCheckTimeoutSeconds=health_check.timeout_seconds,
+            HealthyThresholdCount=health_check.healthy_threshold,
+            UnhealthyThresholdCount=health_check.unhealthy_threshold,
             Tags=as_key_value_list(tags),
         )["TargetGroups"][0]
-        client("elbv2").modify_target_group_attributes(
-            TargetGroupArn=raw["TargetGroupArn"],
-            Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": "5"}],
-        )
     return TargetGroup(arn=raw["TargetGroupArn"], name=raw["TargetGroupName"], vpc_id=vpc_id)
+
+
+def set_deregistration_delay(*, arn: str, seconds: int) -> None:
+    with translated_errors("elasticloadbalancing:ModifyTargetGroupAttributes"):
+        client("elbv2").modify_target_group_attributes(
+            TargetGroupArn=arn,
+            Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": str(seconds)}],
+        )
 
 
 def delete_target_group(*, arn: str) -> None:
@@ -104,11 +152,20 @@ def delete_target_group(*, arn: str) -> None:
                 raise
 
 
-def target_states(*, arn: str) -> list[str]:
-    """The health state of every registered target ("healthy", "initial", ...)."""
+def target_health(*, arn: str) -> list[TargetHealth]:
+    """The health of every registered target, with ELB's reason when it is not healthy."""
     with translated_errors("elasticloadbalancing:DescribeTargetHealth"):
         raw = client("elbv2").describe_target_health(TargetGroupArn=arn)
-    return [d["TargetHealth"]["State"] for d in raw.get("TargetHealthDescriptions", [])]
+    return [
+        TargetHealth(state=d["TargetHealth"]["State"], reason=d["TargetHealth"].get("Reason", ""),
+                     description=d["TargetHealth"].get("Description", ""))
+        for d in raw.get("TargetHealthDescriptions", [])
+    ]
+
+
+def target_states(*, arn: str) -> list[str]:
+    """The health state of every registered target ("healthy", "initial", ...)."""
+    return [target.state for target in target_health(arn=arn)]
 
 
 def _rule_from(raw: dict) -> Rule:
@@ -189,14 +246,6 @@ class LoadBalancer:
     vpc_id: str
 
 
-@dataclass(frozen=True)
-class HealthCheck:
-    protocol: str
-    path: str
-    matcher: str
-    interval_seconds: int
-
-
 def _listener_from(raw: dict) -> Listener:
     return Listener(arn=raw["ListenerArn"], load_balancer_arn=raw["LoadBalancerArn"],
                     protocol=raw.get("Protocol", ""), port=int(raw.get("Port") or 0))
@@ -255,24 +304,6 @@ def count_target_groups(*, load_balancer_arn: str) -> int:
             if error_code(exc) != "TargetGroupNotFound":
                 raise
     return count
-
-
-def health_check(*, target_group_arn: str) -> HealthCheck | None:
-    """The target group's health check; None when there is no such target group."""
-    with translated_errors("elasticloadbalancing:DescribeTargetGroups"):
-        try:
-            raw = client("elbv2").describe_target_groups(TargetGroupArns=[target_group_arn])
-        except ClientError as exc:
-            if error_code(exc) == "TargetGroupNotFound":
-                return None
-            raise
-    group = raw["TargetGroups"][0]
-    return HealthCheck(
-        protocol=group.get("HealthCheckProtocol", ""),
-        path=group.get("HealthCheckPath", ""),
-        matcher=(group.get("Matcher") or {}).get("HttpCode", ""),
-        interval_seconds=int(group.get("HealthCheckIntervalSeconds") or 0),
-    )
 
 
 # --- how full the load balancer is (checked before a create makes anything) ---------------------

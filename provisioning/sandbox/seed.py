@@ -37,6 +37,7 @@ IMAGE_AGES_HOURS = {
     "feature-Login_Page": 3,
     "feature-search": 26,
     "release-2026.11": 120,
+    "feature-broken": 1,  # its container exits at start (see ecs_health.CRASHING_TAGS)
 }
 # (instance, hours ago, taken by): the team's hourly backup job, RDS's own daily automated
 # backup, or someone by hand. The one in progress must never be restored from.
@@ -100,9 +101,13 @@ class Seeder:
                 "MessageBody": "No dynamic staging answers to this host name.",
             }}],
         )["Listeners"][0]["ListenerArn"]
+        # As real hosts have it: the app's health endpoint, not "/" (which redirects to login).
         host_group = elbv2.create_target_group(
             Name=WEB_SERVICE, Protocol="HTTP", Port=3000, VpcId=self.made["vpc"],
-            TargetType="ip", HealthCheckPath="/health",
+            TargetType="ip", HealthCheckProtocol="HTTP", HealthCheckPort="traffic-port",
+            HealthCheckPath="/healthz", Matcher={"HttpCode": "200"},
+            HealthCheckIntervalSeconds=15, HealthCheckTimeoutSeconds=5,
+            HealthyThresholdCount=2, UnhealthyThresholdCount=3,
         )["TargetGroups"][0]["TargetGroupArn"]
         elbv2.create_listener(
             LoadBalancerArn=self._alb(CLUSTER), Protocol="HTTP", Port=80,

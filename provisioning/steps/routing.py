@@ -1,14 +1,17 @@
 """The staging's target group and its host-header rule on the dynamic stagings listener."""
 
+import dataclasses
 import zlib
 
 from ..aws import elbv2
 from ..aws.base import staging_tags
-from ..errors import ExternalCallFailed
-from ..host import read_host_environment
+from ..errors import ExternalCallFailed, UserError
+from ..host import HostEnvironment, read_host_environment
 from ..runner import Skip, StepContext
 
 PRIORITY_ATTEMPTS = 10
+# A staging has one task behind its group: a short delay makes redeploys and destroys quick.
+DEREGISTRATION_DELAY_SECONDS = 5
 
 
 def choose_priority(used: set[int], name: str) -> int:
@@ -23,17 +26,40 @@ def choose_priority(used: set[int], name: str) -> int:
                              "no free rule priority on the listener")
 
 
+def staging_health_check(ctx: StepContext, host: HostEnvironment) -> elbv2.HealthCheck:
+    """The host web service's own health check (the app answers it the same way in a
+    staging), with the path of DS_HEALTH_CHECK_PATH when that is set."""
+    if host.web_target_group_arn is None:
+        raise UserError(
+            f"The host service {ctx.config.web_service!r} has no target group to copy the "
+            "health check from; check DS_WEB_SERVICE."
+        )
+    check = elbv2.health_check(arn=host.web_target_group_arn)
+    if check is None:
+        raise UserError(
+            f"The host web service's target group {host.web_target_group_arn} does not exist; "
+            "redeploy the host web service (see `ds doctor`)."
+        )
+    if ctx.config.health_check_path:
+        check = dataclasses.replace(check, path=ctx.config.health_check_path)
+    return check
+
+
 def create_target_group(ctx: StepContext) -> dict:
     group = elbv2.find_target_group(name=ctx.names.target_group)
     if group is None:
         host = read_host_environment(ctx.config)
+        check = staging_health_check(ctx, host)
         group = elbv2.create_target_group(
             name=ctx.names.target_group,
             vpc_id=elbv2.listener_vpc(listener_arn=ctx.config.listener_arn),
             port=host.web_port,
-            health_check_path=ctx.config.health_check_path,
+            health_check=check,
             tags=staging_tags(ctx.staging.name),
         )
+        ctx.progress(f"health check {check.path} expecting {check.matcher}")
+    # Also when an earlier attempt made the group and stopped before this call.
+    elbv2.set_deregistration_delay(arn=group.arn, seconds=DEREGISTRATION_DELAY_SECONDS)
     return {"arn": group.arn}
 
 

@@ -2,11 +2,19 @@
 
 from ..aws import ecs, elbv2
 from ..aws.base import staging_tags
+from ..errors import ExternalCallFailed
 from ..host import read_host_environment
 from ..runner import Skip, StepContext
 
 # Give a new task time to boot before failed health checks count against it.
 HEALTH_CHECK_GRACE_SECONDS = 60
+# ECS's circuit breaker gives up after max(3, half the desired count) failed tasks; a service
+# without it (made by an older version) would replace its tasks for ever, so we stop there too.
+FAILED_TASKS_LIMIT = 3
+# Service events with these words tell why tasks do not stay up ("is unhealthy in
+# (target-group ...) due to (reason Health checks failed with these codes: [302])"); those
+# saying only that the deployment failed come next.
+_CAUSE_WORDS = ("unhealthy", "unable", "error", "cannot", "denied")
 
 
 def _describe(ctx: StepContext, service: str) -> ecs.Service | None:
@@ -85,11 +93,40 @@ def _update(ctx: StepContext, service: str, task_definition: str) -> dict:
     return {"arn": existing.arn, "task_definition": task_definition}
 
 
+def _deployment_failed(deployment: ecs.Deployment | None) -> bool:
+    return deployment is not None and (
+        deployment.rollout_state == "FAILED" or deployment.failed_tasks >= FAILED_TASKS_LIMIT
+    )
+
+
+def _failure_reason(ctx: StepContext, found: ecs.Service, deployment: ecs.Deployment) -> str:
+    """ECS's own words: the deployment's reason, the newest event that tells the cause, and
+    why the deployment's last task stopped."""
+    parts = [deployment.rollout_state_reason if deployment.rollout_state == "FAILED"
+             else f"{deployment.failed_tasks} tasks failed."]
+    trouble = next((e for e in found.events if any(w in e.lower() for w in _CAUSE_WORDS)),
+                   None) or next((e for e in found.events if "fail" in e.lower()), None)
+    if trouble:
+        parts.append(f"Service event: {trouble}")
+    stopped = [t for t in ecs.stopped_tasks(cluster=ctx.config.cluster, service=found.name)
+               if not deployment.id or t.started_by in {deployment.id, ""}]
+    if stopped:
+        last = stopped[0]
+        detail = f" ({'; '.join(last.container_reasons)})" if last.container_reasons else ""
+        parts.append(f"Stopped task: {last.stopped_reason}{detail}")
+    return " ".join(p for p in parts if p)
+
+
 def _steady_check(ctx: StepContext, service: str, target_group_arn: str | None):
     def steady() -> tuple[bool, str]:
         found = _describe(ctx, service)
         if found is None:
             return False, f"{service}: not found"
+        if _deployment_failed(found.primary):
+            # Waiting on would only reach the timeout: ECS stopped launching tasks.
+            raise ExternalCallFailed(f"ecs:DescribeServices {service}",
+                                     "ServiceDeploymentFailed",
+                                     _failure_reason(ctx, found, found.primary))
         seen = (f"{found.running}/{found.desired} tasks running, "
                 f"{len(found.deployments)} deployment(s)")
         if not found.is_steady:
