@@ -15,7 +15,7 @@ from provisioning.errors import ExternalCallFailed, UserError
 from provisioning.sandbox.ecs_health import app_status, matcher_accepts
 from provisioning.steps import routing, services
 from tests.conftest import CLUSTER
-from tests.factories import make_operation, make_staging, step_context
+from tests.factories import make_operation, make_staging, run_step
 from tests.stack import running_stack
 
 pytestmark = pytest.mark.django_db
@@ -39,10 +39,6 @@ def host_checks_healthz(host_env):
         HealthCheckPort="traffic-port", HealthCheckProtocol="HTTP",
     )
     return host_env
-
-
-def run_step(operation, key, run, outputs=None):
-    return run(step_context(operation, key, outputs))
 
 
 def staging_group() -> dict:

@@ -26,10 +26,10 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-from . import delays
+from . import delays, ecs_health
 
 # The tasks follow delays' service bookkeeping, so they share its lock.
-_lock = delays._lock
+_lock = ecs_health._lock
 
 
 def _now() -> float:
@@ -170,8 +170,8 @@ def _start_task(backend, service, deployment, index: int):
 
 def _sync_service(backend, service) -> None:
     """Start the tasks the service's deployments run, stop those it no longer runs."""
-    delays._refresh_service(service)
-    deployments = delays._deployments(service)
+    ecs_health._refresh_service(service)
+    deployments = ecs_health._deployments(service)
     if not deployments:
         return
     now = _now()
@@ -193,6 +193,8 @@ def _sync_service(backend, service) -> None:
     if drained_at is not None:
         return
     for deployment in deployments:
+        if deployment.failure is not None:
+            continue  # its tasks fail to start: ecs_health lists them, stopped
         for index in range(deployment.desired):
             live = [t for t in tasks if t.deployment_id == deployment.id and t.index == index
                     and t.stop_at is None]
