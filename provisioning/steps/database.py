@@ -112,6 +112,9 @@ def restore_database(ctx: StepContext) -> dict:
     return {"db_instance": instance.identifier, "address": instance.address}
 
 
+PASSWORD_SET = "password_set"
+
+
 def align_credentials(ctx: StepContext) -> dict:
     """A DB restored from another staging keeps that staging's master password; the cloned
     task definitions carry the host's. Give the restored DB the host's password."""
@@ -122,10 +125,15 @@ def align_credentials(ctx: StepContext) -> dict:
     instance_id = staging_db_instance(ctx)
     if PoolDatabase.objects.filter(instance_id=instance_id, staging=ctx.staging).exists():
         raise Skip("taken from the warm pool with the host's password already set")
-    instance = _describe(instance_id)
-    if instance is None or not instance.pending_modifications.get("MasterUserPassword"):
-        rds.set_master_password(instance_id=instance_id,
-                                password=host_master_password(ctx.config.host_db_password_secret))
+    # Once applied, a password change leaves no trace AWS shows: the step remembers it made
+    # one, or every look while waiting would start another.
+    if not ctx.recall(PASSWORD_SET):
+        instance = _describe(instance_id)
+        if instance is None or not instance.pending_modifications.get("MasterUserPassword"):
+            rds.set_master_password(
+                instance_id=instance_id,
+                password=host_master_password(ctx.config.host_db_password_secret))
+        ctx.remember(PASSWORD_SET, True)
     _wait_until_available(ctx, instance_id, f"rds:ModifyDBInstance {instance_id} (password)")
     return {"master_password": "set to the host's"}
 
