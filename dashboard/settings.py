@@ -287,6 +287,8 @@ DS_SERVICE_WAIT_SECONDS = env_int("DS_SERVICE_WAIT_SECONDS", 20 * 60)
 # Caps checked before a create makes anything: stagings cost money while they live.
 DS_MAX_LIVE_STAGINGS = env_int("DS_MAX_LIVE_STAGINGS", 50)
 DS_MAX_LIVE_PER_USER = env_int("DS_MAX_LIVE_PER_USER", 10)
+# Operations (creates, redeploys) one person may have under way at once; destroys are exempt.
+DS_MAX_INFLIGHT_PER_USER = env_int("DS_MAX_INFLIGHT_PER_USER", 3)
 
 # --- security in production ----------------------------------------------------------------
 # The sandbox serves plain http on loopback, so none of this is on by default. A deployment

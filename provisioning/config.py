@@ -40,6 +40,9 @@ class EngineConfig:
     env_db_password: str = "DB_PASSWORD"
     # A run keeps its worker through a wait shorter than this instead of parking (tests).
     hold_worker_seconds: float = 0.0
+    max_live_stagings: int = 50
+    max_live_per_user: int = 10
+    max_inflight_per_user: int = 3
     env_account_api_token: str = "ACCOUNT_API_TOKEN"
 
     def url_for(self, host: str) -> str:
@@ -86,6 +89,9 @@ def load_config() -> EngineConfig:
         env_account_api_token=s.DS_ENV_ACCOUNT_API_TOKEN,
         env_db_password=s.DS_ENV_DB_PASSWORD,
         hold_worker_seconds=s.DS_HOLD_WORKER_SECONDS,
+        max_live_stagings=s.DS_MAX_LIVE_STAGINGS,
+        max_live_per_user=s.DS_MAX_LIVE_PER_USER,
+        max_inflight_per_user=s.DS_MAX_INFLIGHT_PER_USER,
     )
 
 

@@ -8,7 +8,6 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
@@ -24,6 +23,8 @@ from .models import (
     Operation,
     OperationKind,
     OperationStatus,
+    PoolDatabase,
+    PoolStatus,
     Staging,
     StagingStatus,
 )
@@ -83,15 +84,28 @@ def _check_name_free(name: str) -> None:
 
 
 def _check_caps(owner: AbstractBaseUser) -> None:
+    config = load_config()
     live = Staging.objects.exclude(status=StagingStatus.DESTROYED)
-    total_cap = settings.DS_MAX_LIVE_STAGINGS
+    total_cap = config.max_live_stagings
     if live.count() >= total_cap:
         raise UserError(f"There are already {total_cap} live stagings, the most allowed: "
                         "destroy one first.")
-    user_cap = settings.DS_MAX_LIVE_PER_USER
+    user_cap = config.max_live_per_user
     if live.filter(owner_id=owner.pk).count() >= user_cap:
         raise UserError(f"You already have {user_cap} live stagings, the most allowed per "
                         "person: destroy one first.")
+    _check_inflight(owner)
+
+
+def _check_inflight(user: AbstractBaseUser) -> None:
+    """One person's operations in flight are bounded, so nobody fills the account's AWS rate
+    limits (and the queue) for everyone else. Destroys are never refused: they end costs."""
+    cap = load_config().max_inflight_per_user
+    running = Operation.objects.filter(requested_by_id=user.pk, status__in=UNFINISHED).exclude(
+        kind=OperationKind.DESTROY).count()
+    if running >= cap:
+        raise UserError(f"You already have {running} operations under way, the most allowed "
+                        f"per person ({cap}): wait until one of them is finished.")
 
 
 def _check_source(config: EngineConfig, source: str) -> None:
@@ -125,6 +139,18 @@ def _check_load_balancer_room(config: EngineConfig) -> None:
             f"The load balancer has {usage.target_groups} target groups, and AWS allows "
             f"{elbv2.MAX_TARGET_GROUPS_PER_ALB} (quota \"Target Groups per Application Load "
             "Balancer\"): destroy a staging first.")
+
+
+def _check_database_quota(source: str) -> None:
+    """A dedicated create restores one more DB instance, unless a warm one is ready for it."""
+    if PoolDatabase.objects.filter(source=source, status=PoolStatus.READY).exists():
+        return
+    quota = rds.instance_quota()
+    if quota.used + 1 > quota.maximum:
+        raise UserError(
+            f"The account already has {quota.used} DB instances in this region, and its quota "
+            f"(\"DB instances\") allows {quota.maximum}: destroy a staging with a dedicated "
+            "database, choose a shared database, or ask for a higher quota.", field="db_mode")
 
 
 def _check_configuration(config: EngineConfig, source: str, db_mode: str) -> None:
@@ -192,6 +218,7 @@ def request_create(
             raise UserError(f"The source {source!r} has no available snapshot yet.",
                             field="source")
         snapshot_id = info.newest_snapshot.identifier
+        _check_database_quota(source)
     image = resolve_image(config, branch=branch)
     _check_load_balancer_room(config)
     staging = Staging(name=name, branch=branch, source=source, snapshot_id=snapshot_id,
@@ -222,6 +249,7 @@ def request_redeploy(staging: Staging, *, user: AbstractBaseUser,
                 and last.kind == OperationKind.REDEPLOY):
             raise UserError(f"{staging.name} is {staging.status}; only a ready staging (or one "
                             "whose redeploy failed) can be redeployed.")
+    _check_inflight(user)
     image = resolve_image(load_config(), branch=staging.branch, tag=tag or None)
     try:
         return _start(staging, OperationKind.REDEPLOY, user, {"tag": image.tag})

@@ -134,10 +134,12 @@ def test_two_destroys_at_once_make_one_teardown(host_env, alice, bob, admin, mon
 CONCURRENT_CREATES = 20
 # Seeded image tags of the sandbox, as branches.
 SANDBOX_BRANCHES = ("main", "develop", "feature/Login_Page", "feature/search", "release-2026.11")
-SANDBOX_USERS = ("alice", "bob", "carol", "dave")
+# Twenty creates from seven people: none has more than DS_MAX_INFLIGHT_PER_USER (3) in flight.
+SANDBOX_USERS = ("alice", "bob", "carol", "dave", "erin", "frank", "grace")
 # A restore lasts 12 s, a healthy web service 2 s: the whole run takes a couple of minutes.
 DELAY_SCALE = 0.02
-WORKERS = 8
+# Waiting holds no worker: a handful drives twenty operations in flight.
+WORKERS = 4
 
 
 def create_args(index: int) -> list[str]:

@@ -1,13 +1,16 @@
 """Quotas and settings that would stop a create half-way are refused before anything is made,
 naming the quota (with the numbers) or the setting."""
 
+import io
+
 import boto3
 import pytest
+from django.core.management import call_command
 
-from provisioning.aws import elbv2
+from provisioning.aws import elbv2, permissions, rds
 from provisioning.errors import UserError
 from provisioning.models import DbMode, Staging
-from provisioning.operations import request_create
+from provisioning.operations import request_create, request_destroy
 from tests.conftest import QA_DB
 
 pytestmark = pytest.mark.django_db
@@ -101,3 +104,43 @@ def test_the_host_source_and_shared_mode_need_no_password_setting(host_env, alic
 def test_no_listener_configured_is_refused_by_name(host_env, alice, settings):
     settings.DS_LISTENER_ARN = ""
     assert "DS_LISTENER_ARN" in refused(owner=alice).message
+
+
+def test_a_full_db_instance_quota_refuses_a_dedicated_create(host_env, alice, monkeypatch):
+    monkeypatch.setattr(rds, "instance_quota", lambda: rds.Quota(used=40, maximum=40))
+    error = refused(owner=alice)
+    assert error.field == "db_mode"
+    assert "40 DB instances" in error.message and "quota" in error.message
+    # A shared database needs no instance.
+    assert request_create(branch=BRANCH, owner=alice, db_mode=DbMode.SHARED).name
+
+
+def test_the_db_instance_quota_is_asked_of_aws(host_env, alice):
+    """The sandbox rules answer DescribeAccountAttributes with what exists (of 40)."""
+    quota = rds.instance_quota()
+    assert 0 < quota.used < quota.maximum == 40
+    assert request_create(branch=BRANCH, owner=alice).name
+
+
+def test_operations_in_flight_per_person_are_bounded_but_not_destroys(host_env, alice, bob,
+                                                                      settings):
+    settings.DS_MAX_INFLIGHT_PER_USER = 2
+    first = request_create(branch=BRANCH, owner=alice, db_mode=DbMode.SHARED)
+    request_create(branch="main", owner=alice, db_mode=DbMode.SHARED)
+    error = refused_after(2, branch="release-1.2", owner=alice, db_mode=DbMode.SHARED)
+    assert "2 operations under way" in error.message
+    assert request_create(branch="release-1.2", owner=bob, db_mode=DbMode.SHARED).name
+    assert request_destroy(first, user=alice).kind == "destroy"
+
+
+def refused_after(existing: int, **kwargs) -> UserError:
+    with pytest.raises(UserError) as raised:
+        request_create(**kwargs)
+    assert Staging.objects.filter(owner=kwargs["owner"]).count() == existing
+    return raised.value
+
+
+def test_ds_policy_prints_the_policy_file():
+    out = io.StringIO()
+    call_command("ds", "policy", stdout=out)
+    assert out.getvalue() == permissions.policy_json()

@@ -18,6 +18,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.core.serializers.json import DjangoJSONEncoder
 
 from provisioning import doctor
+from provisioning.aws import permissions
 from provisioning.config import load_config
 from provisioning.errors import ExternalCallFailed, UserError
 from provisioning.models import Operation, Staging, StagingStatus
@@ -29,6 +30,8 @@ EXIT_FAILED = 1
 EXIT_USER_ERROR = 2
 # Verbs that read only our own records: they work without AWS.
 READS_ONLY_RECORDS = {"list", "show"}
+# Verbs that need neither AWS nor our records.
+STANDS_ALONE = {"policy"}
 WAIT_POLL_SECONDS = 1.0
 
 
@@ -74,6 +77,7 @@ class Command(BaseCommand):
         checking = sub.add_parser("doctor", help="check the host against what a create needs")
         checking.add_argument("--json", action="store_true",
                               help='print a list of {"check", "status", "found", "fix"}')
+        sub.add_parser("policy", help="print the IAM policy the dashboard's role needs")
 
     def execute(self, *args, **options):
         # stderr carries our own progress lines only: the queue logs each enqueue at INFO.
@@ -154,6 +158,9 @@ class Command(BaseCommand):
         if delete and any(r.error for r in rows):
             raise Exit(EXIT_FAILED, "error: some orphaned resources could not be deleted")
 
+    def do_policy(self, **_) -> None:
+        self.stdout.write(permissions.policy_json(), ending="")
+
     def do_doctor(self, *, json: bool, **_) -> None:
         report = doctor.run_checks(load_config())
         if json:
@@ -171,7 +178,7 @@ class Command(BaseCommand):
     def _check_sandbox(self, action: str) -> None:
         """With DS_SANDBOX=1 and no sandbox running, AWS calls would go to real endpoints (and
         fail slowly): say so at once; listings say their statuses are as last recorded."""
-        if not settings.SANDBOX:
+        if not settings.SANDBOX or action in STANDS_ALONE:
             return
         from provisioning.sandbox.environment import NOT_RUNNING, sandbox_is_running
         from provisioning.sandbox.launcher import default_state_dir
