@@ -59,6 +59,7 @@ def seed(rng: random.Random) -> list[int]:
     from django.contrib.auth import get_user_model
     from django.utils import timezone
 
+    from provisioning.lifecycle import plan_for
     from provisioning.models import (
         DbMode,
         Operation,
@@ -68,7 +69,6 @@ def seed(rng: random.Random) -> list[int]:
         Staging,
         Step,
     )
-    from provisioning.steps import plan_for
 
     users = get_user_model()
     viewer = users.objects.create_user("bench", "bench@example.com", PASSWORD, is_staff=True)

@@ -143,8 +143,8 @@ def step_seconds(kind: str, scale: float, pooled: bool = False) -> dict[str, flo
 
 
 def plan_bound(staging, kind: str, scale: float, pooled: bool = False) -> tuple[float, list[str]]:
+    from provisioning.lifecycle import plan_for
     from provisioning.models import Operation
-    from provisioning.steps import plan_for
 
     plan = plan_for(Operation(staging=staging, kind=kind))
     return critical_path({spec.key: spec.after for spec in plan},

@@ -12,6 +12,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from provisioning import lifecycle
 from provisioning.costs import (
     DailyCost,
     FleetTotals,
@@ -24,10 +25,8 @@ from provisioning.costs import (
     fleet_totals,
 )
 from provisioning.models import (
-    SETTLED_STATUSES,
     Operation,
     OperationKind,
-    OperationStatus,
     Staging,
     StagingStatus,
     Step,
@@ -37,8 +36,7 @@ from provisioning.operations import may_act
 from provisioning.pool import waiting_databases
 
 OWNER_FILTERS = {"all": "Everyone", "mine": "Mine"}
-UNFINISHED_OPERATION_STATUSES = [OperationStatus.QUEUED, OperationStatus.RUNNING]
-LIVE_STATUSES = [s for s in StagingStatus.values if s != StagingStatus.DESTROYED]
+LIVE_STATUSES = sorted(lifecycle.LIVE_STATUSES, key=StagingStatus.values.index)
 
 
 @dataclass(frozen=True)
@@ -111,19 +109,19 @@ def _recent_lifetimes(now: datetime) -> tuple[list[Lifetime], bool]:
     for db_mode, created_at, destroyed_at, updated_at, status in rows:
         end = (destroyed_at or updated_at) if status == StagingStatus.DESTROYED else None
         lifetimes.append(Lifetime(db_mode, created_at, end))
-        busy = busy or status not in SETTLED_STATUSES
+        busy = busy or not lifecycle.is_settled(status)
     return lifetimes, busy
 
 
 def _unfinished_operations() -> dict[int, str]:
     """Staging id -> kind of its queued or running operation (one query). A staging's own
     status changes only once a worker picks the operation up; until then this says it will."""
-    return dict(Operation.objects.filter(status__in=UNFINISHED_OPERATION_STATUSES)
+    return dict(Operation.objects.unfinished()
                 .values_list("staging_id", "kind"))
 
 
 def live_stagings(filters: FleetFilters, user: AbstractBaseUser) -> QuerySet[Staging]:
-    stagings = (Staging.objects.exclude(status=StagingStatus.DESTROYED)
+    stagings = (Staging.objects.live()
                 .select_related("owner").order_by("-created_at", "-pk"))
     if filters.owner == "mine":
         stagings = stagings.filter(owner=user)
@@ -208,7 +206,7 @@ def history_rows(stagings, rates: Rates) -> list[HistoryRow]:
 
 
 def destroyed_stagings(user: AbstractBaseUser, owner: str) -> QuerySet[Staging]:
-    stagings = (Staging.objects.filter(status=StagingStatus.DESTROYED)
+    stagings = (Staging.objects.destroyed()
                 .select_related("owner").order_by("-destroyed_at", "-pk"))
     if owner == "mine":
         stagings = stagings.filter(owner=user)
@@ -216,7 +214,7 @@ def destroyed_stagings(user: AbstractBaseUser, owner: str) -> QuerySet[Staging]:
 
 
 def name_is_taken(name: str) -> bool:
-    return Staging.objects.filter(name=name).exclude(status=StagingStatus.DESTROYED).exists()
+    return Staging.objects.live().filter(name=name).exists()
 
 
 def resource_outputs(staging: Staging) -> dict[str, dict]:

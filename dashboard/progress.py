@@ -15,34 +15,16 @@ from statistics import median
 
 from django.utils import timezone
 
+from provisioning import lifecycle
 from provisioning.models import (
     FINISHED_OPERATION_STATUSES,
     Operation,
     OperationKind,
     Staging,
-    StagingStatus,
     Step,
     StepState,
 )
-from provisioning.steps import plan_for
 
-# Seconds, from reference/aws-timings.md; only used until real operations have finished.
-DEFAULT_STEP_SECONDS: dict[str, dict[str, float]] = {
-    OperationKind.CREATE: {
-        "image": 2, "database": 600, "db_credentials": 90, "web_task_definition": 2,
-        "worker_task_definition": 2, "target_group": 2, "listener_rule": 2, "web_service": 5,
-        "worker_service": 5, "web_healthy": 120, "worker_steady": 60, "account": 5, "report": 1,
-    },
-    OperationKind.REDEPLOY: {
-        "image": 2, "web_task_definition": 2, "worker_task_definition": 2, "web_service": 5,
-        "worker_service": 5, "web_healthy": 300, "worker_steady": 120, "report": 1,
-    },
-    OperationKind.DESTROY: {
-        "handover": 5, "account": 5, "listener_rule": 2, "web_service": 300,
-        "worker_service": 60, "target_group": 2, "task_definitions": 5, "database": 300,
-        "verify": 3,
-    },
-}
 UNKNOWN_STEP_SECONDS = 10.0
 # Enough history for a stable median, little enough to read on every poll.
 HISTORY_ROWS = 500
@@ -63,7 +45,7 @@ def typical_step_seconds(kind: str) -> dict[str, float]:
     seen: dict[str, list[float]] = defaultdict(list)
     for key, started, finished in rows:
         seen[key].append(max((finished - started).total_seconds(), 0.0))
-    typical = dict(DEFAULT_STEP_SECONDS.get(kind, {}))
+    typical = dict(lifecycle.rules_for(kind).typical_seconds)
     typical.update({key: median(values) for key, values in seen.items()})
     return typical
 
@@ -72,7 +54,7 @@ def step_dependencies(operation: Operation, steps: list[Step]) -> dict[str, tupl
     """Each step's dependencies from the operation's plan; if the plan cannot be built (the
     configuration changed under it), take the steps as a chain in their recorded order."""
     try:
-        return {spec.key: spec.after for spec in plan_for(operation)}
+        return {spec.key: spec.after for spec in lifecycle.plan_for(operation)}
     except Exception:  # an estimate must never break the page
         keys = [step.key for step in steps]
         return {key: tuple(keys[:i][-1:]) for i, key in enumerate(keys)}
@@ -167,8 +149,9 @@ def offered_actions(staging: Staging, progress: Progress | None, may_act: bool) 
         return Offered(False, False)
     running = progress is not None and not progress.is_finished
     last_kind = progress.operation.kind if progress else None
-    destroying = staging.status == StagingStatus.DESTROYING or (
+    destroy_rules = lifecycle.rules_for(OperationKind.DESTROY)
+    destroying = staging.status == destroy_rules.working_status or (
         running and last_kind == OperationKind.DESTROY)
-    redeploy = not running and (staging.status == StagingStatus.READY or (
-        staging.status == StagingStatus.FAILED and last_kind == OperationKind.REDEPLOY))
+    redeploy = not running and lifecycle.rules_for(OperationKind.REDEPLOY).accepts(
+        staging, last_kind)
     return Offered(redeploy=redeploy, destroy=not destroying)

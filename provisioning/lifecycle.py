@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from django.contrib.auth.models import AbstractBaseUser
 
 from .models import Operation, OperationKind, Staging, StagingStatus
-from .runner import StepSpec
+from .stepkit import StepSpec
 from .steps import create_plan, destroy_plan, redeploy_plan
 
 
@@ -40,6 +40,11 @@ class KindRules:
     # Also accepted from ``failure_status`` when the staging's last operation was of this kind
     # (a failed redeploy may be tried again; a failed create may not: destroy it).
     retry_after_own_failure: bool = False
+    # The staging's timestamp set when the operation succeeds ("ready_at", "destroyed_at").
+    success_stamp: str = ""
+    # After a failed step: stop the others (a create, a redeploy), or go on with whatever
+    # does not depend on it, so as little as possible is left (a destroy).
+    stop_on_failure: bool = True
     typical_seconds: dict[str, float] = field(default_factory=dict)
 
     def accepts(self, staging: Staging, last_kind: str | None) -> bool:
@@ -56,6 +61,7 @@ KINDS: dict[str, KindRules] = {
         kind=OperationKind.CREATE, plan=create_plan,
         working_status=StagingStatus.PROVISIONING, success_status=StagingStatus.READY,
         failure_status=StagingStatus.FAILED, starts_from=frozenset({StagingStatus.PENDING}),
+        success_stamp="ready_at",
         typical_seconds={
             "image": 2, "database": 600, "db_credentials": 90, "web_task_definition": 2,
             "worker_task_definition": 2, "target_group": 2, "listener_rule": 2,
@@ -78,6 +84,7 @@ KINDS: dict[str, KindRules] = {
         kind=OperationKind.DESTROY, plan=destroy_plan,
         working_status=StagingStatus.DESTROYING, success_status=StagingStatus.DESTROYED,
         failure_status=StagingStatus.FAILED, starts_from=LIVE_STATUSES,
+        success_stamp="destroyed_at", stop_on_failure=False,
         typical_seconds={
             "handover": 5, "account": 5, "listener_rule": 2, "web_service": 300,
             "worker_service": 60, "target_group": 2, "task_definitions": 5, "database": 300,

@@ -21,8 +21,14 @@ class StagingStatus(models.TextChoices):
     DESTROYED = "destroyed"
 
 
-# A staging in one of these states has no operation running for it.
-SETTLED_STATUSES = {StagingStatus.READY, StagingStatus.FAILED, StagingStatus.DESTROYED}
+class StagingQuerySet(models.QuerySet):
+    def live(self) -> "StagingQuerySet":
+        """Stagings not destroyed: they hold AWS resources (or are about to), cost money and
+        keep their name."""
+        return self.exclude(status=StagingStatus.DESTROYED)
+
+    def destroyed(self) -> "StagingQuerySet":
+        return self.filter(status=StagingStatus.DESTROYED)
 
 
 class DbMode(models.TextChoices):
@@ -61,6 +67,8 @@ class Staging(models.Model):
     ready_at = models.DateTimeField(null=True, blank=True)
     destroyed_at = models.DateTimeField(null=True, blank=True)
 
+    objects = StagingQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at"]
         constraints = [
@@ -82,7 +90,10 @@ class Staging(models.Model):
 
     @property
     def is_busy(self) -> bool:
-        return self.status not in SETTLED_STATUSES
+        """An operation is running for it (its status is not one an operation ends in)."""
+        from .lifecycle import is_settled
+
+        return not is_settled(self.status)
 
     def latest_operation(self) -> "Operation | None":
         return self.operations.order_by("-created_at", "-pk").first()
@@ -101,7 +112,13 @@ class OperationStatus(models.TextChoices):
     FAILED = "failed"
 
 
-FINISHED_OPERATION_STATUSES = {OperationStatus.SUCCEEDED, OperationStatus.FAILED}
+FINISHED_OPERATION_STATUSES = frozenset({OperationStatus.SUCCEEDED, OperationStatus.FAILED})
+UNFINISHED_OPERATION_STATUSES = frozenset({OperationStatus.QUEUED, OperationStatus.RUNNING})
+
+
+class OperationQuerySet(models.QuerySet):
+    def unfinished(self) -> "OperationQuerySet":
+        return self.filter(status__in=UNFINISHED_OPERATION_STATUSES)
 
 
 class Operation(models.Model):
@@ -125,6 +142,8 @@ class Operation(models.Model):
     # A parked operation (every unfinished step waiting on AWS) holds no worker: it is put back
     # on the queue at this time (tasks.wake_parked_operations).
     wake_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    objects = OperationQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-pk"]

@@ -13,7 +13,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import audit, tasks
+from . import audit, lifecycle, tasks
 from .aws import elbv2, rds
 from .config import EngineConfig, load_config
 from .errors import UserError
@@ -29,7 +29,7 @@ from .models import (
     StagingStatus,
 )
 from .names import InvalidName, invisible_character, name_for_branch, validate_name
-from .runner import WORKING_STATUS, stop_waiting_steps
+from .runner import stop_waiting_steps
 from .steps.image import resolve_image
 
 MAX_BRANCH_LENGTH = 255
@@ -39,7 +39,6 @@ MAX_BRANCH_LENGTH = 255
 _BAD_BRANCH = re.compile(
     r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//|^[-/]|/$|\.$|(?:^|/)\.|\.lock(?:/|$)|^HEAD$"
 )
-UNFINISHED = [OperationStatus.QUEUED, OperationStatus.RUNNING]
 
 
 @dataclass(frozen=True)
@@ -78,14 +77,14 @@ def derive_name(branch: str, name: str | None = None) -> str:
 
 
 def _check_name_free(name: str) -> None:
-    if Staging.objects.filter(name=name).exclude(status=StagingStatus.DESTROYED).exists():
+    if Staging.objects.live().filter(name=name).exists():
         raise UserError(f"The name {name!r} is taken by a live staging; choose another.",
                         field="name")
 
 
 def _check_caps(owner: AbstractBaseUser) -> None:
     config = load_config()
-    live = Staging.objects.exclude(status=StagingStatus.DESTROYED)
+    live = Staging.objects.live()
     total_cap = config.max_live_stagings
     if live.count() >= total_cap:
         raise UserError(f"There are already {total_cap} live stagings, the most allowed: "
@@ -101,7 +100,7 @@ def _check_inflight(user: AbstractBaseUser) -> None:
     """One person's operations in flight are bounded, so nobody fills the account's AWS rate
     limits (and the queue) for everyone else. Destroys are never refused: they end costs."""
     cap = load_config().max_inflight_per_user
-    running = Operation.objects.filter(requested_by_id=user.pk, status__in=UNFINISHED).exclude(
+    running = Operation.objects.unfinished().filter(requested_by_id=user.pk).exclude(
         kind=OperationKind.DESTROY).count()
     if running >= cap:
         raise UserError(f"You already have {running} operations under way, the most allowed "
@@ -235,7 +234,7 @@ def _start(staging: Staging, kind: str, user: AbstractBaseUser, params: dict) ->
                      detail=f"image {params['tag']}" if params.get("tag") else "")
         # Show the change at once, not only when a worker picks the operation up.
         Staging.objects.filter(pk=staging.pk).update(
-            status=WORKING_STATUS[kind], updated_at=timezone.now()
+            status=lifecycle.rules_for(kind).working_status, updated_at=timezone.now()
         )
         transaction.on_commit(lambda: tasks.enqueue_operation(operation.pk))
     return operation
@@ -243,12 +242,10 @@ def _start(staging: Staging, kind: str, user: AbstractBaseUser, params: dict) ->
 
 def request_redeploy(staging: Staging, *, user: AbstractBaseUser,
                      tag: str | None = None) -> Operation:
-    if staging.status != StagingStatus.READY:
-        last = staging.latest_operation()
-        if not (staging.status == StagingStatus.FAILED and last
-                and last.kind == OperationKind.REDEPLOY):
-            raise UserError(f"{staging.name} is {staging.status}; only a ready staging (or one "
-                            "whose redeploy failed) can be redeployed.")
+    last = staging.latest_operation()
+    if not lifecycle.rules_for(OperationKind.REDEPLOY).accepts(staging, last and last.kind):
+        raise UserError(f"{staging.name} is {staging.status}; only a ready staging (or one "
+                        "whose redeploy failed) can be redeployed.")
     _check_inflight(user)
     image = resolve_image(load_config(), branch=staging.branch, tag=tag or None)
     try:
@@ -262,7 +259,7 @@ def request_destroy(staging: Staging, *, user: AbstractBaseUser) -> Operation:
     under way is returned as it is: two clicks make one teardown."""
     if staging.status == StagingStatus.DESTROYED:
         raise UserError(f"{staging.name} is already destroyed.")
-    unfinished = Operation.objects.filter(staging=staging, status__in=UNFINISHED)
+    unfinished = Operation.objects.unfinished().filter(staging=staging)
     running_destroy = unfinished.filter(kind=OperationKind.DESTROY).first()
     if running_destroy:
         # Another click on the same teardown: nothing new was asked, so nothing to record.
@@ -284,5 +281,5 @@ def request_destroy(staging: Staging, *, user: AbstractBaseUser) -> Operation:
 
 
 def may_act(user: AbstractBaseUser, staging: Staging) -> bool:
-    """Only the owner and staff may redeploy or destroy a staging."""
-    return bool(user.is_authenticated and (user.is_staff or staging.owner_id == user.pk))
+    """Whether ``user`` may redeploy or destroy the staging (the lifecycle registry's rule)."""
+    return lifecycle.rules_for(OperationKind.DESTROY).may_start(user, staging)

@@ -19,185 +19,20 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.db import close_old_connections, connection
-from django.db.models import Q
 from django.utils import timezone
 
-from .aws.base import AwsError, is_throttling, while_polling
+from . import lifecycle, signals
+from .claims import Heartbeat, claim_operation
 from .config import EngineConfig, load_config
-from .errors import ExternalCallFailed, OperationCancelled, StepTimedOut, UserError
-from .models import (
-    Operation,
-    OperationKind,
-    OperationStatus,
-    Staging,
-    StagingStatus,
-    Step,
-    StepState,
-)
-from .names import ResourceNames
+from .errors import ExternalCallFailed, OperationCancelled, UserError
+from .models import Operation, OperationStatus, Staging, Step, StepState
+from .stepkit import WAITS_KEY, Parked, Skip, StepContext, StepSpec
 
 log = logging.getLogger(__name__)
-
-HEARTBEAT_SECONDS = 5.0
-# A heartbeat older than this means the runner died (a killed worker, a lost machine).
-STALE_AFTER = timedelta(seconds=30)
-# The longest pause between two checks of a waiting step while AWS throttles them.
-MAX_THROTTLED_PAUSE = 60.0
-
-
-class Skip(Exception):
-    """A step that has nothing to do for this staging (e.g. no DB step in shared mode)."""
-
-
-class Parked(Exception):
-    """The step waits on AWS: it is looked at again at ``until``, by whichever runner then
-    holds the operation (raised by StepContext.wait_until, handled by the runner)."""
-
-    def __init__(self, until: datetime):
-        super().__init__(f"parked until {until.isoformat()}")
-        self.until = until
-
-
-@dataclass(frozen=True)
-class StepSpec:
-    key: str
-    label: str
-    run: Callable[["StepContext"], dict | None]
-    after: tuple[str, ...] = ()
-
-
-@dataclass
-class StepContext:
-    """What a step may use: the staging, its derived names, the config, earlier outputs."""
-
-    staging: Staging
-    operation: Operation
-    config: EngineConfig
-    step: Step
-    cancelled: threading.Event
-    outputs: dict[str, dict] = field(default_factory=dict)
-
-    @property
-    def names(self) -> ResourceNames:
-        return ResourceNames(self.staging.name, self.config.domain)
-
-    def output(self, key: str) -> dict:
-        return self.outputs.get(key, {})
-
-    def progress(self, detail: str) -> None:
-        detail = detail[:255]
-        if detail != self.step.detail:
-            self.step.detail = detail
-            Step.objects.filter(pk=self.step.pk).update(detail=detail)
-
-    def check_cancelled(self) -> None:
-        if self.cancelled.is_set():
-            raise OperationCancelled()
-
-    def update_staging(self, **fields) -> None:
-        for name, value in fields.items():
-            setattr(self.staging, name, value)
-        Staging.objects.filter(pk=self.staging.pk).update(updated_at=timezone.now(), **fields)
-
-    def remember(self, key: str, value) -> None:
-        """Keep ``value`` on the step until it finishes: a later run of the step (after a park
-        or a crash) finds it with ``recall``. For what AWS cannot show was already done."""
-        self.step.memory = {**self.step.memory, key: value}
-        Step.objects.filter(pk=self.step.pk).update(memory=self.step.memory)
-
-    def recall(self, key: str, default=None):
-        return self.step.memory.get(key, default)
-
-    def wait_until(
-        self, what: str, check: Callable[[], tuple[bool, str]], timeout: float
-    ) -> None:
-        """Return once ``check`` (which answers done?, what it saw) says done; otherwise park
-        the step (raise Parked) to be run again after ``poll_seconds``, until ``timeout``
-        seconds have passed since this wait began (kept across runs of the step).
-
-        The check's AWS calls are made once each (aws.base.while_polling): a throttled check
-        counts as "not yet", and the pause before the next one doubles while AWS keeps
-        throttling (up to MAX_THROTTLED_PAUSE), so many waiting stagings slow down together
-        instead of failing."""
-        self.check_cancelled()
-        waits = dict(self.recall(WAITS_KEY, {}))
-        began, pause = waits.get(what, (timezone.now().isoformat(), 0.0))
-        try:
-            with while_polling():
-                done, seen = check()
-            pause = self.config.poll_seconds
-        except AwsError as exc:
-            if not is_throttling(exc):
-                raise
-            done = False
-            pause = min(max(pause, self.config.poll_seconds) * 2, MAX_THROTTLED_PAUSE)
-            seen = f"AWS is throttling {exc.call} ({exc.code}); asking again in {pause:.0f} s"
-        self.progress(seen)
-        if done:
-            waits.pop(what, None)
-            self.remember(WAITS_KEY, waits)
-            return
-        now = timezone.now()
-        if now >= datetime.fromisoformat(began) + timedelta(seconds=timeout):
-            raise StepTimedOut(what, timeout, seen)
-        waits[what] = (began, pause)
-        self.remember(WAITS_KEY, waits)
-        raise Parked(now + timedelta(seconds=pause))
-
-
-# Where a step keeps, per wait, when it began and the current pause between checks.
-WAITS_KEY = "waits"
-
-
-def claim_operation(operation_id: int, token: str) -> bool:
-    now = timezone.now()
-    claimed = (
-        Operation.objects.filter(
-            pk=operation_id, status__in=[OperationStatus.QUEUED, OperationStatus.RUNNING]
-        )
-        .filter(Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=now - STALE_AFTER))
-        .update(status=OperationStatus.RUNNING, runner_token=token, heartbeat_at=now)
-    )
-    if claimed:
-        Operation.objects.filter(pk=operation_id, started_at__isnull=True).update(started_at=now)
-    return bool(claimed)
-
-
-class Heartbeat:
-    """Keeps the claim fresh in a thread; sets ``cancelled`` when the claim is lost."""
-
-    def __init__(self, operation_id: int, token: str):
-        self.operation_id = operation_id
-        self.token = token
-        self.cancelled = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, daemon=True, name="heartbeat")
-
-    def __enter__(self) -> "Heartbeat":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _beat(self) -> None:
-        try:
-            while not self._stop.wait(HEARTBEAT_SECONDS):
-                held = Operation.objects.filter(
-                    pk=self.operation_id, runner_token=self.token,
-                    status=OperationStatus.RUNNING,
-                ).update(heartbeat_at=timezone.now())
-                if not held:
-                    self.cancelled.set()
-        finally:
-            connection.close()
 
 
 def _ensure_step_rows(operation: Operation, plan: list[StepSpec]) -> dict[str, Step]:
@@ -312,18 +147,6 @@ def _execute(
                         cancelled.set()
 
 
-FINAL_STATUS = {
-    OperationKind.CREATE: StagingStatus.READY,
-    OperationKind.REDEPLOY: StagingStatus.READY,
-    OperationKind.DESTROY: StagingStatus.DESTROYED,
-}
-WORKING_STATUS = {
-    OperationKind.CREATE: StagingStatus.PROVISIONING,
-    OperationKind.REDEPLOY: StagingStatus.UPDATING,
-    OperationKind.DESTROY: StagingStatus.DESTROYING,
-}
-
-
 def _failure_summary(operation: Operation) -> str:
     failed = operation.steps.filter(state=StepState.FAILED).first()
     if failed is None:
@@ -333,8 +156,11 @@ def _failure_summary(operation: Operation) -> str:
 
 
 def _finish(operation: Operation, token: str) -> None:
+    """Record how the operation ended, on it and on its staging (the statuses the lifecycle
+    registry names), and tell whoever listens (signals), once: the conditional update on the
+    claim lets only one runner get here for an operation."""
     now = timezone.now()
-    staging = operation.staging
+    rules = lifecycle.rules_for(operation.kind)
     steps = list(operation.steps.all())
     succeeded = all(step.is_finished for step in steps)
     holder = Operation.objects.filter(pk=operation.pk, runner_token=token)
@@ -343,12 +169,11 @@ def _finish(operation: Operation, token: str) -> None:
             status=OperationStatus.SUCCEEDED, finished_at=now, runner_token="", wake_at=None
         ):
             return
-        fields = {"status": FINAL_STATUS[operation.kind], "error": "", "updated_at": now}
-        if operation.kind == OperationKind.DESTROY:
-            fields["destroyed_at"] = now
-        elif operation.kind == OperationKind.CREATE:
-            fields["ready_at"] = now
-        Staging.objects.filter(pk=staging.pk).update(**fields)
+        fields = {"status": rules.success_status, "error": "", "updated_at": now}
+        if rules.success_stamp:
+            fields[rules.success_stamp] = now
+        Staging.objects.filter(pk=operation.staging_id).update(**fields)
+        signals.finished(operation, succeeded=True)
         return
     summary = _failure_summary(operation)
     stop_waiting_steps(operation.pk)
@@ -359,9 +184,11 @@ def _finish(operation: Operation, token: str) -> None:
         # Superseded (a destroy took over): only release the claim so the destroy may go on.
         holder.update(runner_token="")
         return
-    Staging.objects.filter(pk=staging.pk).update(
-        status=StagingStatus.FAILED, error=summary, updated_at=now
+    Staging.objects.filter(pk=operation.staging_id).update(
+        status=rules.failure_status, error=summary, updated_at=now
     )
+    failed = next((step for step in steps if step.state == StepState.FAILED), None)
+    signals.finished(operation, succeeded=False, failed_step=failed)
 
 
 def _park(operation: Operation, token: str, steps: list[Step]) -> datetime | None:
@@ -386,8 +213,8 @@ def stop_waiting_steps(operation_id: int) -> None:
 
 
 def _settle(operation: Operation, token: str, stop_on_failure: bool) -> datetime | None:
-    """After a round: park the operation while steps wait (and, for a create or redeploy,
-    none failed); else finish it. The time to wake it, or None when it is finished."""
+    """After a round: park the operation while steps wait (and, for a kind that stops on a
+    failure, none failed); else finish it. The time to wake it, or None when finished."""
     steps = list(operation.steps.all())
     waiting = any(step.state == StepState.WAITING for step in steps)
     failed = any(step.state == StepState.FAILED for step in steps)
@@ -397,20 +224,19 @@ def _settle(operation: Operation, token: str, stop_on_failure: bool) -> datetime
     return None
 
 
-def _run_round(operation_id: int, plan_for: Callable[[Operation], list[StepSpec]],
-               config: EngineConfig) -> tuple[bool, datetime | None]:
+def _run_round(operation_id: int, config: EngineConfig) -> tuple[bool, datetime | None]:
     """One run of whatever can run now: (claimed?, when to wake the operation or None)."""
     token = uuid.uuid4().hex
     if not claim_operation(operation_id, token):
         log.info("operation %s is finished or held by another runner", operation_id)
         return False, None
     operation = Operation.objects.select_related("staging").get(pk=operation_id)
+    rules = lifecycle.rules_for(operation.kind)
     Staging.objects.filter(pk=operation.staging_id).update(
-        status=WORKING_STATUS[operation.kind], updated_at=timezone.now()
+        status=rules.working_status, updated_at=timezone.now()
     )
-    plan = plan_for(operation)
+    plan = rules.plan(operation)
     rows = _ensure_step_rows(operation, plan)
-    stop_on_failure = operation.kind != OperationKind.DESTROY
     with Heartbeat(operation_id, token) as heartbeat:
         contexts = {
             spec.key: StepContext(
@@ -420,12 +246,11 @@ def _run_round(operation_id: int, plan_for: Callable[[Operation], list[StepSpec]
             )
             for spec in plan
         }
-        _execute(plan, contexts, heartbeat.cancelled, stop_on_failure)
-    return True, _settle(operation, token, stop_on_failure)
+        _execute(plan, contexts, heartbeat.cancelled, rules.stop_on_failure)
+    return True, _settle(operation, token, rules.stop_on_failure)
 
 
-def run_operation(operation_id: int, plan_for: Callable[[Operation], list[StepSpec]], *,
-                  hold_seconds: float | None = None) -> bool:
+def run_operation(operation_id: int, *, hold_seconds: float | None = None) -> bool:
     """Run (or resume) the operation until it finishes, or until it is parked to be looked at
     more than ``hold_seconds`` (DS_HOLD_WORKER_SECONDS) from now: then this worker is free
     and the queue brings the operation back when it is due. False if another runner holds it
@@ -435,7 +260,7 @@ def run_operation(operation_id: int, plan_for: Callable[[Operation], list[StepSp
     hold = config.hold_worker_seconds if hold_seconds is None else hold_seconds
     ran = False
     while True:
-        claimed, wake_at = _run_round(operation_id, plan_for, config)
+        claimed, wake_at = _run_round(operation_id, config)
         ran = ran or claimed
         if not claimed or wake_at is None:
             return ran

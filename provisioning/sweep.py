@@ -73,7 +73,7 @@ class _Owners:
 
 
 def _owners() -> _Owners:
-    live = Staging.objects.exclude(status=StagingStatus.DESTROYED)
+    live = Staging.objects.live()
     databases = set(live.exclude(db_instance="").values_list("db_instance", flat=True))
     # A pool database belongs to the pool until a staging claims it, then to that staging.
     pool = PoolDatabase.objects.exclude(

@@ -29,9 +29,8 @@ def enqueue_operation(operation_id: int) -> None:
 
 def run_operation_task(operation_id: int) -> bool:
     from .runner import run_operation
-    from .steps import plan_for
 
-    return run_operation(operation_id, plan_for)
+    return run_operation(operation_id)
 
 
 def wake_parked_operations() -> list[int]:
@@ -86,8 +85,8 @@ def resume_stalled_operations() -> list[int]:
     queue would redeliver it only after its long retry time. The runner's claim makes a
     duplicate delivery harmless, so re-enqueueing early is safe.
     """
+    from .claims import STALE_AFTER
     from .models import Operation, OperationStatus
-    from .runner import STALE_AFTER
 
     now = timezone.now()
     stalled = Operation.objects.filter(
@@ -114,7 +113,7 @@ def resume_after_start(**_signal) -> None:
     """
     from django_q.models import Schedule
 
-    from .runner import HEARTBEAT_SECONDS, STALE_AFTER
+    from .claims import HEARTBEAT_SECONDS, STALE_AFTER
 
     due = timezone.now() + STALE_AFTER + timedelta(seconds=HEARTBEAT_SECONDS)
     try:

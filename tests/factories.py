@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from provisioning.config import load_config
 from provisioning.models import DbMode, Operation, OperationKind, Staging, Step
-from provisioning.runner import Parked, StepContext
+from provisioning.stepkit import Parked, StepContext
 
 
 def make_staging(owner, *, name: str = "login-page", branch: str = "feature/Login_Page",

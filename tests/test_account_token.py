@@ -11,8 +11,8 @@ import pytest
 from werkzeug import Response
 
 from provisioning.aws import secretsmanager
+from provisioning.lifecycle import plan_for
 from provisioning.models import OperationStatus, StagingStatus
-from provisioning.steps import plan_for
 from provisioning.steps.account import make_account_token
 from tests.conftest import CLUSTER
 from tests.factories import make_operation, make_staging, step_context

@@ -11,7 +11,7 @@ from provisioning.aws import base, ecs, elbv2, rds
 from provisioning.aws.base import MANAGED_BY_KEY, MANAGED_BY_VALUE, STAGING_TAG_KEY, AwsError
 from provisioning.errors import ExternalCallFailed, OperationCancelled, StepTimedOut, UserError
 from provisioning.models import DbMode, OperationKind
-from provisioning.runner import Skip
+from provisioning.stepkit import Skip
 from provisioning.steps import (
     account,
     database,

@@ -18,7 +18,6 @@ from provisioning.errors import UserError
 from provisioning.models import Operation, OperationKind, OperationStatus, Staging, StagingStatus
 from provisioning.operations import request_create, request_destroy
 from provisioning.runner import run_operation
-from provisioning.steps import plan_for
 from tests.present import tagged_and_present
 from tests.stack import SandboxStack, running_stack
 from tests.test_runner import assert_nothing_left
@@ -106,7 +105,7 @@ def test_a_double_submitted_create_makes_one_staging(host_env, alice, monkeypatc
 def test_two_destroys_at_once_make_one_teardown(host_env, alice, bob, admin, monkeypatch,
                                                 not_queued):
     staging = request_create(branch=BRANCH, owner=alice)
-    assert run_operation(staging.latest_operation().pk, plan_for)
+    assert run_operation(staging.latest_operation().pk)
     staging.refresh_from_db()
     assert staging.status == StagingStatus.READY
 
@@ -120,7 +119,7 @@ def test_two_destroys_at_once_make_one_teardown(host_env, alice, bob, admin, mon
     assert destroys.count() == 1
 
     # The queue delivering it twice (or two workers) still makes one teardown.
-    ran = at_once(2, lambda _: run_operation(results[0].pk, plan_for))
+    ran = at_once(2, lambda _: run_operation(results[0].pk))
     assert sorted(ran) == [False, True]
     assert destroys.get().status == OperationStatus.SUCCEEDED
     assert destroys.get().steps.get(key="database").attempts == 1

@@ -111,14 +111,14 @@ def test_a_starting_worker_brings_the_resume_schedule_forward():
     from django.utils import timezone
     from django_q.models import Schedule
 
-    from provisioning import runner, tasks
+    from provisioning import claims, tasks
 
     resume = Schedule.objects.get(func="provisioning.tasks.resume_stalled_operations")
     later = timezone.now() + timedelta(minutes=5)
     Schedule.objects.filter(pk=resume.pk).update(next_run=later)
     tasks.resume_after_start(sender="django_q", proc_name="Process-1")
     resume.refresh_from_db()
-    stale_at = timezone.now() + runner.STALE_AFTER
+    stale_at = timezone.now() + claims.STALE_AFTER
     assert stale_at < resume.next_run < stale_at + timedelta(seconds=10)
 
     # Never put off: a run due sooner stays as it is.

@@ -13,7 +13,6 @@ from provisioning.aws.base import AwsError
 from provisioning.models import Staging, StagingStatus
 from provisioning.names import name_for_branch
 from provisioning.runner import run_operation
-from provisioning.steps import plan_for
 from tests.conftest import DOMAIN
 from tests.factories import make_staging
 
@@ -40,7 +39,7 @@ def queued_only(monkeypatch):
 def run_at_once(monkeypatch):
     """The queue runs each operation as soon as it is committed, in this process."""
     monkeypatch.setattr("provisioning.tasks.enqueue_operation",
-                        lambda operation_id: run_operation(operation_id, plan_for))
+                        lambda operation_id: run_operation(operation_id))
     monkeypatch.setattr("provisioning.management.commands.ds.WAIT_POLL_SECONDS", 0.01)
 
 

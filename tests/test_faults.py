@@ -25,7 +25,6 @@ from provisioning.errors import ExternalCallFailed
 from provisioning.models import Operation, OperationStatus, Staging, StagingStatus, StepState
 from provisioning.operations import request_create, request_destroy
 from provisioning.runner import run_operation
-from provisioning.steps import plan_for
 from tests.conftest import CLUSTER, QA_DB, WEB_SERVICE
 from tests.test_runner import assert_nothing_left, tagged
 
@@ -178,7 +177,7 @@ def not_queued(monkeypatch):
 
 
 def run(operation_id: int) -> Operation:
-    assert run_operation(operation_id, plan_for)
+    assert run_operation(operation_id)
     return Operation.objects.get(pk=operation_id)
 
 

@@ -22,12 +22,11 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from provisioning import runner
+from provisioning import claims
 from provisioning.errors import UserError
 from provisioning.models import DbMode, Operation, OperationStatus, Staging, StagingStatus
 from provisioning.operations import request_create, request_destroy, request_redeploy
 from provisioning.runner import run_operation
-from provisioning.steps import plan_for
 from provisioning.sweep import find_orphans
 from tests.conftest import HOST_DB, QA_DB
 from tests.test_faults import Watch, WorkerKilled, assert_clean, aws_wrappers
@@ -58,7 +57,7 @@ def calls_of_a_life(owner) -> list[str]:
                           lambda: request_redeploy(staging, user=owner, tag="release-1.2"),
                           lambda: request_destroy(staging, user=owner)):
             operation = operation() if callable(operation) else operation
-            assert run_operation(operation.pk, plan_for)
+            assert run_operation(operation.pk)
             staging.refresh_from_db()
     assert staging.status == StagingStatus.DESTROYED, staging.error
     return sorted(set(watch.functions()))
@@ -79,13 +78,13 @@ def history_machine(owner, listener_arn: str, counts: dict[str, int]):
             """Run the operation; an armed fault stays armed until an operation makes the
             call it waits for."""
             if self.armed is None:
-                assert run_operation(operation_id, plan_for)
+                assert run_operation(operation_id)
                 return
             wrapper, crash = self.armed
             with pytest.MonkeyPatch.context() as patch:
                 watch = Watch(patch, fail=wrapper, crash=crash)
                 with contextlib.suppress(WorkerKilled):  # the crash happens, or not
-                    assert run_operation(operation_id, plan_for)
+                    assert run_operation(operation_id)
             if watch.injected_in is None:
                 return
             self.armed = None
@@ -97,8 +96,8 @@ def history_machine(owner, listener_arn: str, counts: dict[str, int]):
                 assert operation.status == OperationStatus.RUNNING
                 assert operation.steps.filter(key=watch.injected_in, state="running").exists()
                 Operation.objects.filter(pk=operation_id).update(
-                    heartbeat_at=timezone.now() - runner.STALE_AFTER - timedelta(seconds=1))
-                assert run_operation(operation_id, plan_for)
+                    heartbeat_at=timezone.now() - claims.STALE_AFTER - timedelta(seconds=1))
+                assert run_operation(operation_id)
                 operation.refresh_from_db()
                 assert operation.status == OperationStatus.SUCCEEDED, operation.error
 
@@ -155,7 +154,7 @@ def history_machine(owner, listener_arn: str, counts: dict[str, int]):
 
         def teardown(self) -> None:
             for staging in live_stagings():
-                assert run_operation(request_destroy(staging, user=owner).pk, plan_for)
+                assert run_operation(request_destroy(staging, user=owner).pk)
                 staging.refresh_from_db()
                 assert staging.status == StagingStatus.DESTROYED, staging.error
             for name in self.names:

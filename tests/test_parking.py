@@ -12,7 +12,6 @@ from provisioning.aws import rds
 from provisioning.models import OperationStatus, StagingStatus, Step, StepState
 from provisioning.operations import request_create, request_destroy
 from provisioning.runner import run_operation
-from provisioning.steps import plan_for
 from provisioning.tasks import wake_parked_operations
 from tests.factories import make_operation, make_staging, step_context
 
@@ -56,7 +55,7 @@ def test_a_waiting_operation_gives_its_worker_back_and_is_woken_once(host_env, a
     staging = request_create(branch=BRANCH, owner=alice)
     operation = staging.latest_operation()
     with restoring_for(looks=3):
-        assert run_operation(operation.pk, plan_for, hold_seconds=0) is True
+        assert run_operation(operation.pk, hold_seconds=0) is True
         operation.refresh_from_db()
         assert operation.status == OperationStatus.RUNNING
         assert (operation.runner_token, operation.heartbeat_at) == ("", None)
@@ -72,7 +71,7 @@ def test_a_waiting_operation_gives_its_worker_back_and_is_woken_once(host_env, a
         assert wake_parked_operations() == []  # each wake-up is put on the queue once
         assert enqueued == [operation.pk]
 
-        assert run_operation(operation.pk, plan_for) is True  # tests hold through waits
+        assert run_operation(operation.pk) is True  # tests hold through waits
     operation.refresh_from_db()
     staging.refresh_from_db()
     assert operation.status == OperationStatus.SUCCEEDED and operation.wake_at is None
@@ -86,7 +85,7 @@ def test_a_lost_wake_up_is_delivered_again(host_env, alice, enqueued):
     staging = request_create(branch=BRANCH, owner=alice)
     operation = staging.latest_operation()
     with restoring_for(looks=100):
-        run_operation(operation.pk, plan_for, hold_seconds=0)
+        run_operation(operation.pk, hold_seconds=0)
     wait_until_due(operation)
     assert wake_parked_operations() == [operation.pk]
     operation.refresh_from_db()
@@ -101,14 +100,14 @@ def test_a_destroy_takes_over_a_parked_create_at_once(host_env, alice, enqueued)
     staging = request_create(branch=BRANCH, owner=alice)
     create = staging.latest_operation()
     with restoring_for(looks=100):
-        run_operation(create.pk, plan_for, hold_seconds=0)
+        run_operation(create.pk, hold_seconds=0)
     destroy = request_destroy(staging, user=alice)
     create.refresh_from_db()
     assert create.status == OperationStatus.FAILED and create.wake_at is None
     assert states(create)["database"] == StepState.PENDING
     assert create.steps.get(key="database").detail == "stopped before it finished"
     assert wake_parked_operations() == []
-    assert run_operation(destroy.pk, plan_for) is True
+    assert run_operation(destroy.pk) is True
     destroy.refresh_from_db()
     assert destroy.status == OperationStatus.SUCCEEDED
     assert states(destroy)["handover"] == StepState.SKIPPED
@@ -119,7 +118,7 @@ def test_a_wait_times_out_from_when_it_began_not_from_each_look(host_env, alice,
     staging = request_create(branch=BRANCH, owner=alice)
     operation = staging.latest_operation()
     with restoring_for(looks=10_000):
-        run_operation(operation.pk, plan_for)
+        run_operation(operation.pk)
     operation.refresh_from_db()
     assert operation.status == OperationStatus.FAILED
     database = operation.steps.get(key="database")

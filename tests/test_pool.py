@@ -16,6 +16,7 @@ from provisioning import pool
 from provisioning.aws import base, rds
 from provisioning.config import load_config, parse_pool_sizes, parse_source_secrets
 from provisioning.costs import Rates, database_hourly
+from provisioning.lifecycle import plan_for
 from provisioning.models import (
     Operation,
     OperationKind,
@@ -26,7 +27,6 @@ from provisioning.models import (
 )
 from provisioning.operations import request_create, request_destroy
 from provisioning.runner import run_operation
-from provisioning.steps import plan_for
 from tests.conftest import HOST_DB, QA_DB
 from tests.factories import make_staging
 
@@ -73,7 +73,7 @@ def rows(**filters) -> list[PoolDatabase]:
 def create_and_run(owner, **kwargs) -> tuple[Staging, Operation]:
     staging = request_create(branch=BRANCH, owner=owner, **kwargs)
     operation = staging.latest_operation()
-    assert run_operation(operation.pk, plan_for) is True
+    assert run_operation(operation.pk) is True
     staging.refresh_from_db()
     operation.refresh_from_db()
     return staging, operation
@@ -300,7 +300,7 @@ def test_destroy_deletes_the_claimed_database(qa_pool, alice):
     claimed = staging.db_instance
     assert claimed.startswith("dsp-")
     destroy = request_destroy(staging, user=alice)
-    assert run_operation(destroy.pk, plan_for) is True
+    assert run_operation(destroy.pk) is True
     destroy.refresh_from_db()
     assert destroy.status == "succeeded", destroy.error
     assert {s.key: s.outputs for s in destroy.steps.all()}["database"] == {"deleted": claimed}

@@ -10,9 +10,10 @@ import boto3
 import pytest
 from django.utils import timezone
 
-from provisioning import runner, tasks
+from provisioning import claims, tasks
 from provisioning.aws import ecs, rds, secretsmanager
 from provisioning.aws.base import AwsError
+from provisioning.lifecycle import plan_for
 from provisioning.models import (
     DbMode,
     Operation,
@@ -23,7 +24,6 @@ from provisioning.models import (
 )
 from provisioning.operations import request_create, request_destroy, request_redeploy
 from provisioning.runner import run_operation
-from provisioning.steps import plan_for
 from provisioning.steps.account import read_login_password
 from tests.conftest import CLUSTER, DOMAIN, push_image
 from tests.factories import make_operation, make_staging
@@ -47,7 +47,7 @@ def create(owner, branch: str = BRANCH, **kwargs) -> tuple[Staging, Operation]:
 
 
 def run(operation: Operation) -> Operation:
-    assert run_operation(operation.pk, plan_for) is True
+    assert run_operation(operation.pk) is True
     operation.refresh_from_db()
     return operation
 
@@ -304,7 +304,7 @@ def test_a_run_after_a_crash_resumes_without_redoing_done_steps(host_env, alice)
 
     with mock.patch("provisioning.aws.ecs.create_service", side_effect=die), \
             pytest.raises(WorkerKilled):
-        run_operation(operation.pk, plan_for)
+        run_operation(operation.pk)
     operation.refresh_from_db()
     assert operation.status == OperationStatus.RUNNING
     before = {s.key: s for s in operation.steps.all()}
@@ -314,10 +314,10 @@ def test_a_run_after_a_crash_resumes_without_redoing_done_steps(host_env, alice)
             "web_task_definition"} <= done_before
 
     # The dead runner's heartbeat is still fresh: nobody else may take the operation yet.
-    assert run_operation(operation.pk, plan_for) is False
+    assert run_operation(operation.pk) is False
 
     Operation.objects.filter(pk=operation.pk).update(
-        heartbeat_at=timezone.now() - runner.STALE_AFTER - timedelta(seconds=1))
+        heartbeat_at=timezone.now() - claims.STALE_AFTER - timedelta(seconds=1))
     with mock.patch("provisioning.aws.rds.restore_from_snapshot") as restore, \
             mock.patch("provisioning.aws.elbv2.create_target_group") as create_group, \
             mock.patch("provisioning.aws.elbv2.create_rule") as create_rule, \
@@ -343,7 +343,7 @@ def test_claim_refused_while_another_runner_is_alive(host_env, alice):
     _, operation = create(alice)
     Operation.objects.filter(pk=operation.pk).update(
         status=OperationStatus.RUNNING, runner_token="other", heartbeat_at=timezone.now())
-    assert run_operation(operation.pk, plan_for) is False
+    assert run_operation(operation.pk) is False
     assert not operation.steps.exists()
     operation.refresh_from_db()
     assert operation.runner_token == "other"
@@ -353,7 +353,7 @@ def test_a_finished_operation_is_not_run_again(host_env, alice):
     _, operation = create(alice)
     run(operation)
     with mock.patch("provisioning.aws.ecr.find_image") as find_image:
-        assert run_operation(operation.pk, plan_for) is False
+        assert run_operation(operation.pk) is False
     find_image.assert_not_called()
 
 
@@ -366,7 +366,7 @@ def test_destroy_requested_while_create_is_queued_supersedes_it(host_env, alice,
     create_op.refresh_from_db()
     assert create_op.status == OperationStatus.FAILED
     assert create_op.error == "Superseded by a destroy."
-    assert run_operation(create_op.pk, plan_for) is False  # the queue may still deliver it
+    assert run_operation(create_op.pk) is False  # the queue may still deliver it
 
     destroy = run(destroy)
     staging.refresh_from_db()
@@ -377,7 +377,7 @@ def test_destroy_requested_while_create_is_queued_supersedes_it(host_env, alice,
 
 
 def test_destroy_stops_a_running_create_and_removes_what_it_made(host_env, alice, monkeypatch):
-    monkeypatch.setattr(runner, "HEARTBEAT_SECONDS", 0.05)
+    monkeypatch.setattr(claims, "HEARTBEAT_SECONDS", 0.05)
     staging, create_op = create(alice)
     real_describe = ecs.describe_service
     release = threading.Event()
@@ -389,7 +389,7 @@ def test_destroy_stops_a_running_create_and_removes_what_it_made(host_env, alice
         return found
 
     monkeypatch.setattr("provisioning.aws.ecs.describe_service", never_steady)
-    creating = threading.Thread(target=run_operation, args=(create_op.pk, plan_for))
+    creating = threading.Thread(target=run_operation, args=(create_op.pk,))
     creating.start()
     try:
         deadline = time.monotonic() + 10
@@ -442,7 +442,7 @@ def test_a_failed_destroy_can_be_run_again_and_finishes_the_job(host_env, alice)
 def test_stalled_operations_are_enqueued_again(host_env, alice, bob, enqueued):
     now = timezone.now()
     dead = make_operation(make_staging(alice, name="dead"), status=OperationStatus.RUNNING,
-                          heartbeat_at=now - runner.STALE_AFTER - timedelta(seconds=5))
+                          heartbeat_at=now - claims.STALE_AFTER - timedelta(seconds=5))
     lost = make_operation(make_staging(alice, name="lost"),
                           created_at=now - tasks.QUEUED_GRACE - timedelta(seconds=5))
     make_operation(make_staging(bob, name="alive"), status=OperationStatus.RUNNING,

@@ -22,7 +22,6 @@ from provisioning.models import (
 )
 from provisioning.operations import request_create
 from provisioning.runner import run_operation
-from provisioning.steps import plan_for
 from provisioning.sweep import delete_orphans, sweep
 from tests.conftest import CLUSTER, DOMAIN
 from tests.test_gone import (  # noqa: F401 (fixtures)
@@ -47,7 +46,7 @@ def not_queued(monkeypatch):
 
 def make_ready(owner, branch: str, **kwargs) -> Staging:
     staging = request_create(branch=branch, owner=owner, **kwargs)
-    assert run_operation(staging.latest_operation().pk, plan_for)
+    assert run_operation(staging.latest_operation().pk)
     staging.refresh_from_db()
     assert staging.status == StagingStatus.READY, staging.error
     return staging
@@ -105,7 +104,7 @@ def test_a_proper_destroy_leaves_nothing_for_the_sweep(host_env, alice):
     from provisioning.operations import request_destroy
 
     staging = make_ready(alice, "feature/Login_Page")
-    assert run_operation(request_destroy(staging, user=alice).pk, plan_for)
+    assert run_operation(request_destroy(staging, user=alice).pk)
     assert sweep() == []
     assert not AuditEvent.objects.filter(action="sweep").exists()
 
@@ -285,7 +284,7 @@ def test_every_destroy_step_run_again_after_the_destroy_is_harmless(host_env, al
     """Stopped tasks and the deleted task definitions listed, the login secret's name not free
     yet: a destroy resumed (or run again) from any step finds its work done."""
     from provisioning.operations import request_destroy
-    from provisioning.runner import Skip
+    from provisioning.stepkit import Skip
     from provisioning.steps import destroy_plan
     from tests.factories import step_context
 
@@ -294,7 +293,7 @@ def test_every_destroy_step_run_again_after_the_destroy_is_harmless(host_env, al
                                 tags={"dynamic-staging": staging.name,
                                       "managed-by": "dynamic-stagings"})
     operation = request_destroy(staging, user=alice)
-    assert run_operation(operation.pk, plan_for)
+    assert run_operation(operation.pk)
     assert secretsmanager.find_secret_arn(name=f"dynamic-stagings/{staging.name}/login") is None
     for spec in destroy_plan(operation):
         with contextlib.suppress(Skip):

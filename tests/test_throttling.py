@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 from werkzeug import Response
 
-from provisioning import runner
+from provisioning import stepkit
 from provisioning.aws import base, ecs
 from provisioning.aws.base import AwsError
 from provisioning.errors import StepTimedOut
@@ -82,12 +82,12 @@ def keep_waiting(context, what, check, timeout) -> list[float]:
         try:
             context.wait_until(what, check, timeout)
             return pauses
-        except runner.Parked as parked:
+        except stepkit.Parked as parked:
             pauses.append((parked.until - timezone.now()).total_seconds())
 
 
 def test_wait_until_treats_throttling_as_not_yet(context, monkeypatch):
-    monkeypatch.setattr(runner, "MAX_THROTTLED_PAUSE", 0.05)
+    monkeypatch.setattr(stepkit, "MAX_THROTTLED_PAUSE", 0.05)
     answers = iter([AwsError("ecs:DescribeServices", "ThrottlingException", "Rate exceeded"),
                     AwsError("ecs:DescribeServices", "Throttling", "Rate exceeded"),
                     (True, "1/1 tasks running")])
@@ -118,7 +118,7 @@ def test_wait_until_backs_off_while_throttled(context):
 
 
 def test_a_check_that_is_not_done_parks_the_step_until_the_next_look(context):
-    with pytest.raises(runner.Parked) as parked:
+    with pytest.raises(stepkit.Parked) as parked:
         context.wait_until("rds", lambda: (False, "creating"), timeout=30)
     assert 0 < (parked.value.until - timezone.now()).total_seconds() <= 0.01
     assert context.step.detail == "creating"
@@ -133,7 +133,7 @@ def test_other_errors_while_waiting_still_fail_the_step(context):
 
 
 def test_throttled_until_the_deadline_times_out_with_what_was_seen(context, monkeypatch):
-    monkeypatch.setattr(runner, "MAX_THROTTLED_PAUSE", 0.01)
+    monkeypatch.setattr(stepkit, "MAX_THROTTLED_PAUSE", 0.01)
 
     def check():
         raise AwsError("ecs:DescribeServices", "ThrottlingException", "Rate exceeded")

@@ -7,9 +7,9 @@ the same time, so the slowest chain (usually the database) sets the time.
 
 from .. import account_api
 from ..config import load_config
-from ..models import DbMode, Operation, OperationKind
+from ..models import DbMode, Operation
 from ..pool import pool_enabled
-from ..runner import StepSpec
+from ..stepkit import StepSpec
 from . import account, database, handover, image, report, routing, services, task_definitions
 
 
@@ -127,14 +127,3 @@ def destroy_plan(operation: Operation) -> list[StepSpec]:
                  after=("target_group", "task_definitions", "database", "login_secret",
                         "account_token")),
     ]
-
-
-PLANS = {
-    OperationKind.CREATE: create_plan,
-    OperationKind.REDEPLOY: redeploy_plan,
-    OperationKind.DESTROY: destroy_plan,
-}
-
-
-def plan_for(operation: Operation) -> list[StepSpec]:
-    return PLANS[operation.kind](operation)

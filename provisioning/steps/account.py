@@ -14,7 +14,7 @@ from .. import account_api
 from ..aws import secretsmanager
 from ..aws.base import staging_tags
 from ..errors import ExternalCallFailed, OperationCancelled
-from ..runner import Skip, StepContext
+from ..stepkit import Skip, StepContext
 
 # How long to wait for AWS to free the login secret's name after a destroy deleted it without
 # recovery, in poll intervals (two minutes at the default DS_POLL_SECONDS): the API reference

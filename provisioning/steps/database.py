@@ -14,7 +14,7 @@ from ..aws import rds
 from ..aws.base import staging_tags
 from ..credentials import host_master_password
 from ..models import PoolDatabase, Staging
-from ..runner import Skip, StepContext
+from ..stepkit import Skip, StepContext
 
 
 def staging_db_instance(ctx: StepContext) -> str:

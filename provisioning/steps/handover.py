@@ -3,8 +3,9 @@ cannot make a resource after the destroy has looked for it."""
 
 from django.utils import timezone
 
+from ..claims import STALE_AFTER
 from ..models import Operation
-from ..runner import STALE_AFTER, Skip, StepContext
+from ..stepkit import Skip, StepContext
 
 
 def wait_for_superseded_runner(ctx: StepContext) -> dict:

@@ -7,7 +7,7 @@ from ..aws.ecr import ImageReference
 from ..errors import UserError
 from ..host import read_host_environment
 from ..names import image_tag_for_branch
-from ..runner import StepContext
+from ..stepkit import StepContext
 
 
 @dataclass(frozen=True)

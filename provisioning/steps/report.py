@@ -4,7 +4,7 @@ from .. import gone
 from ..aws import elbv2, tagging
 from ..aws.base import staging_tags
 from ..errors import ExternalCallFailed
-from ..runner import StepContext
+from ..stepkit import StepContext
 
 
 def report_ready(ctx: StepContext) -> dict:

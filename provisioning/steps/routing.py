@@ -7,7 +7,7 @@ from ..aws import elbv2
 from ..aws.base import staging_tags
 from ..errors import ExternalCallFailed, UserError
 from ..host import HostEnvironment, read_host_environment
-from ..runner import Skip, StepContext
+from ..stepkit import Skip, StepContext
 
 PRIORITY_ATTEMPTS = 10
 # A staging has one task behind its group: a short delay makes redeploys and destroys quick.

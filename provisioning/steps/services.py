@@ -4,7 +4,7 @@ from ..aws import ecs, elbv2
 from ..aws.base import staging_tags
 from ..errors import ExternalCallFailed
 from ..host import read_host_environment
-from ..runner import Skip, StepContext
+from ..stepkit import Skip, StepContext
 
 # Give a new task time to boot before failed health checks count against it.
 HEALTH_CHECK_GRACE_SECONDS = 60

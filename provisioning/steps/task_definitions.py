@@ -6,7 +6,7 @@ from ..aws.base import staging_tags
 from ..errors import ExternalCallFailed
 from ..host import HostEnvironment, read_host_environment
 from ..models import DbMode
-from ..runner import Skip, StepContext
+from ..stepkit import Skip, StepContext
 from ..taskdefs import clone_task_definition, fingerprint
 from .database import staging_db_instance
 

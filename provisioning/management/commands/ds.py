@@ -110,7 +110,7 @@ class Command(BaseCommand):
     def do_list(self, *, json: bool, all: bool, **_) -> None:
         stagings = Staging.objects.select_related("owner")
         if not all:
-            stagings = stagings.exclude(status=StagingStatus.DESTROYED)
+            stagings = stagings.live()
         summaries = [staging_summary(s) for s in stagings]
         if json:
             self._print_json(summaries)
@@ -201,7 +201,7 @@ class Command(BaseCommand):
 
     def _staging(self, name: str) -> Staging:
         staging = (
-            Staging.objects.filter(name=name).exclude(status=StagingStatus.DESTROYED).first()
+            Staging.objects.live().filter(name=name).first()
             or Staging.objects.filter(name=name).first()
         )
         if staging is None:

@@ -1,0 +1,39 @@
+"""What the engine tells whoever listens (notifications: the dashboard, e-mail, Slack, a pull
+request): each sent once per operation, after the transaction that recorded it commits, with
+ids only (a receiver reads what it needs; nothing stale or unpicklable travels).
+
+* ``operation_finished``: ``operation_id``, ``staging_id``, ``kind``, ``succeeded``.
+* ``step_failed``: ``operation_id``, ``staging_id``, ``kind``, ``step_id`` (the first failed
+  step of a failed operation).
+"""
+
+import logging
+
+from django.db import transaction
+from django.dispatch import Signal
+
+from .models import Operation, Step
+
+log = logging.getLogger(__name__)
+
+operation_finished = Signal()
+step_failed = Signal()
+
+
+def _send(signal: Signal, **kwargs) -> None:
+    """A receiver that fails is logged; it never fails the operation nor the other receivers."""
+    for receiver, outcome in signal.send_robust(sender=Operation, **kwargs):
+        if isinstance(outcome, Exception):
+            log.error("%s failed on %s", receiver, kwargs, exc_info=outcome)
+
+
+def finished(operation: Operation, *, succeeded: bool, failed_step: Step | None = None) -> None:
+    ids = {"operation_id": operation.pk, "staging_id": operation.staging_id,
+           "kind": operation.kind}
+
+    def send() -> None:
+        _send(operation_finished, succeeded=succeeded, **ids)
+        if failed_step is not None:
+            _send(step_failed, step_id=failed_step.pk, **ids)
+
+    transaction.on_commit(send)
