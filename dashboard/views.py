@@ -28,9 +28,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
-from django_q.tasks import async_task
 
-from provisioning import audit, doctor, operations
+from provisioning import audit, doctor, operations, tasks
 from provisioning import sweep as orphan_sweep
 from provisioning.config import load_config
 from provisioning.costs import Rates, cost_so_far
@@ -353,8 +352,7 @@ def delete_leftovers(request: HttpRequest) -> HttpResponse:
         messages.error(request, form.first_error())
         return redirect("leftovers")
     chosen = sorted(set(form.cleaned_data["orphan"]))
-    async_task("provisioning.sweep.delete_orphans", chosen, request.user,
-               task_name=f"delete-leftovers-{'-'.join(map(str, chosen))}"[:100])
+    tasks.enqueue_orphan_deletion(chosen, request.user.pk)
     messages.success(request, f"Deleting {_leftovers_phrase(len(chosen))} in the background, "
                               "in dependency order. Each one leaves this list once AWS "
                               "confirms it is gone; a failure shows here with the AWS error.")

@@ -94,9 +94,9 @@ def give_up_lost(database: PoolDatabase) -> None:
 
 def request_refill() -> None:
     """Refill soon rather than at the next minute's schedule (after a claim)."""
-    from django_q.tasks import async_task
+    from . import tasks
 
-    async_task("provisioning.tasks.refill_pools", task_name="refill-pools")
+    tasks.enqueue_pool_refill()
 
 
 # --- refilling -----------------------------------------------------------------------------------

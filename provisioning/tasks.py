@@ -1,8 +1,14 @@
-"""django-q2 entry points. The queue only carries operation ids; state lives in our models."""
+"""django-q2 entry points: the one way into the queue. Everything enqueued goes through here
+and carries ids only (never a model object: it would be pickled, stale and large); state lives
+in our models. The periodic schedules are declared here too, in code, and written to the
+queue's table at start (``sync_schedules``), so a renamed function fails a test rather than a
+schedule at 3 a.m."""
 
 import logging
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import close_old_connections
@@ -20,11 +26,23 @@ REDELIVER_AFTER = timedelta(minutes=1)
 MIN_TICK_SECONDS, MAX_TICK_SECONDS = 0.2, 5.0
 
 
+def _dotted(func) -> str:
+    return f"{func.__module__}.{func.__qualname__}"
+
+
 def enqueue_operation(operation_id: int) -> None:
-    async_task(
-        "provisioning.tasks.run_operation_task", operation_id,
-        task_name=f"operation-{operation_id}",
-    )
+    async_task(_dotted(run_operation_task), operation_id, task_name=f"operation-{operation_id}")
+
+
+def enqueue_pool_refill() -> None:
+    """Refill soon rather than at the next minute's schedule (after a create took one)."""
+    async_task(_dotted(refill_pools), task_name="refill-pools")
+
+
+def enqueue_orphan_deletion(orphan_ids: list[int], actor_id: int | None) -> None:
+    """Removing a service waits for it to drain, minutes on real AWS: never in a request."""
+    async_task(_dotted(delete_orphans_task), list(orphan_ids), actor_id,
+               task_name=f"delete-leftovers-{'-'.join(map(str, orphan_ids))}"[:100])
 
 
 def run_operation_task(operation_id: int) -> bool:
@@ -118,7 +136,7 @@ def resume_after_start(**_signal) -> None:
     due = timezone.now() + STALE_AFTER + timedelta(seconds=HEARTBEAT_SECONDS)
     try:
         Schedule.objects.filter(
-            func="provisioning.tasks.resume_stalled_operations", next_run__gt=due
+            func=_dotted(resume_stalled_operations), next_run__gt=due
         ).update(next_run=due)
     except Exception:  # a worker must start even when this cannot be written
         log.exception("could not bring the resume schedule forward")
@@ -136,3 +154,45 @@ def refill_pools() -> None:
     from .pool import refill_pools as refill
 
     refill()
+
+
+def delete_orphans_task(orphan_ids: list[int], actor_id: int | None) -> int:
+    from django.contrib.auth import get_user_model
+
+    from .sweep import delete_orphans
+
+    actor = get_user_model().objects.filter(pk=actor_id).first() if actor_id else None
+    return len(delete_orphans(orphan_ids, actor))
+
+
+@dataclass(frozen=True)
+class Every:
+    """A periodic task: ``func`` every ``minutes``."""
+
+    name: str
+    func: Callable
+    minutes: int
+
+    @property
+    def dotted(self) -> str:
+        return _dotted(self.func)
+
+
+SCHEDULES = (
+    Every("resume stalled operations", resume_stalled_operations, 1),
+    Every("sweep orphaned resources", sweep_orphans, 15),
+    Every("refill warm database pools", refill_pools, 1),
+)
+
+
+def sync_schedules(**_signal) -> None:
+    """Write SCHEDULES to the queue's table (after every ``migrate``, see apps.py): each by its
+    name, with the function it names now; a schedule of ours no longer declared is removed."""
+    from django_q.models import Schedule
+
+    for every in SCHEDULES:
+        Schedule.objects.update_or_create(name=every.name, defaults={
+            "func": every.dotted, "schedule_type": Schedule.MINUTES,
+            "minutes": every.minutes, "repeats": -1})
+    Schedule.objects.filter(func__startswith=f"{__name__}.").exclude(
+        name__in=[every.name for every in SCHEDULES]).delete()

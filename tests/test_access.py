@@ -91,7 +91,7 @@ def no_aws(monkeypatch):
     monkeypatch.setattr("dashboard.forms.branch_suggestions", lambda: ([], None))
     monkeypatch.setattr("dashboard.views.read_login_password", lambda staging: "pw")
     monkeypatch.setattr("provisioning.sweep.sweep", lambda delete=False, actor=None: [])
-    monkeypatch.setattr("dashboard.views.async_task", lambda *args, **kwargs: None)
+    monkeypatch.setattr("provisioning.tasks.async_task", lambda *args, **kwargs: None)
 
 
 def test_every_url_is_classified():

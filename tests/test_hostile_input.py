@@ -16,7 +16,6 @@ import io
 import re
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from html.parser import HTMLParser
-from unittest import mock
 from urllib.parse import quote
 
 import pytest
@@ -299,7 +298,7 @@ def test_any_path_is_a_page_or_a_404(alice, path):
 @given(chosen=st.lists(hostile_text | st.integers().map(str), max_size=4))
 def test_the_leftovers_form_takes_anything(admin, monkeypatch, chosen):
     queued = []
-    monkeypatch.setattr("dashboard.views.async_task", lambda *args, **kw: queued.append(args))
+    monkeypatch.setattr("provisioning.tasks.async_task", lambda *args, **kw: queued.append(args))
     with rolled_back():
         item = Orphan.objects.create(arn="arn:aws:ecs:us-east-1:1:service/c/ds-x-web",
                                      kind="ecs:service")
@@ -308,7 +307,7 @@ def test_the_leftovers_form_takes_anything(admin, monkeypatch, chosen):
         assert response.status_code == 200
         assert_no_injection(response)
         if queued:
-            assert queued == [("provisioning.sweep.delete_orphans", [item.pk], mock.ANY)]
+            assert queued == [("provisioning.tasks.delete_orphans_task", [item.pk], admin.pk)]
             assert set(chosen) == {str(item.pk)}
 
 

@@ -108,3 +108,41 @@ def test_redeploy_is_accepted_from_the_statuses_the_registry_names(host_env, ali
     staging.status = StagingStatus.READY
     staging.save()
     assert request_redeploy(staging, user=alice).kind == "redeploy"
+
+
+def test_every_schedule_names_a_function_that_exists_and_is_written_at_migrate():
+    from django.utils.module_loading import import_string
+    from django_q.models import Schedule
+
+    from provisioning import tasks
+
+    for every in tasks.SCHEDULES:
+        assert import_string(every.dotted) is every.func
+    # The test database was migrated: post_migrate wrote them.
+    written = {s.name: (s.func, s.minutes) for s in Schedule.objects.all()}
+    assert written == {e.name: (e.dotted, e.minutes) for e in tasks.SCHEDULES}
+
+
+def test_a_schedule_no_longer_declared_is_removed_and_a_moved_one_follows():
+    from django_q.models import Schedule
+
+    from provisioning import tasks
+
+    Schedule.objects.create(name="an old one", func="provisioning.tasks.renamed_long_ago",
+                            schedule_type=Schedule.MINUTES, minutes=5)
+    Schedule.objects.filter(name=tasks.SCHEDULES[0].name).update(func="provisioning.tasks.old")
+    tasks.sync_schedules()
+    assert not Schedule.objects.filter(name="an old one").exists()
+    assert Schedule.objects.get(name=tasks.SCHEDULES[0].name).func == tasks.SCHEDULES[0].dotted
+
+
+def test_the_queue_carries_ids_only(monkeypatch, admin):
+    from provisioning import tasks
+
+    sent = []
+    monkeypatch.setattr(tasks, "async_task", lambda *args, **kwargs: sent.append(args))
+    tasks.enqueue_operation(7)
+    tasks.enqueue_pool_refill()
+    tasks.enqueue_orphan_deletion([3, 4], admin.pk)
+    for args in sent:
+        assert all(isinstance(a, int | str | list | type(None)) for a in args), args

@@ -832,7 +832,7 @@ def sweeper(monkeypatch):
 
     monkeypatch.setattr("provisioning.sweep.sweep", sweep)
     monkeypatch.setattr("provisioning.sweep.delete_orphans", pytest.fail)
-    monkeypatch.setattr("dashboard.views.async_task",
+    monkeypatch.setattr("provisioning.tasks.async_task",
                         lambda func, *args, **kwargs: calls["enqueued"].append((func, args)))
     return calls
 
@@ -896,8 +896,8 @@ def test_delete_leftovers_queues_the_chosen_ones(admin, sweeper):
     first, second, _third = orphan("a"), orphan("b"), orphan("c")
     response = client_for(admin).post(reverse("delete_leftovers"),
                                       {"orphan": [second.pk, first.pk]}, follow=True)
-    assert sweeper["enqueued"] == [("provisioning.sweep.delete_orphans",
-                                    ([first.pk, second.pk], admin))]
+    assert sweeper["enqueued"] == [("provisioning.tasks.delete_orphans_task",
+                                    ([first.pk, second.pk], admin.pk))]
     assert "Deleting 2 leftovers in the background" in response.content.decode()
 
 
