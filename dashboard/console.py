@@ -4,11 +4,10 @@ Console URLs are not an API and AWS moves them now and then; they live here, in 
 broken link is a one-line fix. Nothing here calls AWS.
 """
 
-import os
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from provisioning.costs import DEFAULT_REGION
+from provisioning.costs import current_region
 
 
 @dataclass(frozen=True)
@@ -35,7 +34,7 @@ class ResourceLink:
 
 
 def default_region() -> str:
-    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
+    return current_region()
 
 
 def console_root(region: str) -> str:

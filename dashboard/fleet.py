@@ -24,6 +24,7 @@ from provisioning.costs import (
     database_hourly,
     fleet_totals,
 )
+from provisioning.engine import may_act
 from provisioning.models import (
     Operation,
     OperationKind,
@@ -32,7 +33,6 @@ from provisioning.models import (
     Step,
     StepState,
 )
-from provisioning.operations import may_act
 from provisioning.pool import waiting_databases
 
 OWNER_FILTERS = {"all": "Everyone", "mine": "Mine"}

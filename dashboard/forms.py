@@ -18,12 +18,10 @@ from django.core.cache import cache
 from django.utils import timezone
 from django.utils.timesince import timesince
 
-from provisioning import host, operations
-from provisioning.aws import ecr
+from provisioning import engine
 from provisioning.config import load_config
 from provisioning.errors import ExternalCallFailed, UserError
 from provisioning.models import DbMode
-from provisioning.steps.image import registry_id_of
 
 # A datalist of thousands of tags helps nobody; the newest pushes are the likely branches.
 MAX_BRANCH_SUGGESTIONS = 200
@@ -55,7 +53,7 @@ class Choices:
     problems: list[str]  # what could not be read, as sentences
 
 
-def _source_label(info: operations.SourceInfo) -> str:
+def _source_label(info: engine.SourceInfo) -> str:
     owner = " (host)" if info.is_host else ""
     if info.snapshot_taken_at is None:
         return f"{info.instance_id}{owner}: no snapshot yet"
@@ -68,7 +66,7 @@ def source_choices() -> tuple[list[tuple[str, str]], str | None]:
     (and a sentence saying why) when AWS cannot be read."""
     names = load_config().snapshot_sources
     try:
-        sources = _cached("sources", ",".join(names), operations.list_sources)
+        sources = _cached("sources", ",".join(names), engine.list_sources)
     except ExternalCallFailed as exc:
         return [(name, name) for name in names], (
             f"Could not read the snapshots' ages ({exc.call}: {exc.code}).")
@@ -79,13 +77,9 @@ def source_choices() -> tuple[list[tuple[str, str]], str | None]:
 def branch_suggestions() -> tuple[list[str], str | None]:
     config = load_config()
 
-    def read_tags() -> list[str]:
-        image = host.read_host_environment(config).image
-        tags = ecr.list_image_tags(registry_id=registry_id_of(image), repository=image.repository)
-        return list(dict.fromkeys(t.tag for t in tags))[:MAX_BRANCH_SUGGESTIONS]
-
     try:
-        unique = _cached("branches", f"{config.cluster}/{config.web_service}", read_tags)
+        unique = _cached("branches", f"{config.cluster}/{config.web_service}",
+                         lambda: engine.branch_tags(MAX_BRANCH_SUGGESTIONS))
     except ExternalCallFailed as exc:
         return [], f"Could not list the branches that have an image ({exc.call}: {exc.code})."
     except UserError as exc:

@@ -29,13 +29,12 @@ from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from provisioning import audit, doctor, operations, tasks
+from provisioning import audit, doctor, engine, tasks
 from provisioning import sweep as orphan_sweep
 from provisioning.config import load_config
 from provisioning.costs import Rates, cost_so_far
 from provisioning.errors import ExternalCallFailed, UserError
 from provisioning.models import AuditAction, Orphan, Staging, StagingStatus
-from provisioning.steps.account import read_login_password
 
 from . import fleet as fleet_queries
 from .charts import daily_cost_chart
@@ -53,7 +52,7 @@ def _staging(pk: int) -> Staging:
 
 def _staging_for_action(request: HttpRequest, pk: int) -> Staging:
     staging = _staging(pk)
-    if not operations.may_act(request.user, staging):
+    if not engine.may_act(request.user, staging):
         raise PermissionDenied("Only the staging's owner or an admin may do this.")
     return staging
 
@@ -149,7 +148,7 @@ def create(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            staging = operations.request_create(
+            staging = engine.request_create(
                 branch=data["branch"], owner=request.user, name=data["name"] or None,
                 source=data["source"] or None, db_mode=data["db_mode"],
             )
@@ -168,10 +167,10 @@ def create(request: HttpRequest) -> HttpResponse:
 def _name_preview(branch: str, name: str) -> dict:
     branch, name = branch.strip(), name.strip()
     if not branch and not name:
-        example = operations.derive_name(EXAMPLE_BRANCH)
+        example = engine.derive_name(EXAMPLE_BRANCH)
         return {"example_branch": EXAMPLE_BRANCH, "example": example}
     try:
-        derived = operations.derive_name(branch, name or None)
+        derived = engine.derive_name(branch, name or None)
     except UserError as exc:
         return {"error": exc.message}
     return {
@@ -194,7 +193,7 @@ def _live_context(request: HttpRequest, staging: Staging) -> dict:
     config = load_config()
     outputs = fleet_queries.resource_outputs(staging) if staging.is_live else {}
     web_service = outputs.get("web_service", {}).get("arn")
-    may_act = operations.may_act(request.user, staging)
+    may_act = engine.may_act(request.user, staging)
     return {
         "staging": staging,
         "progress": progress,
@@ -234,7 +233,7 @@ def staging_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def reveal_login(request: HttpRequest, pk: int) -> HttpResponse:
     """The test account's password: in place for HTMX, else on the staging page."""
     staging = _staging(pk)
-    if not operations.may_act(request.user, staging):
+    if not engine.may_act(request.user, staging):
         # Somebody asked for a password that is not theirs to see: worth knowing who.
         audit.record(AuditAction.REVEAL_REFUSED, actor=request.user, staging=staging,
                      detail="not the staging's owner or an admin")
@@ -244,7 +243,7 @@ def reveal_login(request: HttpRequest, pk: int) -> HttpResponse:
         reveal["problem"] = "No password is kept for this staging."
     else:
         try:
-            reveal["password"] = read_login_password(staging)
+            reveal["password"] = engine.reveal_login(staging)
         except ExternalCallFailed as exc:
             reveal["problem"] = (f"Could not read the password from AWS ({exc.call}: "
                                  f"{exc.code}). Try again in a minute.")
@@ -281,7 +280,7 @@ def destroy(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect(_staging_url(staging))
     if request.method == "POST":
         try:
-            operations.request_destroy(staging, user=request.user)
+            engine.request_destroy(staging, user=request.user)
         except UserError as exc:
             messages.error(request, exc.message)
         else:
@@ -296,7 +295,7 @@ def destroy(request: HttpRequest, pk: int) -> HttpResponse:
 def redeploy(request: HttpRequest, pk: int) -> HttpResponse:
     staging = _staging_for_action(request, pk)
     try:
-        operations.request_redeploy(staging, user=request.user)
+        engine.request_redeploy(staging, user=request.user)
     except UserError as exc:
         messages.error(request, exc.message)
     except ExternalCallFailed as exc:

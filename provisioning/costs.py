@@ -22,7 +22,6 @@ estimate, so stagings made under other settings are priced at today's sizes.
 """
 
 import json
-import os
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import cache
@@ -30,6 +29,7 @@ from pathlib import Path
 
 from django.utils import timezone
 
+from .aws.base import current_region as aws_region
 from .config import EngineConfig, load_config
 from .models import DbMode
 
@@ -62,7 +62,8 @@ class RegionPrices:
 
 
 def current_region() -> str:
-    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
+    """The region whose prices apply (the default region's when none is configured)."""
+    return aws_region() or DEFAULT_REGION
 
 
 @cache

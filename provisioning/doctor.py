@@ -21,9 +21,10 @@ from functools import cached_property
 
 from django.core.cache import cache
 
+from . import permissions
 from .account_api import targets_staging
-from .aws import ecs, elbv2, iam, permissions, rds, secretsmanager, sts
-from .aws.base import AwsError
+from .aws import ecs, elbv2, iam, rds, secretsmanager, sts
+from .aws.base import AwsError, current_region
 from .config import EngineConfig
 from .errors import ExternalCallFailed
 
@@ -98,7 +99,7 @@ def _plural(count: int, word: str) -> str:
 # --- credentials and region --------------------------------------------------------------------
 
 def check_credentials(host: _Host) -> list[Check]:
-    region = sts.current_region()
+    region = current_region()
     if not region:
         return [Check("credentials", FAIL, "no region configured",
                       "Set AWS_REGION (or a region in the AWS profile) to the host's region.")]
@@ -509,7 +510,7 @@ def check_permissions(host: _Host) -> list[Check]:
         return [Check("IAM permissions", WARN,
                       f"{identity.arn} cannot be simulated (root or federated user)",
                       "Run ds doctor with the dashboard's own role to check its policy.")]
-    region = sts.current_region()
+    region = current_region()
     denied: list[str] = []
     try:
         for statement in permissions.STATEMENTS:

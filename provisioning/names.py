@@ -134,3 +134,23 @@ class ResourceNames:
     @property
     def account_api_token_secret(self) -> str:
         return f"dynamic-stagings/{self.staging}/account-api-token"
+
+
+# --- tags: how every AWS resource of ours is found again -----------------------------------------
+
+MANAGED_BY_KEY = "managed-by"
+MANAGED_BY_VALUE = "dynamic-stagings"
+STAGING_TAG_KEY = "dynamic-staging"
+POOL_TAG_KEY = "dynamic-staging-pool"
+
+
+def managed_tags() -> dict[str, str]:
+    return {MANAGED_BY_KEY: MANAGED_BY_VALUE}
+
+
+def staging_tags(staging: str) -> dict[str, str]:
+    return {STAGING_TAG_KEY: staging, **managed_tags()}
+
+
+def pool_tags(source: str) -> dict[str, str]:
+    return {**managed_tags(), POOL_TAG_KEY: source}

@@ -27,15 +27,14 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .aws import rds
-from .aws.base import MANAGED_BY_KEY, MANAGED_BY_VALUE
 from .config import EngineConfig, load_config
 from .credentials import host_master_password
 from .errors import ExternalCallFailed
 from .models import PoolDatabase, PoolStatus, Staging
+from .names import pool_tags
 
 log = logging.getLogger(__name__)
 
-POOL_TAG_KEY = "dynamic-staging-pool"
 # Set once the host's master password is applied: RDS cannot tell whether it was.
 PASSWORD_TAG_KEY = "dynamic-staging-password"
 PASSWORD_TAG_VALUE = "host"
@@ -45,9 +44,6 @@ SOURCE_PART_LENGTH = 40
 WAITING = [PoolStatus.RESTORING, PoolStatus.READY]
 WATCHED = [PoolStatus.RESTORING, PoolStatus.READY, PoolStatus.RETIRING]
 
-
-def pool_tags(source: str) -> dict[str, str]:
-    return {MANAGED_BY_KEY: MANAGED_BY_VALUE, POOL_TAG_KEY: source}
 
 
 def new_instance_id(source: str) -> str:

@@ -42,14 +42,13 @@ from django.utils import timezone
 
 from . import audit, gone
 from .aws import ecs, elbv2, rds, secretsmanager, tagging
-from .aws.base import MANAGED_BY_KEY, MANAGED_BY_VALUE, STAGING_TAG_KEY
 from .config import EngineConfig, load_config
 from .errors import ExternalCallFailed
 from .models import AuditAction, Orphan, PoolDatabase, PoolStatus, Staging, StagingStatus
+from .names import STAGING_TAG_KEY, managed_tags
 
 log = logging.getLogger(__name__)
 
-POOL_TAG_KEY = "dynamic-staging-pool"
 
 RULE, SERVICE, TASK = gone.RULE, gone.SERVICE, gone.TASK
 TARGET_GROUP, TASK_DEFINITION = gone.TARGET_GROUP, gone.TASK_DEFINITION
@@ -106,7 +105,7 @@ def _host_staging(host: str, domain: str) -> str | None:
 def find_orphans(config: EngineConfig | None = None) -> list[Found]:
     """Ask AWS, then our records, which resources no live staging owns (nothing is written)."""
     config = config or load_config()
-    tagged = tagging.tagged_resources(tags={MANAGED_BY_KEY: MANAGED_BY_VALUE})
+    tagged = tagging.tagged_resources(tags=managed_tags())
     rules = elbv2.list_rules(listener_arn=config.listener_arn) if config.listener_arn else []
     owners = _owners()
     candidates: dict[str, Found] = {}

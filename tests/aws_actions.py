@@ -1,12 +1,12 @@
 """Records every AWS action the engine performs during the test run (in this process and in
 the sandbox's qcluster and ``ds`` processes, which inherit ``DS_AWS_ACTION_LOG``), and fails the
-run when provisioning/aws/permissions.py, hence docs/iam-policy.json, lacks one of them."""
+run when provisioning/permissions.py, hence docs/iam-policy.json, lacks one of them."""
 
 import os
 import tempfile
 from pathlib import Path
 
-from provisioning.aws.permissions import DIAGNOSTIC_ACTIONS, engine_actions
+from provisioning.permissions import DIAGNOSTIC_ACTIONS, engine_actions
 
 ARTIFACT = Path(__file__).resolve().parent.parent / "test-artifacts" / "aws-actions.txt"
 _missing: list[str] = []
@@ -38,5 +38,5 @@ def pytest_terminal_summary(terminalreporter):
     if _missing:
         terminalreporter.section("IAM policy")
         terminalreporter.write_line(
-            "The engine performed AWS actions that provisioning/aws/permissions.py does not "
+            "The engine performed AWS actions that provisioning/permissions.py does not "
             "allow (add them, then regenerate docs/iam-policy.json): " + ", ".join(_missing))

@@ -21,7 +21,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from dashboard.checks import cookie_unquoting_is_quadratic
 from dashboard.middleware import CONTENT_SECURITY_POLICY
 from dashboard.settings import env_secret
-from provisioning import operations
+from provisioning import engine
 from provisioning.models import Orphan, Staging, StagingStatus
 
 pytestmark = pytest.mark.django_db
@@ -86,10 +86,10 @@ def staging(alice):
 def no_aws(monkeypatch):
     """Every view that would reach AWS or the queue, answered at our own wrappers."""
     monkeypatch.setattr("provisioning.tasks.enqueue_operation", lambda operation_id: None)
-    monkeypatch.setattr(operations, "request_redeploy", lambda staging, user: None)
-    monkeypatch.setattr(operations, "list_sources", lambda: [])
+    monkeypatch.setattr(engine, "request_redeploy", lambda staging, user: None)
+    monkeypatch.setattr(engine, "list_sources", lambda: [])
     monkeypatch.setattr("dashboard.forms.branch_suggestions", lambda: ([], None))
-    monkeypatch.setattr("dashboard.views.read_login_password", lambda staging: "pw")
+    monkeypatch.setattr("provisioning.engine.reveal_login", lambda staging: "pw")
     monkeypatch.setattr("provisioning.sweep.sweep", lambda delete=False, actor=None: [])
     monkeypatch.setattr("provisioning.tasks.async_task", lambda *args, **kwargs: None)
 

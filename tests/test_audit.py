@@ -153,7 +153,7 @@ def test_a_repeated_destroy_post_adds_no_row(alice):
 def test_a_refused_password_reveal_is_recorded(alice, bob):
     staging = make_staging(alice, status=StagingStatus.READY,
                            login_secret_arn="arn:aws:secretsmanager:us-east-1:1:secret:x")
-    with mock.patch("dashboard.views.read_login_password") as read:
+    with mock.patch("provisioning.engine.reveal_login") as read:
         response = logged_in(bob).post(reverse("reveal_login", args=[staging.pk]))
     assert response.status_code == 403
     read.assert_not_called()

@@ -8,9 +8,10 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 from provisioning.aws import base, ecs, elbv2, rds
-from provisioning.aws.base import MANAGED_BY_KEY, MANAGED_BY_VALUE, STAGING_TAG_KEY, AwsError
+from provisioning.aws.base import AwsError
 from provisioning.errors import ExternalCallFailed, OperationCancelled, StepTimedOut, UserError
 from provisioning.models import DbMode, OperationKind
+from provisioning.names import MANAGED_BY_KEY, MANAGED_BY_VALUE, STAGING_TAG_KEY
 from provisioning.stepkit import Skip
 from provisioning.steps import (
     account,

@@ -11,9 +11,9 @@ import boto3
 import pytest
 from django.core.management import call_command
 
-from provisioning import doctor
+from provisioning import doctor, permissions
 from provisioning.aws import ecs as ecs_wrapper
-from provisioning.aws import iam, permissions, rds
+from provisioning.aws import iam, rds
 from provisioning.aws.base import AwsError
 from provisioning.config import load_config
 from tests.conftest import CLUSTER, HOST_DB, QA_DB, REGION, WEB_PORT, WEB_SERVICE

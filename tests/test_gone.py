@@ -9,10 +9,10 @@ import pytest
 
 from provisioning import gone
 from provisioning.aws import ecs, secretsmanager
-from provisioning.aws.base import MANAGED_BY_KEY, MANAGED_BY_VALUE, STAGING_TAG_KEY
 from provisioning.config import load_config
 from provisioning.errors import ExternalCallFailed
 from provisioning.models import OperationKind
+from provisioning.names import MANAGED_BY_KEY, MANAGED_BY_VALUE, STAGING_TAG_KEY
 from provisioning.sandbox import delays, secrets_rules
 from provisioning.steps import account, report, task_definitions
 from tests.conftest import CLUSTER, DOMAIN

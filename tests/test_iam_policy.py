@@ -5,7 +5,7 @@ from pathlib import Path
 
 import botocore.session
 
-from provisioning.aws import permissions
+from provisioning import permissions
 
 POLICY_FILE = Path(__file__).resolve().parent.parent / "docs" / "iam-policy.json"
 # IAM prefix -> botocore service name, where they differ.

@@ -7,7 +7,8 @@ import boto3
 import pytest
 from django.core.management import call_command
 
-from provisioning.aws import elbv2, permissions, rds
+from provisioning import permissions
+from provisioning.aws import elbv2, rds
 from provisioning.errors import UserError
 from provisioning.models import DbMode, Staging
 from provisioning.operations import request_create, request_destroy

@@ -143,3 +143,15 @@ def test_throttled_until_the_deadline_times_out_with_what_was_seen(context, monk
         while time.monotonic() < deadline:
             keep_waiting(context, "ecs", check, timeout=0.05)
     assert "throttling" in str(caught.value)
+
+
+def test_aws_region_alone_chooses_the_region(monkeypatch):
+    """boto3 reads only AWS_DEFAULT_REGION; a shell (and the README) may set AWS_REGION."""
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    base.reset_clients()
+    try:
+        assert base.client("ecs").meta.region_name == "eu-west-1"
+        assert base.current_region() == "eu-west-1"
+    finally:
+        base.reset_clients()

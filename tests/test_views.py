@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from dashboard import console
-from provisioning import audit, operations
+from provisioning import audit, engine, operations
 from provisioning.aws import secretsmanager
 from provisioning.errors import ExternalCallFailed, UserError
 from provisioning.models import (
@@ -164,7 +164,7 @@ def test_bob_may_not_destroy_alices_staging(alice, bob):
 
 def test_bob_may_not_redeploy_alices_staging(alice, bob, monkeypatch):
     staging = make(alice)
-    monkeypatch.setattr(operations, "request_redeploy", pytest.fail)
+    monkeypatch.setattr(engine, "request_redeploy", pytest.fail)
     assert client_for(bob).post(reverse("redeploy", args=[staging.pk])).status_code == 403
 
 
@@ -231,7 +231,7 @@ def test_destroy_of_a_destroyed_staging_says_so(alice):
 
 
 def test_csrf_is_enforced_on_destroy_and_redeploy(alice, monkeypatch):
-    monkeypatch.setattr(operations, "request_redeploy", lambda staging, user: None)
+    monkeypatch.setattr(engine, "request_redeploy", lambda staging, user: None)
     staging = make(alice)
     client = Client(enforce_csrf_checks=True)
     client.force_login(alice)
@@ -252,7 +252,7 @@ def test_csrf_is_enforced_on_destroy_and_redeploy(alice, monkeypatch):
 def test_redeploy_starts_an_operation(alice, monkeypatch):
     staging = make(alice)
     seen = []
-    monkeypatch.setattr(operations, "request_redeploy",
+    monkeypatch.setattr(engine, "request_redeploy",
                         lambda staging, user: seen.append((staging.pk, user.username)))
     response = client_for(alice).post(reverse("redeploy", args=[staging.pk]), follow=True)
     assert seen == [(staging.pk, "alice")]
@@ -265,7 +265,7 @@ def test_redeploy_refused_is_a_sentence(alice, monkeypatch):
     def refuse(staging, user):
         raise UserError("No image tagged 'feature-shop' in repository 'app'.", field="branch")
 
-    monkeypatch.setattr(operations, "request_redeploy", refuse)
+    monkeypatch.setattr(engine, "request_redeploy", refuse)
     response = client_for(alice).post(reverse("redeploy", args=[staging.pk]), follow=True)
     assert response.status_code == 200
     assert "No image tagged" in response.content.decode()
@@ -277,7 +277,7 @@ def test_redeploy_aws_failure_is_not_a_500(alice, monkeypatch):
     def fail(staging, user):
         raise ExternalCallFailed("ecr:DescribeImages", "ThrottlingException", "Rate exceeded")
 
-    monkeypatch.setattr(operations, "request_redeploy", fail)
+    monkeypatch.setattr(engine, "request_redeploy", fail)
     response = client_for(alice).post(reverse("redeploy", args=[staging.pk]), follow=True)
     assert response.status_code == 200
     assert "ThrottlingException" in response.content.decode()
@@ -594,7 +594,7 @@ def test_required_branch(alice, monkeypatch):
 
 
 def _no_aws_on_the_form(monkeypatch):
-    monkeypatch.setattr(operations, "list_sources", lambda: [
+    monkeypatch.setattr(engine, "list_sources", lambda: [
         operations.SourceInfo("host-db", True, None)])
     monkeypatch.setattr("dashboard.forms.branch_suggestions", lambda: (["main"], None))
 
@@ -606,7 +606,7 @@ def test_aws_failure_while_validating_is_a_message_not_a_500(alice, monkeypatch)
         raise ExternalCallFailed("ecs:DescribeServices", "AccessDeniedException",
                                  "User is not authorized to perform ecs:DescribeServices")
 
-    monkeypatch.setattr(operations, "request_create", fail)
+    monkeypatch.setattr(engine, "request_create", fail)
     response = client_for(alice).post(reverse("create"), {
         "branch": "main", "source": "host-db", "db_mode": "dedicated"})
     assert response.status_code == 200
@@ -619,8 +619,8 @@ def test_form_still_works_when_aws_cannot_be_read(alice, monkeypatch):
     def fail(**kwargs):
         raise ExternalCallFailed("rds:DescribeDBSnapshots", "Throttling", "slow down")
 
-    monkeypatch.setattr(operations, "list_sources", lambda: fail())
-    monkeypatch.setattr("provisioning.host.read_host_environment", lambda config: fail())
+    monkeypatch.setattr(engine, "list_sources", lambda: fail())
+    monkeypatch.setattr("provisioning.engine.read_host_environment", lambda config: fail())
     page = client_for(alice).get(reverse("create"))
     assert page.status_code == 200
     text = page.content.decode()
@@ -742,7 +742,7 @@ def test_staff_may_see_the_password_but_bob_may_not(alice, bob, admin, with_secr
     staging = with_secret(alice)
     assert PASSWORD_HTML in client_for(admin).post(reveal_url(staging), **HTMX).content.decode()
 
-    monkeypatch.setattr("dashboard.views.read_login_password", pytest.fail)
+    monkeypatch.setattr("provisioning.engine.reveal_login", pytest.fail)
     response = client_for(bob).post(reveal_url(staging), **HTMX)
     assert response.status_code == 403
     page = client_for(bob).get(reverse("staging", args=[staging.pk])).content.decode()

@@ -28,10 +28,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from provisioning.errors import ExternalCallFailed
 
-MANAGED_BY_KEY = "managed-by"
-MANAGED_BY_VALUE = "dynamic-stagings"
-STAGING_TAG_KEY = "dynamic-staging"
-
 _RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 8}, connect_timeout=10)
 _POLLING_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 1},
                          connect_timeout=10)
@@ -68,7 +64,7 @@ def client(service: str):
     )
     with _clients_lock:
         if key not in _clients:
-            made = boto3.session.Session().client(
+            made = boto3.session.Session(region_name=os.environ.get("AWS_REGION") or None).client(
                 service, config=_POLLING_CONFIG if polling else _RETRY_CONFIG)
             _log_actions_of(made)
             _clients[key] = made
@@ -142,8 +138,11 @@ def error_code(exc: ClientError) -> str:
     return exc.response.get("Error", {}).get("Code", "")
 
 
-def staging_tags(staging: str) -> dict[str, str]:
-    return {STAGING_TAG_KEY: staging, MANAGED_BY_KEY: MANAGED_BY_VALUE}
+def current_region() -> str:
+    """``AWS_REGION`` (what the other AWS SDKs read, and what a shell usually sets), else
+    boto3's own chain (``AWS_DEFAULT_REGION``, the profile's region); "" when none is set.
+    boto3 itself does not read ``AWS_REGION``: every client is given this region."""
+    return os.environ.get("AWS_REGION") or boto3.session.Session().region_name or ""
 
 
 def as_key_value_list(tags: dict[str, str]) -> list[dict[str, str]]:

@@ -5,8 +5,6 @@ IAM: sts:GetCallerIdentity (allowed to every principal; no policy can deny it).
 
 from dataclasses import dataclass
 
-import boto3
-
 from .base import client, translated_errors
 
 
@@ -22,7 +20,3 @@ def caller_identity() -> CallerIdentity:
         raw = client("sts").get_caller_identity()
     return CallerIdentity(account=raw["Account"], arn=raw["Arn"], user_id=raw.get("UserId", ""))
 
-
-def current_region() -> str:
-    """The region boto3's chain resolved (environment, profile, ...); "" when none is set."""
-    return boto3.session.Session().region_name or ""

@@ -12,8 +12,8 @@ import time
 
 from .. import account_api
 from ..aws import secretsmanager
-from ..aws.base import staging_tags
 from ..errors import ExternalCallFailed, OperationCancelled
+from ..names import staging_tags
 from ..stepkit import Skip, StepContext
 
 # How long to wait for AWS to free the login secret's name after a destroy deleted it without

@@ -11,9 +11,9 @@ service's health wait also waits for it. A pool database has the host's password
 
 from .. import pool
 from ..aws import rds
-from ..aws.base import staging_tags
 from ..credentials import host_master_password
 from ..models import PoolDatabase, Staging
+from ..names import staging_tags
 from ..stepkit import Skip, StepContext
 
 

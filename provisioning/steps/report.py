@@ -2,8 +2,8 @@
 
 from .. import gone
 from ..aws import elbv2, tagging
-from ..aws.base import staging_tags
 from ..errors import ExternalCallFailed
+from ..names import staging_tags
 from ..stepkit import StepContext
 
 

@@ -4,9 +4,9 @@ import dataclasses
 import zlib
 
 from ..aws import elbv2
-from ..aws.base import staging_tags
 from ..errors import ExternalCallFailed, UserError
 from ..host import HostEnvironment, read_host_environment
+from ..names import staging_tags
 from ..stepkit import Skip, StepContext
 
 PRIORITY_ATTEMPTS = 10

@@ -1,9 +1,9 @@
 """The staging's web and worker ECS services: create, update, wait until steady, remove."""
 
 from ..aws import ecs, elbv2
-from ..aws.base import staging_tags
 from ..errors import ExternalCallFailed
 from ..host import read_host_environment
+from ..names import staging_tags
 from ..stepkit import Skip, StepContext
 
 # Give a new task time to boot before failed health checks count against it.

@@ -2,10 +2,10 @@
 
 from .. import gone
 from ..aws import ecs, secretsmanager
-from ..aws.base import staging_tags
 from ..errors import ExternalCallFailed
 from ..host import HostEnvironment, read_host_environment
 from ..models import DbMode
+from ..names import staging_tags
 from ..stepkit import Skip, StepContext
 from ..taskdefs import clone_task_definition, fingerprint
 from .database import staging_db_instance

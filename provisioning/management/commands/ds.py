@@ -13,16 +13,13 @@ import sys
 import time
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 from django.core.serializers.json import DjangoJSONEncoder
 
-from provisioning import doctor
-from provisioning.aws import permissions
+from provisioning import doctor, engine, permissions
 from provisioning.config import load_config
 from provisioning.errors import ExternalCallFailed, UserError
 from provisioning.models import Operation, Staging, StagingStatus
-from provisioning.operations import request_create, request_destroy, request_redeploy
 from provisioning.presenters import staging_summary
 from provisioning.sweep import sweep
 
@@ -101,7 +98,7 @@ class Command(BaseCommand):
     # --- actions --------------------------------------------------------------------------
 
     def do_create(self, *, branch, name, source, shared_db, wait, json: bool, **_) -> None:
-        staging = request_create(
+        staging = engine.request_create(
             branch=branch, owner=self._cli_user(), name=name, source=source,
             db_mode="shared" if shared_db else "dedicated",
         )
@@ -134,12 +131,12 @@ class Command(BaseCommand):
             self._show(staging, with_steps=False, as_json=json)
             sys.stderr.write(f"{staging.name} is already destroyed.\n")
             return
-        request_destroy(staging, user=self._cli_user())
+        engine.request_destroy(staging, user=self._cli_user())
         self._finish(staging, wait=wait, as_json=json)
 
     def do_redeploy(self, *, name: str, tag: str | None, wait: bool, json: bool, **_) -> None:
         staging = self._staging(name)
-        request_redeploy(staging, user=self._cli_user(), tag=tag)
+        engine.request_redeploy(staging, user=self._cli_user(), tag=tag)
         self._finish(staging, wait=wait, as_json=json)
 
     def do_sweep(self, *, delete: bool, json: bool, **_) -> None:
@@ -196,14 +193,10 @@ class Command(BaseCommand):
             username = os.environ.get("DS_USER") or getpass.getuser() or "cli"
         except (KeyError, OSError):  # a container's uid without a name
             username = "cli"
-        user, _ = get_user_model().objects.get_or_create(username=username)
-        return user
+        return engine.acting_user(username)
 
     def _staging(self, name: str) -> Staging:
-        staging = (
-            Staging.objects.live().filter(name=name).first()
-            or Staging.objects.filter(name=name).first()
-        )
+        staging = engine.staging_named(name)
         if staging is None:
             raise UserError(f"No staging named {name!r}.")
         return staging

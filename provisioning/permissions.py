@@ -14,8 +14,8 @@ Describe and list calls, and the few actions that support no resource-level perm
 import json
 from dataclasses import dataclass, field
 
-MANAGED_BY_KEY = "managed-by"
-MANAGED_BY_VALUE = "dynamic-stagings"
+from .names import MANAGED_BY_KEY, MANAGED_BY_VALUE
+
 LOGIN_SECRET_PREFIX = "dynamic-stagings/"
 
 
