@@ -2,7 +2,7 @@
 
 The guess walks the operation's step graph: a step still to run finishes after its slowest
 dependency plus how long that step usually takes (the median over recent finished operations of
-the same kind, else a rough default from reference/aws-timings.md). Steps run side by side, so
+the same kind, else the lifecycle registry's typical durations). Steps run side by side, so
 the answer is the longest chain, not the sum.
 
 Polling asks for this every two seconds: it costs the same few SQL queries however many

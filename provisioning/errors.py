@@ -1,4 +1,4 @@
-"""The two kinds of failure the product tells apart (see DESIGN.md).
+"""The two kinds of failure the product tells apart.
 
 * UserError: the request cannot be done as asked (no image for the branch, name taken, ...).
   Shown as one sentence next to the form field or on stderr; nothing was made.

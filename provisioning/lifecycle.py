@@ -5,8 +5,8 @@ about it, in one place.
 * the staging's status while it runs, after it succeeds and after it fails,
 * the statuses it may start from,
 * who may start it,
-* how long its steps usually take on AWS (reference/aws-timings.md), for estimates before
-  this installation has measured its own.
+* how long its steps usually take on AWS (the sandbox's latency profile cites the sources),
+  for estimates before this installation has measured its own.
 
 Adding an operation kind is one entry here plus its steps module. The runner, the requests
 (operations.py), the progress estimate, the fleet, costs and the benchmarks ask this module;

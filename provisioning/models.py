@@ -136,7 +136,7 @@ class Operation(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     # Set by the runner that holds the operation and renewed while it works; a runner that
-    # finds a fresh heartbeat leaves the operation alone (see runner.claim_operation).
+    # finds a fresh heartbeat leaves the operation alone (see claims.claim_operation).
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     runner_token = models.CharField(max_length=64, blank=True)
     # A parked operation (every unfinished step waiting on AWS) holds no worker: it is put back

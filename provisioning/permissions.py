@@ -2,7 +2,7 @@
 
 This list is the source: ``docs/iam-policy.json`` is generated from it (``python manage.py ds
 policy``), ``ds doctor`` simulates these actions, and the test suite records every AWS call the
-engine makes (``DS_AWS_ACTION_LOG``, see base.py) and fails when one is missing here.
+engine makes (``DS_AWS_ACTION_LOG``, see aws/base.py) and fails when one is missing here.
 
 Each statement narrows what AWS lets us narrow: creates must carry our ``managed-by`` tag
 (``aws:RequestTag``), changes and deletes are limited to resources that carry it

@@ -1,6 +1,6 @@
 """How long each AWS operation takes in reality, and the sandbox's scaled-down version of it.
 
-The figures come from ``reference/aws-timings.md`` (the source is kept beside each one), so the
+The figures come from published AWS timings (the source is kept beside each one), so the
 sandbox's relative timings, and any critical path computed from them, match what a user of the
 real thing would see. The scale shrinks every figure by the same factor: at the default 0.07 a
 create with a dedicated database restored from a snapshot takes under a minute instead of the

@@ -1,4 +1,4 @@
-"""The step graphs of create, redeploy and destroy (DESIGN.md "What a create does").
+"""The step graphs of create, redeploy and destroy (README "What it does").
 
 Each step is idempotent: it finds what an earlier attempt made by derived name and tags before
 making anything. ``after`` lists the steps that must be done first; everything else runs at

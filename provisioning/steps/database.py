@@ -1,7 +1,7 @@
 """The staging's dedicated database: take one from the warm pool or restore it, make its
 credentials work, remove it.
 
-Credentials, for a source other than the host (README "Database credentials"): with a secret
+Credentials, for a source other than the host (README "Dedicated databases"): with a secret
 for the source in DS_SOURCE_DB_SECRETS the staging is given the source's own password (see
 task_definitions) and nothing is changed on the database. Otherwise the database gets the
 host's master password; RDS accepts that change only once the restore is available, so the
