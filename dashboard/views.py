@@ -15,7 +15,6 @@ it is kept in the cache for a few minutes; the fleet page only reads that copy t
 problems it had, and never runs a check itself.
 """
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -94,9 +93,10 @@ def _fleet_context(request: HttpRequest) -> dict:
 
 def login_locked(request: HttpRequest, response=None, credentials=None) -> HttpResponse:
     """What a locked-out login gets (django-axes calls it; see dashboard/login_throttle.py)."""
+    config = load_config()
     return render(request, "login_locked.html", {
-        "failure_limit": settings.DS_LOGIN_FAILURE_LIMIT,
-        "lockout_minutes": settings.DS_LOGIN_LOCKOUT_MINUTES,
+        "failure_limit": config.login_failure_limit,
+        "lockout_minutes": config.login_lockout_minutes,
     }, status=429)
 
 
