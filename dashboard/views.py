@@ -33,7 +33,14 @@ from provisioning import sweep as orphan_sweep
 from provisioning.config import load_config
 from provisioning.costs import Rates, cost_so_far
 from provisioning.errors import ExternalCallFailed, UserError
-from provisioning.models import AuditAction, Orphan, Staging, StagingStatus
+from provisioning.models import (
+    LOG_LINES_KEPT_PER_STEP,
+    AuditAction,
+    Orphan,
+    Staging,
+    StagingStatus,
+    StepLog,
+)
 
 from . import fleet as fleet_queries
 from .charts import daily_cost_chart
@@ -187,6 +194,9 @@ def name_preview_partial(request: HttpRequest) -> HttpResponse:
     return render(request, "partials/name_preview.html", {"preview": preview})
 
 
+LOG_LINES_WHILE_POLLING = 20
+
+
 def _live_context(request: HttpRequest, staging: Staging) -> dict:
     recent = fleet_queries.recent_operations(staging)
     progress = load_progress(staging, recent[0] if recent else None)
@@ -194,10 +204,15 @@ def _live_context(request: HttpRequest, staging: Staging) -> dict:
     outputs = fleet_queries.resource_outputs(staging) if staging.is_live else {}
     web_service = outputs.get("web_service", {}).get("arn")
     may_act = engine.may_act(request.user, staging)
+    settled = is_settled(staging, progress)
+    if progress:
+        # Polled every two seconds while the operation runs: only each step's newest lines.
+        StepLog.objects.attach_to(
+            progress.steps, LOG_LINES_KEPT_PER_STEP if settled else LOG_LINES_WHILE_POLLING)
     return {
         "staging": staging,
         "progress": progress,
-        "settled": is_settled(staging, progress),
+        "settled": settled,
         "offered": offered_actions(staging, progress, may_act),
         "may_reveal": may_act and bool(staging.login_secret_arn),
         "resources": resource_links(outputs, cluster=config.cluster),
