@@ -327,6 +327,7 @@ def leftovers(request: HttpRequest) -> HttpResponse:
     return render(request, "leftovers.html", {
         "orphans": list(_current_orphans().order_by("kind", "arn")),
         "sweeps": audit.recent([AuditAction.SWEEP, AuditAction.SWEEP_DELETE]),
+        "schedule_runs": tasks.recent_runs(),
         "may_delete": request.user.is_staff,
     })
 

@@ -249,6 +249,15 @@ def delete_orphans_task(orphan_ids: list[int], actor_id: int | None) -> int:
 SCHEDULES = (resume_stalled_operations.every, sweep_orphans.every, refill_pools.every)
 
 
+def recent_runs(per_schedule: int = 5) -> list[tuple[Every, list]]:
+    """Each declared schedule with its newest runs (ScheduleRun rows), newest first."""
+    from .models import ScheduleRun
+
+    return [(every, list(ScheduleRun.objects.filter(name=every.name)
+                         .order_by("-started_at", "-pk")[:per_schedule]))
+            for every in SCHEDULES]
+
+
 def sync_schedules(**_signal) -> None:
     """Write SCHEDULES to the queue's table (after every ``migrate``, see apps.py): each by its
     name, with the function it names now; a schedule of ours no longer declared is removed."""

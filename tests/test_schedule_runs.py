@@ -105,3 +105,22 @@ def test_only_each_schedules_recent_runs_are_kept(monkeypatch, enqueued):
     assert len(kept) == 3
     assert all(run.finished_at for run in kept)
     assert len(runs_of(tasks.sweep_orphans.every)) == 1  # another schedule's runs stay
+
+
+def test_the_leftovers_page_shows_each_schedules_last_runs(bob, monkeypatch, enqueued):
+    from django.test import Client
+    from django.urls import reverse
+
+    monkeypatch.setattr("provisioning.sweep.sweep", lambda delete=False: ["a"])
+    tasks.sweep_orphans()
+    for _ in range(7):
+        tasks.resume_stalled_operations()
+    ScheduleRun.objects.create(name=tasks.sweep_orphans.every.name, outcome="")  # still going
+    client = Client()
+    client.force_login(bob)
+    page = client.get(reverse("leftovers")).content.decode()
+    assert "Background schedules" in page
+    assert page.count('data-schedule="resume stalled operations"') == 5  # the newest five
+    assert page.count('data-schedule="sweep orphaned resources"') == 2
+    assert "1 leftover(s) found" in page and "not finished" in page
+    assert "no run yet" in page  # the pool refill has not run
