@@ -7,7 +7,8 @@ progress and a re-run after a crash knows what is already done.
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Count, F, Q, Window
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 
@@ -322,9 +323,6 @@ class StepLogQuerySet(models.QuerySet):
     def latest_per_step(self, step_ids, limit: int) -> dict[int, "StepLines"]:
         """The last ``limit`` lines of each step, and how many it has, in one query: a polled
         page shows them without loading every line of every step."""
-        from django.db.models import Count, F, Window
-        from django.db.models.functions import RowNumber
-
         rows = (self.filter(step_id__in=list(step_ids))
                 .annotate(from_end=Window(RowNumber(), partition_by=[F("step_id")],
                                           order_by=[F("pk").desc()]),
