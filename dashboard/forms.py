@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from django import forms
-from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 from django.utils.timesince import timesince
@@ -35,7 +34,7 @@ def _cached(lookup: str, scope: str, read: Callable[[], T]) -> T:
     value = cache.get(key)
     if value is None:
         value = read()
-        cache.set(key, value, settings.DS_CREATE_PAGE_CACHE_SECONDS)
+        cache.set(key, value, load_config().create_page_cache_seconds)
     return value
 
 

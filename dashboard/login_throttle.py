@@ -12,6 +12,7 @@ from django.conf import settings
 from django.http import HttpRequest
 
 from provisioning import audit
+from provisioning.config import load_config
 from provisioning.models import AuditAction
 
 _MAX_SHOWN_NAME = 150
@@ -28,7 +29,7 @@ def client_address(request: HttpRequest) -> str | None:
     """The address a login came from. Behind the load balancer (DJANGO_BEHIND_PROXY) that is
     the last X-Forwarded-For entry, the one the load balancer itself appended: the entries
     before it are whatever the client chose to send."""
-    if settings.DS_BEHIND_PROXY:
+    if load_config().behind_proxy:
         forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
         if address := _ip_or_none(forwarded[-1]):
             return address
@@ -50,5 +51,5 @@ def record_lockout(sender, request: HttpRequest, username: str | None,
         AuditAction.LOGIN_LOCKOUT, actor=None,
         detail=(f"{settings.AXES_FAILURE_LIMIT} failed logins for user name {_shown(username)} "
                 f"or from {ip_address or 'an unknown address'}: logins locked for "
-                f"{settings.DS_LOGIN_LOCKOUT_MINUTES} minutes"),
+                f"{load_config().login_lockout_minutes} minutes"),
     )

@@ -10,8 +10,9 @@ run. htmx would inject its indicator styles inline; base.html turns that off wit
 
 from collections.abc import Callable
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+
+from provisioning.config import load_config
 
 CONTENT_SECURITY_POLICY = "; ".join([
     "default-src 'self'",
@@ -47,7 +48,7 @@ class CookieSizeLimitMiddleware:
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
-        self.limit = settings.DS_MAX_COOKIE_BYTES
+        self.limit = load_config().max_cookie_bytes
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if len(request.META.get("HTTP_COOKIE", "")) > self.limit:

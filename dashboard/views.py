@@ -15,7 +15,6 @@ it is kept in the cache for a few minutes; the fleet page only reads that copy t
 problems it had, and never runs a check itself.
 """
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -34,7 +33,14 @@ from provisioning import sweep as orphan_sweep
 from provisioning.config import load_config
 from provisioning.costs import Rates, cost_so_far
 from provisioning.errors import ExternalCallFailed, UserError
-from provisioning.models import AuditAction, Orphan, Staging, StagingStatus
+from provisioning.models import (
+    LOG_LINES_KEPT_PER_STEP,
+    AuditAction,
+    Orphan,
+    Staging,
+    StagingStatus,
+    StepLog,
+)
 
 from . import fleet as fleet_queries
 from .charts import daily_cost_chart
@@ -94,9 +100,10 @@ def _fleet_context(request: HttpRequest) -> dict:
 
 def login_locked(request: HttpRequest, response=None, credentials=None) -> HttpResponse:
     """What a locked-out login gets (django-axes calls it; see dashboard/login_throttle.py)."""
+    config = load_config()
     return render(request, "login_locked.html", {
-        "failure_limit": settings.DS_LOGIN_FAILURE_LIMIT,
-        "lockout_minutes": settings.DS_LOGIN_LOCKOUT_MINUTES,
+        "failure_limit": config.login_failure_limit,
+        "lockout_minutes": config.login_lockout_minutes,
     }, status=429)
 
 
@@ -187,6 +194,9 @@ def name_preview_partial(request: HttpRequest) -> HttpResponse:
     return render(request, "partials/name_preview.html", {"preview": preview})
 
 
+LOG_LINES_WHILE_POLLING = 20
+
+
 def _live_context(request: HttpRequest, staging: Staging) -> dict:
     recent = fleet_queries.recent_operations(staging)
     progress = load_progress(staging, recent[0] if recent else None)
@@ -194,10 +204,15 @@ def _live_context(request: HttpRequest, staging: Staging) -> dict:
     outputs = fleet_queries.resource_outputs(staging) if staging.is_live else {}
     web_service = outputs.get("web_service", {}).get("arn")
     may_act = engine.may_act(request.user, staging)
+    settled = is_settled(staging, progress)
+    if progress:
+        # Polled every two seconds while the operation runs: only each step's newest lines.
+        StepLog.objects.attach_to(
+            progress.steps, LOG_LINES_KEPT_PER_STEP if settled else LOG_LINES_WHILE_POLLING)
     return {
         "staging": staging,
         "progress": progress,
-        "settled": is_settled(staging, progress),
+        "settled": settled,
         "offered": offered_actions(staging, progress, may_act),
         "may_reveal": may_act and bool(staging.login_secret_arn),
         "resources": resource_links(outputs, cluster=config.cluster),
@@ -312,6 +327,7 @@ def leftovers(request: HttpRequest) -> HttpResponse:
     return render(request, "leftovers.html", {
         "orphans": list(_current_orphans().order_by("kind", "arn")),
         "sweeps": audit.recent([AuditAction.SWEEP, AuditAction.SWEEP_DELETE]),
+        "schedule_runs": tasks.recent_runs(),
         "may_delete": request.user.is_staff,
     })
 

@@ -1,4 +1,6 @@
-"""The engine's view of the settings: one frozen object, so steps never reach into Django."""
+"""The settings as one frozen object: the only reader of ``settings.DS_*`` outside
+dashboard/settings.py (which reads the environment), so steps never reach into Django and a
+setting has one name in code (tests/test_configuration.py holds every module to it)."""
 
 from dataclasses import dataclass, field
 
@@ -44,6 +46,13 @@ class EngineConfig:
     max_live_per_user: int = 10
     max_inflight_per_user: int = 3
     env_account_api_token: str = "ACCOUNT_API_TOKEN"
+    # What the web pages read: the create page's AWS cache, the login throttle, the proxy in
+    # front and the Cookie header's cap.
+    create_page_cache_seconds: int = 60
+    login_failure_limit: int = 5
+    login_lockout_minutes: int = 15
+    behind_proxy: bool = False
+    max_cookie_bytes: int = 8 * 1024
 
     def url_for(self, host: str) -> str:
         return f"{self.url_scheme}://{host}"
@@ -92,6 +101,11 @@ def load_config() -> EngineConfig:
         max_live_stagings=s.DS_MAX_LIVE_STAGINGS,
         max_live_per_user=s.DS_MAX_LIVE_PER_USER,
         max_inflight_per_user=s.DS_MAX_INFLIGHT_PER_USER,
+        create_page_cache_seconds=s.DS_CREATE_PAGE_CACHE_SECONDS,
+        login_failure_limit=s.DS_LOGIN_FAILURE_LIMIT,
+        login_lockout_minutes=s.DS_LOGIN_LOCKOUT_MINUTES,
+        behind_proxy=s.DS_BEHIND_PROXY,
+        max_cookie_bytes=s.DS_MAX_COOKIE_BYTES,
     )
 
 

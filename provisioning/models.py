@@ -7,7 +7,8 @@ progress and a re-run after a crash knows what is already done.
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Count, F, Q, Window
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 
@@ -301,3 +302,91 @@ class PoolDatabase(models.Model):
 
     def __str__(self) -> str:
         return self.instance_id
+
+
+# A step that waits for an hour and logs each change keeps a bounded log: its newest lines.
+LOG_LINES_KEPT_PER_STEP = 200
+LOG_LINE_MAX_CHARS = 4000
+
+
+class StepLogQuerySet(models.QuerySet):
+    def write(self, step_id: int, message: str) -> None:
+        """Add a line to the step's log and drop what falls beyond the newest
+        LOG_LINES_KEPT_PER_STEP (a step writes its lines one after another, so the primary
+        key orders them)."""
+        self.create(step_id=step_id, message=message[:LOG_LINE_MAX_CHARS])
+        boundary = list(self.filter(step_id=step_id).order_by("-pk").values_list("pk", flat=True)
+                        [LOG_LINES_KEPT_PER_STEP:LOG_LINES_KEPT_PER_STEP + 1])
+        if boundary:
+            self.filter(step_id=step_id, pk__lte=boundary[0]).delete()
+
+    def latest_per_step(self, step_ids, limit: int) -> dict[int, "StepLines"]:
+        """The last ``limit`` lines of each step, and how many it has, in one query: a polled
+        page shows them without loading every line of every step."""
+        rows = (self.filter(step_id__in=list(step_ids))
+                .annotate(from_end=Window(RowNumber(), partition_by=[F("step_id")],
+                                          order_by=[F("pk").desc()]),
+                          kept=Window(Count("pk"), partition_by=[F("step_id")]))
+                .filter(from_end__lte=limit).order_by("step_id", "pk"))
+        found: dict[int, StepLines] = {}
+        for row in rows:
+            found.setdefault(row.step_id, StepLines(kept=row.kept)).lines.append(row)
+        return found
+
+    def attach_to(self, steps, limit: int) -> None:
+        """Give each step its ``recent_log`` (StepLines) with one query for all of them."""
+        found = self.latest_per_step([step.pk for step in steps if step.pk], limit)
+        for step in steps:
+            step.recent_log = found.get(step.pk, StepLines())
+
+
+class StepLines:
+    """What a page shows of one step's log: its last lines and how many are kept."""
+
+    def __init__(self, kept: int = 0):
+        self.kept = kept
+        self.lines: list[StepLog] = []
+
+    @property
+    def hidden(self) -> int:
+        return self.kept - len(self.lines)
+
+
+class StepLog(models.Model):
+    """One line of what a step did or saw (``Step.detail`` is only the latest, cut short)."""
+
+    step = models.ForeignKey(Step, on_delete=models.CASCADE, related_name="log_lines")
+    at = models.DateTimeField(default=timezone.now)
+    message = models.TextField()
+
+    objects = StepLogQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%H:%M:%S} {self.message}"
+
+
+class ScheduleRun(models.Model):
+    """What one run of a background schedule (provisioning.tasks.SCHEDULES) did: written as it
+    starts, so a run that hangs or dies shows as never finished."""
+
+    name = models.CharField(max_length=100)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-pk"]
+        indexes = [models.Index(fields=["name", "-started_at"], name="schedulerun_name_started")]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def duration(self):
+        if not self.finished_at:
+            return None
+        return self.finished_at - self.started_at

@@ -106,6 +106,12 @@ class RefillResult:
     forgotten: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
+    def summary(self) -> str:
+        done = [f"{what} {', '.join(ids)}" for what, ids in (
+            ("restoring", self.restored), ("ready", self.ready), ("retiring", self.retired),
+            ("forgot", self.forgotten)) if ids]
+        return "; ".join(done) or "nothing to do"
+
 
 def refill_pools(config: EngineConfig | None = None) -> RefillResult:
     config = config or load_config()

@@ -29,7 +29,7 @@ from . import lifecycle, signals
 from .claims import Heartbeat, claim_operation
 from .config import EngineConfig, load_config
 from .errors import ExternalCallFailed, OperationCancelled, UserError
-from .models import Operation, OperationStatus, Staging, Step, StepState
+from .models import Operation, OperationStatus, Staging, Step, StepLog, StepState
 from .stepkit import WAITS_KEY, Parked, Skip, StepContext, StepSpec
 
 log = logging.getLogger(__name__)
@@ -67,44 +67,65 @@ def _record_failure(step: Step, exc: BaseException) -> None:
 DONE, PARKED, STOPPED = "done", "parked", "stopped"
 
 
-def _start(step: Step) -> None:
+def _start(context: StepContext) -> None:
     """A waiting step goes on where it was; any other starts afresh (keeping what it
     remembered of its deeds, not the clocks of its waits)."""
-    if step.state != StepState.WAITING:
+    step = context.step
+    if step.state == StepState.WAITING:
+        context.log_if_more("looked at again")
+    else:
         step.started_at, step.finished_at = timezone.now(), None
         step.attempts += 1
         step.error_call = step.error_code = step.error_message = ""
         step.memory = {k: v for k, v in step.memory.items() if k != WAITS_KEY}
+        context.log("started" if step.attempts == 1 else f"started (attempt {step.attempts})")
     step.state, step.parked_until = StepState.RUNNING, None
     step.save()
+
+
+def _failure_line(step: Step) -> str:
+    call = f"{step.error_call}: " if step.error_call else ""
+    return f"failed: {call}{step.error_code}: {step.error_message}"
 
 
 def _run_step(spec: StepSpec, context: StepContext) -> str:
     step = context.step
     try:
-        _start(step)
+        _start(context)
         try:
             outputs = spec.run(context) or {}
             step.state, step.outputs = StepState.DONE, outputs
+            line = f"done in {_seconds(step)}"
         except Skip as skip:
             step.state, step.detail = StepState.SKIPPED, str(skip)[:255]
+            line = f"skipped: {skip}"
         except Parked as parked:
             step.state, step.parked_until = StepState.WAITING, parked.until
             step.save(update_fields=["state", "parked_until"])
+            if context.lines_written:
+                wait = max((parked.until - timezone.now()).total_seconds(), 0)
+                context.log(f"waiting on AWS; looks again in {wait:.0f} s")
             return PARKED
         step.finished_at, step.memory = timezone.now(), {}
         step.save(update_fields=["state", "outputs", "detail", "finished_at", "memory"])
+        context.log(line)
         return DONE
     except OperationCancelled:
         step.state, step.detail = StepState.PENDING, "stopped before it finished"
         step.save(update_fields=["state", "detail"])
+        context.log(step.detail)
         return STOPPED
     except Exception as exc:  # every failure is recorded on the step, whatever it is
         log.warning("step %s of %s failed: %s", spec.key, context.operation, exc, exc_info=True)
         _record_failure(step, exc)
+        context.log(_failure_line(step))
         return STOPPED
     finally:
         connection.close()
+
+
+def _seconds(step: Step) -> str:
+    return f"{(timezone.now() - step.started_at).total_seconds():.1f} s"
 
 
 def _is_parked(step: Step, now: datetime) -> bool:
@@ -208,8 +229,12 @@ def _park(operation: Operation, token: str, steps: list[Step]) -> datetime | Non
 def stop_waiting_steps(operation_id: int) -> None:
     """Steps of an operation that ended (failed, or superseded by a destroy) will not be
     looked at again: they show as stopped, not as waiting."""
-    Step.objects.filter(operation_id=operation_id, state=StepState.WAITING).update(
+    waiting = Step.objects.filter(operation_id=operation_id, state=StepState.WAITING)
+    stopped = list(waiting.values_list("pk", flat=True))
+    waiting.filter(pk__in=stopped).update(
         state=StepState.PENDING, parked_until=None, detail="stopped before it finished")
+    for step_id in stopped:
+        StepLog.objects.write(step_id, "stopped before it finished: the operation ended")
 
 
 def _settle(operation: Operation, token: str, stop_on_failure: bool) -> datetime | None:

@@ -13,7 +13,7 @@ from django.utils import timezone
 from .aws.base import AwsError, is_throttling, while_polling
 from .config import EngineConfig
 from .errors import OperationCancelled, StepTimedOut
-from .models import Operation, Staging, Step
+from .models import Operation, Staging, Step, StepLog
 from .names import ResourceNames
 
 # The longest pause between two checks of a waiting step while AWS throttles them.
@@ -51,6 +51,10 @@ class StepContext:
     step: Step
     cancelled: threading.Event
     outputs: dict[str, dict] = field(default_factory=dict)
+    # Lines written to the step's log in this run, and one held back until another comes
+    # (a waiting step looked at again and still waiting adds nothing to its log).
+    lines_written: int = field(default=0, init=False)
+    held_line: str = field(default="", init=False)
 
     @property
     def names(self) -> ResourceNames:
@@ -60,10 +64,24 @@ class StepContext:
         return self.outputs.get(key, {})
 
     def progress(self, detail: str) -> None:
-        detail = detail[:255]
-        if detail != self.step.detail:
-            self.step.detail = detail
-            Step.objects.filter(pk=self.step.pk).update(detail=detail)
+        """Show what the step is doing: the step's ``detail`` (the latest, cut to fit a
+        listing) and, when it changed, a line of its log."""
+        shown = detail[:255]
+        if shown != self.step.detail:
+            self.step.detail = shown
+            Step.objects.filter(pk=self.step.pk).update(detail=shown)
+            self.log(detail)
+
+    def log(self, message: str) -> None:
+        if self.held_line:
+            StepLog.objects.write(self.step.pk, self.held_line)
+            self.held_line = ""
+        StepLog.objects.write(self.step.pk, message)
+        self.lines_written += 1
+
+    def log_if_more(self, message: str) -> None:
+        """``message`` goes into the log just before the next line, or never if none comes."""
+        self.held_line = message
 
     def check_cancelled(self) -> None:
         if self.cancelled.is_set():

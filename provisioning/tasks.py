@@ -2,14 +2,17 @@
 and carries ids only (never a model object: it would be pickled, stale and large); state lives
 in our models. The periodic schedules are declared here too, in code, and written to the
 queue's table at start (``sync_schedules``), so a renamed function fails a test rather than a
-schedule at 3 a.m."""
+schedule at 3 a.m. Each run of a scheduled function (``@scheduled``, also when enqueued at once
+like a pool refill after a claim) leaves a ScheduleRun row: what it did, or how it failed."""
 
+import functools
 import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.db import close_old_connections
 from django.utils import timezone
@@ -28,6 +31,67 @@ MIN_TICK_SECONDS, MAX_TICK_SECONDS = 0.2, 5.0
 
 def _dotted(func) -> str:
     return f"{func.__module__}.{func.__qualname__}"
+
+
+@dataclass(frozen=True)
+class Every:
+    """A periodic task: ``func`` every ``minutes``."""
+
+    name: str
+    func: Callable
+    minutes: int
+
+    @property
+    def dotted(self) -> str:
+        return _dotted(self.func)
+
+
+# Runs kept per schedule: for one that runs every minute, the last eight hours or so.
+SCHEDULE_RUNS_KEPT = 500
+
+
+def _said(result) -> tuple[str, str]:
+    return ("" if result is None else str(result)), ""
+
+
+def scheduled(name: str, minutes: int, describe: Callable[[Any], tuple[str, str]] = _said):
+    """Declare ``func`` a periodic task (its ``Every`` is ``func.every``) whose every run leaves
+    a ScheduleRun row: started, finished, ``describe(result)`` as (outcome, error), or the
+    exception it raised (raised again, so the queue records the failure too). The function
+    keeps its dotted name, so the queue's schedule row still names it."""
+
+    def declare(func: Callable[[], Any]) -> Callable[[], Any]:
+        @functools.wraps(func)
+        def recorded():
+            return _run_recorded(name, func, describe)
+
+        recorded.every = Every(name, recorded, minutes)
+        return recorded
+
+    return declare
+
+
+def _run_recorded(name: str, func: Callable[[], Any],
+                  describe: Callable[[Any], tuple[str, str]]):
+    from .models import ScheduleRun
+
+    run = ScheduleRun.objects.create(name=name)
+    try:
+        result = func()
+    except Exception as exc:
+        ScheduleRun.objects.filter(pk=run.pk).update(
+            finished_at=timezone.now(), error=f"{type(exc).__name__}: {exc}")
+        raise
+    else:
+        outcome, error = describe(result)
+        ScheduleRun.objects.filter(pk=run.pk).update(
+            finished_at=timezone.now(), outcome=outcome, error=error)
+    finally:
+        boundary = list(ScheduleRun.objects.filter(name=name).order_by("-pk").values_list(
+            "pk", flat=True)[SCHEDULE_RUNS_KEPT:SCHEDULE_RUNS_KEPT + 1])
+        if boundary:
+            ScheduleRun.objects.filter(name=name, pk__lte=boundary[0]).delete()
+    return result
 
 
 def enqueue_operation(operation_id: int) -> None:
@@ -96,6 +160,13 @@ def _tick_forever() -> None:
         time.sleep(interval)
 
 
+def _resumed(ids: list[int]) -> tuple[str, str]:
+    if not ids:
+        return "nothing stalled", ""
+    return f"re-enqueued {len(ids)} stalled operation(s): {', '.join(map(str, ids))}", ""
+
+
+@scheduled("resume stalled operations", minutes=1, describe=_resumed)
 def resume_stalled_operations() -> list[int]:
     """Re-enqueue unfinished operations whose runner died (run every minute by a schedule).
 
@@ -142,6 +213,11 @@ def resume_after_start(**_signal) -> None:
         log.exception("could not bring the resume schedule forward")
 
 
+def _swept(count: int) -> tuple[str, str]:
+    return f"{count} leftover(s) found", ""
+
+
+@scheduled("sweep orphaned resources", minutes=15, describe=_swept)
 def sweep_orphans() -> int:
     """Record what AWS holds that no live staging owns (run every 15 minutes)."""
     from .sweep import sweep
@@ -149,11 +225,16 @@ def sweep_orphans() -> int:
     return len(sweep(delete=False))
 
 
-def refill_pools() -> None:
-    """Keep each source's warm pool at its configured size (run every minute)."""
+def _refilled(result) -> tuple[str, str]:
+    return result.summary(), "; ".join(result.errors)
+
+
+@scheduled("refill warm database pools", minutes=1, describe=_refilled)
+def refill_pools():
+    """Keep each source's warm pool at its configured size (run every minute): what it did."""
     from .pool import refill_pools as refill
 
-    refill()
+    return refill()
 
 
 def delete_orphans_task(orphan_ids: list[int], actor_id: int | None) -> int:
@@ -165,24 +246,16 @@ def delete_orphans_task(orphan_ids: list[int], actor_id: int | None) -> int:
     return len(delete_orphans(orphan_ids, actor))
 
 
-@dataclass(frozen=True)
-class Every:
-    """A periodic task: ``func`` every ``minutes``."""
-
-    name: str
-    func: Callable
-    minutes: int
-
-    @property
-    def dotted(self) -> str:
-        return _dotted(self.func)
+SCHEDULES = (resume_stalled_operations.every, sweep_orphans.every, refill_pools.every)
 
 
-SCHEDULES = (
-    Every("resume stalled operations", resume_stalled_operations, 1),
-    Every("sweep orphaned resources", sweep_orphans, 15),
-    Every("refill warm database pools", refill_pools, 1),
-)
+def recent_runs(per_schedule: int = 5) -> list[tuple[Every, list]]:
+    """Each declared schedule with its newest runs (ScheduleRun rows), newest first."""
+    from .models import ScheduleRun
+
+    return [(every, list(ScheduleRun.objects.filter(name=every.name)
+                         .order_by("-started_at", "-pk")[:per_schedule]))
+            for every in SCHEDULES]
 
 
 def sync_schedules(**_signal) -> None:
