@@ -289,6 +289,8 @@ DS_MAX_LIVE_STAGINGS = env_int("DS_MAX_LIVE_STAGINGS", 50)
 DS_MAX_LIVE_PER_USER = env_int("DS_MAX_LIVE_PER_USER", 10)
 # Operations (creates, redeploys) one person may have under way at once; destroys are exempt.
 DS_MAX_INFLIGHT_PER_USER = env_int("DS_MAX_INFLIGHT_PER_USER", 3)
+# Per qcluster worker process: threads that run the rounds of operations woken after a wait.
+DS_RESUME_THREADS = env_int("DS_RESUME_THREADS", 2)
 
 # --- security in production ----------------------------------------------------------------
 # The sandbox serves plain http on loopback, so none of this is on by default. A deployment

@@ -45,6 +45,8 @@ class EngineConfig:
     max_live_stagings: int = 50
     max_live_per_user: int = 10
     max_inflight_per_user: int = 3
+    # Per worker process: threads running the rounds of woken operations (tasks._Resumer).
+    resume_threads: int = 2
     env_account_api_token: str = "ACCOUNT_API_TOKEN"
     # What the web pages read: the create page's AWS cache, the login throttle, the proxy in
     # front and the Cookie header's cap.
@@ -101,6 +103,7 @@ def load_config() -> EngineConfig:
         max_live_stagings=s.DS_MAX_LIVE_STAGINGS,
         max_live_per_user=s.DS_MAX_LIVE_PER_USER,
         max_inflight_per_user=s.DS_MAX_INFLIGHT_PER_USER,
+        resume_threads=s.DS_RESUME_THREADS,
         create_page_cache_seconds=s.DS_CREATE_PAGE_CACHE_SECONDS,
         login_failure_limit=s.DS_LOGIN_FAILURE_LIMIT,
         login_lockout_minutes=s.DS_LOGIN_LOCKOUT_MINUTES,

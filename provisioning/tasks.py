@@ -10,11 +10,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 from django.utils import timezone
 from django_q.tasks import async_task
 
@@ -115,21 +116,60 @@ def run_operation_task(operation_id: int) -> bool:
     return run_operation(operation_id)
 
 
-def wake_parked_operations() -> list[int]:
-    """Put parked operations whose time has come back on the queue (each once: a conditional
-    update on the ``wake_at`` that was read, so several workers and nodes never double it)."""
+def wake_parked_operations(limit: int | None = None,
+                           resume: Callable[[int], None] | None = None) -> list[int]:
+    """Resume parked operations whose time has come, at most ``limit`` of them (by default on
+    the queue; the wake-up thread of a worker process runs them itself, see _Resumer). Each
+    once: a conditional update on the ``wake_at`` that was read, so several processes and
+    nodes never double one; if the one that took it dies, it is due again a minute later."""
     from .models import Operation, OperationStatus
 
     now = timezone.now()
     due = Operation.objects.filter(status=OperationStatus.RUNNING, runner_token="",
-                                   wake_at__lte=now).values_list("pk", "wake_at")
+                                   wake_at__lte=now).order_by("wake_at")
     woken = []
-    for operation_id, wake_at in due:
+    for operation_id, wake_at in due.values_list("pk", "wake_at")[:limit]:
         if Operation.objects.filter(pk=operation_id, wake_at=wake_at, runner_token="").update(
                 wake_at=now + REDELIVER_AFTER):
-            enqueue_operation(operation_id)
+            (resume or enqueue_operation)(operation_id)
             woken.append(operation_id)
     return woken
+
+
+class _Resumer:
+    """A few threads in each worker process that run the rounds of woken operations, beside
+    the queue rather than through it: a round of an operation that waits is short and mostly
+    waits on AWS, and through the queue thousands of them a minute would line up in front of
+    the new requests. The queue's workers so stay free for new creates, redeploys and
+    destroys, which never wait behind somebody's restore."""
+
+    def __init__(self, threads: int):
+        self._threads = threads
+        self._busy = 0
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="resume")
+
+    def free(self) -> int:
+        with self._lock:
+            return self._threads - self._busy
+
+    def resume(self, operation_id: int) -> None:
+        with self._lock:
+            self._busy += 1
+        self._pool.submit(self._run, operation_id)
+
+    def _run(self, operation_id: int) -> None:
+        from .runner import run_operation
+
+        try:
+            close_old_connections()
+            run_operation(operation_id)
+        except Exception:  # the claim's heartbeat goes stale and the operation is resumed
+            log.exception("resuming operation %s failed", operation_id)
+        finally:
+            connection.close()
+            with self._lock:
+                self._busy -= 1
 
 
 _ticker: threading.Thread | None = None
@@ -138,7 +178,8 @@ _ticker_lock = threading.Lock()
 
 def start_wake_ticker(**_signal) -> None:
     """Receives django-q2's ``post_spawn``: each worker process keeps one thread that wakes
-    parked operations, every half poll interval (0.2-5 s)."""
+    parked operations, every half poll interval (0.2-5 s), and runs their rounds on
+    DS_RESUME_THREADS threads of its own."""
     global _ticker
     with _ticker_lock:
         if _ticker is not None and _ticker.is_alive():
@@ -150,11 +191,14 @@ def start_wake_ticker(**_signal) -> None:
 def _tick_forever() -> None:
     from .config import load_config
 
-    interval = min(max(load_config().poll_seconds / 2, MIN_TICK_SECONDS), MAX_TICK_SECONDS)
+    config = load_config()
+    interval = min(max(config.poll_seconds / 2, MIN_TICK_SECONDS), MAX_TICK_SECONDS)
+    resumer = _Resumer(config.resume_threads)
     while True:
         try:
             close_old_connections()
-            wake_parked_operations()
+            if resumer.free():
+                wake_parked_operations(limit=resumer.free(), resume=resumer.resume)
         except Exception:  # the next tick tries again; a worker must never lose this thread
             log.exception("could not wake parked operations")
         time.sleep(interval)

@@ -131,3 +131,24 @@ def test_what_a_step_remembers_survives_its_runs_until_it_finishes(alice):
     step_context(operation, "db_credentials").remember("password_set", True)
     assert step_context(operation, "db_credentials").recall("password_set") is True
     assert Step.objects.get(key="db_credentials").memory == {"password_set": True}
+
+
+def test_a_worker_process_resumes_woken_operations_beside_the_queue(host_env, alice,
+                                                                    enqueued):
+    """The wake-up thread runs the rounds on threads of its own, never more than it has."""
+    from provisioning.tasks import _Resumer
+
+    stagings = [request_create(branch=branch, owner=alice) for branch in (BRANCH, "main")]
+    operations = [staging.latest_operation() for staging in stagings]
+    with restoring_for(looks=2):
+        for operation in operations:
+            run_operation(operation.pk, hold_seconds=0)
+    resumer = _Resumer(threads=1)
+    for operation in operations:
+        wait_until_due(operation)
+    woken = wake_parked_operations(limit=resumer.free(), resume=resumer.resume)
+    assert len(woken) == 1 and enqueued == []  # one free thread: one taken, none queued
+    deadline = time.monotonic() + 30
+    while resumer.free() == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert resumer.free() == 1
