@@ -140,12 +140,13 @@ def test_a_worker_process_resumes_woken_operations_beside_the_queue(host_env, al
 
     stagings = [request_create(branch=branch, owner=alice) for branch in (BRANCH, "main")]
     operations = [staging.latest_operation() for staging in stagings]
-    with restoring_for(looks=2):
+    with restoring_for(looks=100):
         for operation in operations:
             run_operation(operation.pk, hold_seconds=0)
     resumer = _Resumer(threads=1)
     for operation in operations:
         wait_until_due(operation)
+    enqueued.clear()
     woken = wake_parked_operations(limit=resumer.free(), resume=resumer.resume)
     assert len(woken) == 1 and enqueued == []  # one free thread: one taken, none queued
     deadline = time.monotonic() + 30
