@@ -170,6 +170,74 @@ def test_the_medians_are_kept_a_little_while(alice):
         assert typical_step_seconds(OperationKind.CREATE)["database"] == pytest.approx(300)
 
 
+def sqlite_work(client, url: str, **extra) -> int:
+    """Thousands of SQLite virtual-machine instructions a request's queries ran: rows read
+    show up here, whichever index a plan names."""
+    ticks = [0]
+
+    def tick() -> int:
+        ticks[0] += 1
+        return 0  # go on
+
+    connection.ensure_connection()
+    connection.connection.set_progress_handler(tick, 1000)
+    try:
+        response = client.get(url, **extra)
+    finally:
+        connection.connection.set_progress_handler(None, 1000)
+    assert response.status_code in {200, 286, 304}
+    return ticks[0]
+
+
+def add_old_history(owners, count: int) -> None:
+    """``count`` stagings destroyed long before the chart's window, each with a finished create
+    and destroy and their steps, written in bulk."""
+    now = timezone.now()
+    stagings = Staging.objects.bulk_create([
+        Staging(name=f"old{i}", branch="main", source="host-db", owner=owners[i % len(owners)],
+                status=StagingStatus.DESTROYED, created_at=now - timedelta(days=200 + i % 300),
+                destroyed_at=now - timedelta(days=100 + i % 300))
+        for i in range(count)
+    ])
+    operations = Operation.objects.bulk_create([
+        Operation(staging=staging, kind=kind, status=OperationStatus.SUCCEEDED,
+                  requested_by=staging.owner, created_at=staging.created_at,
+                  started_at=staging.created_at, finished_at=staging.destroyed_at)
+        for staging in stagings for kind in (OperationKind.CREATE, OperationKind.DESTROY)
+    ])
+    Step.objects.bulk_create([
+        Step(operation=operation, key=key, label=key, position=position, state=StepState.DONE,
+             started_at=operation.started_at,
+             finished_at=operation.started_at + timedelta(seconds=60))
+        for operation in operations for position, key in enumerate(CREATE_KEYS)
+    ])
+
+
+@pytest.mark.skipif("connection.vendor != 'sqlite'")
+def test_polled_pages_do_the_same_work_with_ten_times_the_history(alice, bob, history):
+    """The polled pages and the fleet page read what is live, recent or in view, not the
+    history: ten times as many destroyed stagings, operations and steps cost them nothing."""
+    client = client_for(alice)
+    pages = {
+        "progress": (reverse("staging_progress", args=[history.pk]), HTMX),
+        "fleet table": (reverse("fleet_partial"), HTMX),
+        "fleet page": ("/", {}),
+    }
+
+    def work() -> dict[str, int]:
+        found = {}
+        for label, (url, extra) in pages.items():
+            cache.clear()
+            found[label] = sqlite_work(client, url, **extra)
+        return found
+
+    add_old_history([alice, bob], 100)
+    before = work()
+    add_old_history([alice, bob], 1000)
+    after = work()
+    assert all(after[label] <= before[label] * 1.2 + 2 for label in pages), (before, after)
+
+
 # --- costs ------------------------------------------------------------------------------------
 
 def every_lifetime() -> list[Lifetime]:
