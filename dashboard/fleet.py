@@ -3,23 +3,24 @@
 The fleet table is polled by every open fleet page, so a poll reads a fixed number of small
 row sets whatever the size of the fleet or of its history:
 
-* the state (two queries): every live staging and every one destroyed today (their lifetimes,
-  for the totals and today's cost), and the operations not finished yet. A version of it
-  (an ETag) lets a poll that finds nothing changed answer 304 without rendering anything;
-* the filtered table with the owners (one query), only when something changed.
+* the state (one query): every live staging with its operation not finished yet. A version of
+  it (an ETag) lets a poll that finds nothing changed answer 304 without rendering anything;
+* only when something changed: the filtered table with the owners, and the count and latest
+  end of today's destroyed stagings (from an index), which say whether what they cost today,
+  kept in the cache, still holds.
 
 What the closed days (before today) cost never changes, so the chart's days and the month's
 cost up to yesterday are computed once per day (and prices), from one query, and cached.
 """
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.core.paginator import Page, Paginator
-from django.db.models import QuerySet
+from django.db.models import Count, FilteredRelation, Max, Q, QuerySet
 from django.utils import timezone
 
 from provisioning import lifecycle
@@ -39,6 +40,7 @@ from provisioning.costs import (
 )
 from provisioning.engine import may_act
 from provisioning.models import (
+    UNFINISHED_OPERATION_STATUSES,
     Operation,
     OperationKind,
     Staging,
@@ -117,14 +119,15 @@ class FleetRow:
 
 @dataclass(frozen=True)
 class FleetState:
-    """What a poll reads before it knows whether anything changed."""
+    """What a poll reads before it knows whether anything changed (one query)."""
 
     now: datetime
     live: list[tuple]  # (pk, db_mode, created_at, updated_at, status) per live staging
-    destroyed_today: list[Lifetime]
-    changed_today: list[tuple]  # (pk, updated_at) of those, for the version
     unfinished: dict[int, tuple[int, str]]  # staging id -> (operation id, kind)
-    live_lifetimes: list[Lifetime] = field(default_factory=list)
+
+    @property
+    def live_lifetimes(self) -> list[Lifetime]:
+        return [Lifetime(db_mode, created_at) for _, db_mode, created_at, _, _ in self.live]
 
     @property
     def busy(self) -> bool:
@@ -142,7 +145,6 @@ class FleetState:
             (user.pk, user.is_staff, filters.owner, filters.status),
             int(self.now.timestamp() // 60),
             [(pk, updated) for pk, _, _, updated, _ in self.live],
-            self.changed_today,
             sorted(self.unfinished.items()),
         ):
             digest.update(repr(part).encode())
@@ -174,27 +176,43 @@ def _today(now: datetime) -> datetime:
 
 
 def fleet_state(now: datetime | None = None) -> FleetState:
-    """Two queries: the live stagings and today's destroyed ones, the unfinished
-    operations."""
+    """One query: the live stagings, each with its operation not finished yet, if any."""
     now = now or timezone.now()
+    rows = (Staging.objects.live().order_by()
+            .annotate(unfinished=FilteredRelation("operations", condition=Q(
+                operations__status__in=sorted(UNFINISHED_OPERATION_STATUSES))))
+            .values_list("pk", "db_mode", "created_at", "updated_at", "status",
+                         "unfinished__pk", "unfinished__kind"))
+    live, unfinished = [], {}
+    for pk, db_mode, created_at, updated_at, status, operation, kind in rows:
+        live.append((pk, db_mode, created_at, updated_at, status))
+        if operation is not None:
+            unfinished[pk] = (operation, kind)
+    return FleetState(now, live, unfinished)
+
+
+def _cache_key(kind: str, *parts) -> str:
+    return f"fleet:{kind}:" + hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
+
+
+def _destroyed_today_cost(rates: Rates, now: datetime) -> float:
+    """What the stagings destroyed today cost today. It changes only when one more is
+    destroyed: their count and the latest destroyed_at (read from the index alone) say
+    whether the cached sum still holds. (Rows without destroyed_at are older than that
+    field: none was destroyed today.)"""
     today = _today(now)
-    columns = ("pk", "db_mode", "created_at", "updated_at", "status", "destroyed_at")
-    rows = (Staging.objects.live().order_by().values_list(*columns)
-            .union(*_destroyed_since(today, *columns), all=True))
-    live, destroyed, changed = [], [], []
-    for pk, db_mode, created_at, updated_at, status, destroyed_at in rows:
-        if status == StagingStatus.DESTROYED:
-            destroyed.append(Lifetime(db_mode, created_at, destroyed_at or updated_at))
-            changed.append((pk, updated_at))
-        else:
-            live.append((pk, db_mode, created_at, updated_at, status))
-    unfinished = {staging_id: (pk, kind) for pk, staging_id, kind in
-                  Operation.objects.unfinished().order_by()
-                  .values_list("pk", "staging_id", "kind")}
-    return FleetState(
-        now, live, destroyed, sorted(changed), unfinished,
-        live_lifetimes=[Lifetime(db_mode, created_at) for _, db_mode, created_at, _, _ in live],
-    )
+    destroyed = Staging.objects.destroyed().filter(destroyed_at__gte=today).order_by()
+    seen = destroyed.aggregate(count=Count("pk"), last=Max("destroyed_at"))
+    if not seen["count"]:
+        return 0.0
+    key = _cache_key("destroyed-today", today, seen["count"], seen["last"], rates.fingerprint)
+    cost = cache.get(key)
+    if cost is None:
+        lifetimes = [Lifetime(*row) for row in
+                     destroyed.values_list("db_mode", "created_at", "destroyed_at")]
+        cost = sum(bucket_costs(rates, lifetimes, [today], now))
+        cache.set(key, cost, CLOSED_DAYS_CACHE_SECONDS)
+    return cost
 
 
 def _closed_days(rates: Rates, now: datetime) -> list[DailyCost]:
@@ -202,7 +220,7 @@ def _closed_days(rates: Rates, now: datetime) -> list[DailyCost]:
     and computed once a day (one query), then taken from the cache."""
     today = _today(now)
     first = chart_window_start(now)
-    key = f"fleet:closed-days:{first.isoformat()}:{today.isoformat()}:{rates.fingerprint}"
+    key = _cache_key("closed-days", first, today, rates.fingerprint)
     cached = cache.get(key)
     if cached is not None:
         return cached
@@ -238,12 +256,13 @@ def fleet_costs(rates: Rates, state: FleetState) -> tuple[FleetTotals, list[Dail
     now = state.now
     today = _today(now)
     closed = _closed_days(rates, now)
-    today_cost = sum(bucket_costs(rates, state.live_lifetimes + state.destroyed_today,
-                                  [today], now))
+    live = state.live_lifetimes
+    today_cost = (sum(bucket_costs(rates, live, [today], now))
+                  + _destroyed_today_cost(rates, now))
     this_month: date = month_start(now).date()
     month_to_date = sum(day.cost for day in closed if day.day >= this_month) + today_cost
     days = [*closed, DailyCost(today.date(), today_cost)][-CHART_DAYS:]
-    return totals_from(rates, state.live_lifetimes, month_to_date, now), days
+    return totals_from(rates, live, month_to_date, now), days
 
 
 def live_stagings(filters: FleetFilters, user: AbstractBaseUser) -> QuerySet[Staging]:
@@ -258,8 +277,8 @@ def live_stagings(filters: FleetFilters, user: AbstractBaseUser) -> QuerySet[Sta
 
 def load_fleet(user: AbstractBaseUser, filters: FleetFilters, urls: RowUrls,
                state: FleetState | None = None) -> Fleet:
-    """One query besides the state's two: the filtered table (and, once a day, the closed
-    days' costs)."""
+    """Two queries besides the state's: the filtered table and today's destroyed stagings'
+    count (and, when that or the day changed, their rows and the closed days' costs)."""
     state = state or fleet_state()
     rates = Rates()
     now = state.now
@@ -316,19 +335,43 @@ def warm_pool(rates: Rates) -> WarmPool:
 
 
 @dataclass(frozen=True)
+class Moment:
+    """A time as the history shows it, formatted once in Python: Django's date filter, four
+    times a row, was most of a history page's time."""
+
+    iso: str
+    text: str  # as the date filter's "j M Y H:i"
+
+    @classmethod
+    def of(cls, value: datetime) -> "Moment":
+        local = timezone.localtime(value)
+        return cls(local.isoformat(), f"{local.day} {MONTHS[local.month - 1]} {local:%Y %H:%M}")
+
+
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+@dataclass(frozen=True)
 class HistoryRow:
     staging: Staging
     lived: timedelta
     cost: float
+    url: str = ""
+    created: Moment | None = None
+    destroyed: Moment | None = None
 
 
-def history_rows(stagings, rates: Rates) -> list[HistoryRow]:
+def history_rows(stagings, rates: Rates, urls: RowUrls | None = None) -> list[HistoryRow]:
     rows = []
     for staging in stagings:
         lifetime = lifetime_of(staging)
         end = lifetime.destroyed_at or timezone.now()
-        rows.append(HistoryRow(staging, end - staging.created_at,
-                               cost_so_far(rates, lifetime, end)))
+        rows.append(HistoryRow(
+            staging, end - staging.created_at, cost_so_far(rates, lifetime, end),
+            url=urls.staging.format(pk=staging.pk) if urls else "",
+            created=Moment.of(staging.created_at),
+            destroyed=Moment.of(staging.destroyed_at) if staging.destroyed_at else None,
+        ))
     return rows
 
 

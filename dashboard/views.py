@@ -156,7 +156,7 @@ def history(request: HttpRequest) -> HttpResponse:
                                       HISTORY_PAGE_SIZE)
     return render(request, "history.html", {
         "page": page,
-        "rows": fleet_queries.history_rows(page.object_list, Rates()),
+        "rows": fleet_queries.history_rows(page.object_list, Rates(), _row_urls()),
         "owner": owner,
         "owner_filters": fleet_queries.OWNER_FILTERS,
     })

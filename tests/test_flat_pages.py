@@ -270,14 +270,19 @@ def test_fleet_costs_equal_the_sum_over_every_lifetime(alice, bob, history):
 def test_closed_days_are_read_once(alice, history, django_assert_num_queries):
     rates = Rates()
     state = fleet_queries.fleet_state()
-    with django_assert_num_queries(1):
+    # the closed days; today's destroyed stagings: their count, then their rows
+    with django_assert_num_queries(3):
         first = fleet_queries.fleet_costs(rates, state)
-    with django_assert_num_queries(0):
+    with django_assert_num_queries(1):  # the count says nothing was destroyed since
         again = fleet_queries.fleet_costs(rates, state)
     assert again == first
+    make(alice, "just-gone", status=StagingStatus.DESTROYED, destroyed_ago=timedelta(0))
+    with django_assert_num_queries(2):
+        third = fleet_queries.fleet_costs(rates, state)
+    assert third[0].month_to_date > first[0].month_to_date
     # other sizes are other prices, and other numbers
     bigger = Rates(config=dataclasses.replace(load_config(), web_cpu="1024", web_memory="2048"))
-    with django_assert_num_queries(1):
+    with django_assert_num_queries(3):
         totals, _ = fleet_queries.fleet_costs(bigger, state)
     assert totals.month_to_date > first[0].month_to_date
 
@@ -334,7 +339,7 @@ def test_an_unchanged_fleet_answers_304_cheaply(alice, bob, history,
     version = first["ETag"]
     assert f'"If-None-Match": "\\"{version.strip(chr(34))}\\""' in first.content.decode()
     assert "no-cache" in first["Cache-Control"] and "private" in first["Cache-Control"]
-    with django_assert_max_num_queries(4):  # session, user, the state's two
+    with django_assert_max_num_queries(3):  # session, user, the state
         again = poll(client, version)
     assert again.status_code == 304
     assert again.content == b""
@@ -388,3 +393,16 @@ def test_without_javascript_a_reload_shows_everybodys_stagings(alice, bob, histo
     assert poll(client, url="/fleet/table/").status_code == 200
     plain = client.get("/fleet/table/")  # no HTMX: the page itself
     assert plain.status_code == 302 and plain["Location"] == "/"
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin", "America/Los_Angeles"])
+def test_history_times_read_as_the_date_filter_writes_them(settings, zone):
+    from django.template.defaultfilters import date as date_filter
+
+    settings.TIME_ZONE = zone
+    for value in (timezone.now(), timezone.now() - timedelta(days=200, minutes=7),
+                  timezone.now().replace(month=1, day=3, hour=23, minute=59)):
+        moment = fleet_queries.Moment.of(value)
+        local = timezone.localtime(value)
+        assert moment.text == date_filter(local, "j M Y H:i")
+        assert moment.iso == date_filter(local, "c")
