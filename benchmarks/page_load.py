@@ -1,16 +1,25 @@
 """The polled pages under load: gunicorn serving the dashboard, 50 clients polling.
 
     .venv/bin/pip install -q -e '.[bench]' && .venv/bin/python benchmarks/page_load.py
+    .venv/bin/python benchmarks/page_load.py --sizes 1000,10000,50000
 
-Builds a SQLite file like a busy installation's (100 live stagings, some of them being created,
-redeployed or destroyed, and 1,000 destroyed ones, each with its operations and their steps),
-serves the dashboard from it with gunicorn, logs in once over HTTP and has locust (headless)
-drive --users clients, each polling what an open page polls (a staging's progress partial
-every 2 s, the fleet table every 3 s), for --seconds. Prints requests per second, p50/p95/p99
-latency and errors per page, and the SQL queries one poll of each costs.
+Builds a SQLite file like a busy installation's (--live stagings, default 100, some of them
+being created, redeployed or destroyed, and --destroyed ones, default 1,000, each with its
+operations and their steps, written with bulk_create a chunk at a time), serves the dashboard
+from it with gunicorn, logs in once over HTTP and has locust (headless) drive --users clients,
+each polling what an open page polls (a staging's progress partial every 2 s, the fleet table
+every 3 s), for --seconds; then the same load from plain threads, whose fleet-table polls send
+back the ETag they were given, as the page does (so most are answered 304). Prints requests per
+second, p50/p95/p99 latency, errors and SQL queries per page, as the client and as gunicorn
+timed them.
 
-No AWS is needed: the polled views read only our database. To prove it, the server's AWS
-endpoint is a closed local port, so any AWS call would fail the request (an error here).
+--sizes builds each number of destroyed stagings in turn (each on the last; 50 live unless
+--live says otherwise) and, with no server, times with Django's test client the progress
+partial of a running create, the fleet table, the first and last history page and the fleet
+page: the median of --runs requests each and its SQL queries, against the targets.
+
+No AWS is needed: the pages read only our database. To prove it, the server's AWS endpoint is
+a closed local port, and the in-process requests refuse every AWS client.
 """
 
 import argparse
