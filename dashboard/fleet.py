@@ -265,9 +265,15 @@ def fleet_costs(rates: Rates, state: FleetState) -> tuple[FleetTotals, list[Dail
     return totals_from(rates, live, month_to_date, now), days
 
 
+# What the table shows and its costs and rights need: the rest of a row (errors, images,
+# logins) is not read on every poll.
+TABLE_FIELDS = ("name", "branch", "status", "db_mode", "source", "created_at", "updated_at",
+                "destroyed_at", "owner__username")
+
+
 def live_stagings(filters: FleetFilters, user: AbstractBaseUser) -> QuerySet[Staging]:
     stagings = (Staging.objects.live()
-                .select_related("owner").order_by("-created_at", "-pk"))
+                .select_related("owner").only(*TABLE_FIELDS).order_by("-created_at", "-pk"))
     if filters.owner == "mine":
         stagings = stagings.filter(owner=user)
     if filters.status:
