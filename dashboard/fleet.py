@@ -1,31 +1,46 @@
 """The queries behind the fleet page, the history and the staging page.
 
-The fleet table is polled while anything changes, so it reads a fixed number of rows sets
-(the filtered stagings with their owners, and the lifetimes of this month's stagings for the
-totals) whatever the size of the fleet; per-row numbers are computed in Python.
+The fleet table is polled by every open fleet page, so a poll reads a fixed number of small
+row sets whatever the size of the fleet or of its history:
+
+* the state (one query): every live staging with its operation not finished yet. A version of
+  it (an ETag) lets a poll that finds nothing changed answer 304 without rendering anything;
+* only when something changed: the filtered table with the owners, and the count and latest
+  end of today's destroyed stagings (from an index), which say whether what they cost today,
+  kept in the cache, still holds.
+
+What the closed days (before today) cost never changes, so the chart's days and the month's
+cost up to yesterday are computed once per day (and prices), from one query, and cached.
 """
 
+import hashlib
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Q, QuerySet
+from django.core.cache import cache
+from django.core.paginator import Page, Paginator
+from django.db.models import Count, FilteredRelation, Max, Q, QuerySet
 from django.utils import timezone
 
 from provisioning import lifecycle
 from provisioning.costs import (
+    CHART_DAYS,
     DailyCost,
     FleetTotals,
     Lifetime,
     Rates,
+    bucket_costs,
     chart_window_start,
     cost_so_far,
-    daily_costs,
     database_hourly,
-    fleet_totals,
+    day_starts,
+    month_start,
+    totals_from,
 )
 from provisioning.engine import may_act
 from provisioning.models import (
+    UNFINISHED_OPERATION_STATUSES,
     Operation,
     OperationKind,
     Staging,
@@ -37,6 +52,8 @@ from provisioning.pool import waiting_databases
 
 OWNER_FILTERS = {"all": "Everyone", "mine": "Mine"}
 LIVE_STATUSES = sorted(lifecycle.LIVE_STATUSES, key=StagingStatus.values.index)
+# Closed days are kept until the day after (the key names the day): a day is never asked again.
+CLOSED_DAYS_CACHE_SECONDS = 26 * 3600
 
 
 @dataclass(frozen=True)
@@ -63,28 +80,75 @@ class FleetFilters:
 
 
 @dataclass(frozen=True)
+class RowUrls:
+    """A row's links from URLs reversed once per table: reversing costs more per row than
+    the rest of the row, and the table is polled."""
+
+    staging: str
+    destroy: str
+
+    MARKER = 987654321
+
+    @classmethod
+    def from_reversed(cls, staging: str, destroy: str) -> "RowUrls":
+        marker = str(cls.MARKER)
+        return cls(staging.replace(marker, "{pk}"), destroy.replace(marker, "{pk}"))
+
+
+@dataclass(frozen=True)
 class FleetRow:
     staging: Staging
     hourly: float
     so_far: float
     may_act: bool
     queued: str = ""  # the kind of an operation requested but not yet picked up by a worker
+    urls: RowUrls | None = None
 
     @property
     def destroy_requested(self) -> bool:
         return self.staging.status == StagingStatus.DESTROYING or self.queued == "destroy"
 
+    @property
+    def url(self) -> str:
+        return self.urls.staging.format(pk=self.staging.pk)
+
+    @property
+    def destroy_url(self) -> str:
+        return self.urls.destroy.format(pk=self.staging.pk)
+
 
 @dataclass(frozen=True)
-class Fleet:
-    rows: list[FleetRow]
-    totals: FleetTotals
-    busy: bool  # something in the fleet is being created, changed or destroyed
-    rates: Rates
-    lifetimes: list[Lifetime]
+class FleetState:
+    """What a poll reads before it knows whether anything changed (one query)."""
 
-    def daily(self, now: datetime | None = None) -> list[DailyCost]:
-        return daily_costs(self.rates, self.lifetimes, now)
+    now: datetime
+    live: list[tuple]  # (pk, db_mode, created_at, updated_at, status) per live staging
+    unfinished: dict[int, tuple[int, str]]  # staging id -> (operation id, kind)
+
+    @property
+    def live_lifetimes(self) -> list[Lifetime]:
+        return [Lifetime(db_mode, created_at) for _, db_mode, created_at, _, _ in self.live]
+
+    @property
+    def busy(self) -> bool:
+        """Something in the fleet is being created, changed or destroyed, or waits for a
+        worker to be."""
+        return bool(self.unfinished) or any(
+            not lifecycle.is_settled(status) for *_, status in self.live)
+
+    def version(self, user: AbstractBaseUser, filters: FleetFilters) -> str:
+        """Changes whenever the table would: a staging made, changed or gone (by anybody),
+        an operation requested, the viewer's rights or filters, and once a minute (ages and
+        costs so far)."""
+        digest = hashlib.blake2b(digest_size=12)
+        for part in (
+            (user.pk, user.is_staff, filters.owner, filters.status),
+            int(self.now.timestamp() // 60),
+            [(pk, updated) for pk, _, _, updated, _ in self.live],
+            sorted(self.unfinished.items()),
+        ):
+            digest.update(repr(part).encode())
+        return digest.hexdigest()
 
 
 def lifetime_of(staging: Staging) -> Lifetime:
@@ -98,31 +162,118 @@ def _end_of(staging: Staging) -> datetime | None:
     return staging.destroyed_at or staging.updated_at
 
 
-def _recent_lifetimes(now: datetime) -> tuple[list[Lifetime], bool]:
-    """Every staging alive at some point of the chart's window or this month (one query), and
-    whether any of them is busy."""
-    rows = Staging.objects.filter(
-        ~Q(status=StagingStatus.DESTROYED) | Q(destroyed_at__gte=chart_window_start(now))
-        | Q(destroyed_at__isnull=True, updated_at__gte=chart_window_start(now))
-    ).values_list("db_mode", "created_at", "destroyed_at", "updated_at", "status")
-    lifetimes, busy = [], False
-    for db_mode, created_at, destroyed_at, updated_at, status in rows:
-        end = (destroyed_at or updated_at) if status == StagingStatus.DESTROYED else None
-        lifetimes.append(Lifetime(db_mode, created_at, end))
-        busy = busy or not lifecycle.is_settled(status)
-    return lifetimes, busy
+def _destroyed_since(since: datetime, *columns: str) -> tuple[QuerySet, QuerySet]:
+    """Destroyed stagings that still existed at ``since``, as two ranges of the history index
+    to unite (an OR of the two would read every destroyed staging there ever was)."""
+    destroyed = Staging.objects.destroyed().order_by()
+    return (destroyed.filter(destroyed_at__gte=since).values_list(*columns),
+            destroyed.filter(destroyed_at__isnull=True, updated_at__gte=since)
+            .values_list(*columns))
 
 
-def _unfinished_operations() -> dict[int, str]:
-    """Staging id -> kind of its queued or running operation (one query). A staging's own
-    status changes only once a worker picks the operation up; until then this says it will."""
-    return dict(Operation.objects.unfinished()
-                .values_list("staging_id", "kind"))
+def _today(now: datetime) -> datetime:
+    return day_starts(now, 1)[0]
+
+
+def fleet_state(now: datetime | None = None) -> FleetState:
+    """One query: the live stagings, each with its operation not finished yet, if any."""
+    now = now or timezone.now()
+    rows = (Staging.objects.live().order_by()
+            .annotate(unfinished=FilteredRelation("operations", condition=Q(
+                operations__status__in=sorted(UNFINISHED_OPERATION_STATUSES))))
+            .values_list("pk", "db_mode", "created_at", "updated_at", "status",
+                         "unfinished__pk", "unfinished__kind"))
+    live, unfinished = [], {}
+    for pk, db_mode, created_at, updated_at, status, operation, kind in rows:
+        live.append((pk, db_mode, created_at, updated_at, status))
+        if operation is not None:
+            unfinished[pk] = (operation, kind)
+    return FleetState(now, live, unfinished)
+
+
+def _cache_key(kind: str, *parts) -> str:
+    return f"fleet:{kind}:" + hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
+
+
+def _destroyed_today_cost(rates: Rates, now: datetime) -> float:
+    """What the stagings destroyed today cost today. It changes only when one more is
+    destroyed: their count and the latest destroyed_at (read from the index alone) say
+    whether the cached sum still holds. (Rows without destroyed_at are older than that
+    field: none was destroyed today.)"""
+    today = _today(now)
+    destroyed = Staging.objects.destroyed().filter(destroyed_at__gte=today).order_by()
+    seen = destroyed.aggregate(count=Count("pk"), last=Max("destroyed_at"))
+    if not seen["count"]:
+        return 0.0
+    key = _cache_key("destroyed-today", today, seen["count"], seen["last"], rates.fingerprint)
+    cost = cache.get(key)
+    if cost is None:
+        lifetimes = [Lifetime(*row) for row in
+                     destroyed.values_list("db_mode", "created_at", "destroyed_at")]
+        cost = sum(bucket_costs(rates, lifetimes, [today], now))
+        cache.set(key, cost, CLOSED_DAYS_CACHE_SECONDS)
+    return cost
+
+
+def _closed_days(rates: Rates, now: datetime) -> list[DailyCost]:
+    """What each day from the chart's (or the month's) first day until yesterday cost: read
+    and computed once a day (one query), then taken from the cache."""
+    today = _today(now)
+    first = chart_window_start(now)
+    key = _cache_key("closed-days", first, today, rates.fingerprint)
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    starts = [first + timedelta(days=back) for back in range((today - first).days)]
+    columns = ("db_mode", "created_at", "destroyed_at", "updated_at", "status")
+    rows = (Staging.objects.live().order_by().values_list(*columns)
+            .union(*_destroyed_since(first, *columns), all=True))
+    lifetimes = [
+        Lifetime(db_mode, created_at, None if status != StagingStatus.DESTROYED
+                 else destroyed_at or updated_at)
+        for db_mode, created_at, destroyed_at, updated_at, status in rows
+    ]
+    days = [DailyCost(start.date(), cost)
+            for start, cost in zip(starts, bucket_costs(rates, lifetimes, starts, today),
+                                   strict=True)]
+    cache.set(key, days, CLOSED_DAYS_CACHE_SECONDS)
+    return days
+
+
+@dataclass(frozen=True)
+class Fleet:
+    rows: list[FleetRow]
+    totals: FleetTotals
+    busy: bool  # something in the fleet is being created, changed or destroyed
+    rates: Rates
+    daily: list[DailyCost]  # the chart's days, today (so far) last
+    version: str = ""
+
+
+def fleet_costs(rates: Rates, state: FleetState) -> tuple[FleetTotals, list[DailyCost]]:
+    """The totals and the chart's days: the closed days from the cache, today from the
+    state's lifetimes."""
+    now = state.now
+    today = _today(now)
+    closed = _closed_days(rates, now)
+    live = state.live_lifetimes
+    today_cost = (sum(bucket_costs(rates, live, [today], now))
+                  + _destroyed_today_cost(rates, now))
+    this_month: date = month_start(now).date()
+    month_to_date = sum(day.cost for day in closed if day.day >= this_month) + today_cost
+    days = [*closed, DailyCost(today.date(), today_cost)][-CHART_DAYS:]
+    return totals_from(rates, live, month_to_date, now), days
+
+
+# What the table shows and its costs and rights need: the rest of a row (errors, images,
+# logins) is not read on every poll.
+TABLE_FIELDS = ("name", "branch", "status", "db_mode", "source", "created_at", "updated_at",
+                "destroyed_at", "owner__username")
 
 
 def live_stagings(filters: FleetFilters, user: AbstractBaseUser) -> QuerySet[Staging]:
     stagings = (Staging.objects.live()
-                .select_related("owner").order_by("-created_at", "-pk"))
+                .select_related("owner").only(*TABLE_FIELDS).order_by("-created_at", "-pk"))
     if filters.owner == "mine":
         stagings = stagings.filter(owner=user)
     if filters.status:
@@ -130,22 +281,23 @@ def live_stagings(filters: FleetFilters, user: AbstractBaseUser) -> QuerySet[Sta
     return stagings
 
 
-def load_fleet(user: AbstractBaseUser, filters: FleetFilters,
-               now: datetime | None = None) -> Fleet:
-    """Three queries: the filtered table, the lifetimes behind the fleet's totals and the
-    operations not finished yet."""
-    now = now or timezone.now()
+def load_fleet(user: AbstractBaseUser, filters: FleetFilters, urls: RowUrls,
+               state: FleetState | None = None) -> Fleet:
+    """Two queries besides the state's: the filtered table and today's destroyed stagings'
+    count (and, when that or the day changed, their rows and the closed days' costs)."""
+    state = state or fleet_state()
     rates = Rates()
-    unfinished = _unfinished_operations()
-    rows = [
-        FleetRow(staging, rates.hourly(staging.db_mode),
-                 cost_so_far(rates, lifetime_of(staging), now), may_act(user, staging),
-                 queued=unfinished.get(staging.pk, "") if not staging.is_busy else "")
-        for staging in live_stagings(filters, user)
-    ]
-    lifetimes, busy = _recent_lifetimes(now)
-    totals = fleet_totals(rates, lifetimes, now)
-    return Fleet(rows, totals, busy or bool(unfinished), rates, lifetimes)
+    now = state.now
+    rows = []
+    for staging in live_stagings(filters, user):
+        queued = state.unfinished.get(staging.pk)
+        rows.append(FleetRow(
+            staging, rates.hourly(staging.db_mode),
+            cost_so_far(rates, lifetime_of(staging), now), may_act(user, staging),
+            queued=queued[1] if queued and not staging.is_busy else "", urls=urls,
+        ))
+    totals, daily = fleet_costs(rates, state)
+    return Fleet(rows, totals, state.busy, rates, daily, state.version(user, filters))
 
 
 @dataclass(frozen=True)
@@ -189,28 +341,62 @@ def warm_pool(rates: Rates) -> WarmPool:
 
 
 @dataclass(frozen=True)
+class Moment:
+    """A time as the history shows it, formatted once in Python: Django's date filter, four
+    times a row, was most of a history page's time."""
+
+    iso: str
+    text: str  # as the date filter's "j M Y H:i"
+
+    @classmethod
+    def of(cls, value: datetime) -> "Moment":
+        local = timezone.localtime(value)
+        return cls(local.isoformat(), f"{local.day} {MONTHS[local.month - 1]} {local:%Y %H:%M}")
+
+
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+@dataclass(frozen=True)
 class HistoryRow:
     staging: Staging
     lived: timedelta
     cost: float
+    url: str = ""
+    created: Moment | None = None
+    destroyed: Moment | None = None
 
 
-def history_rows(stagings, rates: Rates) -> list[HistoryRow]:
+def history_rows(stagings, rates: Rates, urls: RowUrls | None = None) -> list[HistoryRow]:
     rows = []
     for staging in stagings:
         lifetime = lifetime_of(staging)
         end = lifetime.destroyed_at or timezone.now()
-        rows.append(HistoryRow(staging, end - staging.created_at,
-                               cost_so_far(rates, lifetime, end)))
+        rows.append(HistoryRow(
+            staging, end - staging.created_at, cost_so_far(rates, lifetime, end),
+            url=urls.staging.format(pk=staging.pk) if urls else "",
+            created=Moment.of(staging.created_at),
+            destroyed=Moment.of(staging.destroyed_at) if staging.destroyed_at else None,
+        ))
     return rows
 
 
-def destroyed_stagings(user: AbstractBaseUser, owner: str) -> QuerySet[Staging]:
-    stagings = (Staging.objects.destroyed()
-                .select_related("owner").order_by("-destroyed_at", "-pk"))
+def destroyed_ids(user: AbstractBaseUser, owner: str) -> QuerySet:
+    """The destroyed stagings' ids, newest first: read from the history indexes alone."""
+    stagings = Staging.objects.destroyed().order_by("-destroyed_at", "-pk")
     if owner == "mine":
         stagings = stagings.filter(owner=user)
-    return stagings
+    return stagings.values_list("pk", flat=True)
+
+
+def history_page(user: AbstractBaseUser, owner: str, number, size: int) -> Page:
+    """One page of the history in three queries (its count and its ids from an index, then its
+    rows): an old page skips the rows before it in the index, without reading them."""
+    page = Paginator(destroyed_ids(user, owner), size).get_page(number)
+    ids = list(page.object_list)
+    found = Staging.objects.select_related("owner").in_bulk(ids)
+    page.object_list = [found[pk] for pk in ids if pk in found]
+    return page
 
 
 def name_is_taken(name: str) -> bool:

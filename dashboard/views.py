@@ -2,9 +2,12 @@
 the queries live in dashboard.fleet and dashboard.progress, the cost math in
 provisioning.costs.
 
-The polled partials (fleet table, staging progress) answer 286 ("stop polling") once nothing
-will change, and their markup then carries no ``hx-trigger``; asked for without HTMX they
-redirect to their full page, which always works without JavaScript.
+The staging's progress partial answers 286 ("stop polling") once nothing will change, and its
+markup then carries no ``hx-trigger``. The fleet table is polled by every open fleet page (every
+3 s while something changes, else every 10 s) so that stagings others make appear: it sends
+back the version it was rendered from (If-None-Match) and gets 304, nothing to render, until
+anybody's staging changes. Asked for without HTMX, both redirect to their full page, which
+always works without JavaScript.
 
 A test account's password is never on a page until its owner (or an admin) asks for it with a
 POST: it is then read from Secrets Manager, the look is recorded in the audit trail, and the
@@ -15,14 +18,16 @@ it is kept in the cache for a few minutes; the fleet page only reads that copy t
 problems it had, and never runs a check itself.
 """
 
+from urllib.parse import quote as urlquote
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.cache import get_conditional_response, patch_cache_control
+from django.utils.http import quote_etag, url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -85,14 +90,22 @@ def _safe_next(request: HttpRequest, default: str) -> str:
     return default
 
 
-def _fleet_context(request: HttpRequest) -> dict:
-    filters = fleet_queries.FleetFilters.from_params(request.GET)
+def _row_urls() -> fleet_queries.RowUrls:
+    marker = fleet_queries.RowUrls.MARKER
+    return fleet_queries.RowUrls.from_reversed(reverse("staging", args=[marker]),
+                                               reverse("destroy", args=[marker]))
+
+
+def _fleet_context(request: HttpRequest, filters: fleet_queries.FleetFilters,
+                   state: fleet_queries.FleetState) -> dict:
     query = filters.as_query()
+    fleet_url = reverse("home") + (f"?{query}" if query else "")
     return {
-        "fleet": fleet_queries.load_fleet(request.user, filters),
+        "fleet": fleet_queries.load_fleet(request.user, filters, _row_urls(), state),
         "filters": filters,
         # Reversed once here, not once per row: the table is polled.
-        "fleet_url": reverse("home") + (f"?{query}" if query else ""),
+        "fleet_url": fleet_url,
+        "next_here": urlquote(fleet_url, safe="/"),
         "owner_filters": fleet_queries.OWNER_FILTERS,
         "statuses": fleet_queries.LIVE_STATUSES,
     }
@@ -110,8 +123,9 @@ def login_locked(request: HttpRequest, response=None, credentials=None) -> HttpR
 @login_required
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    context = _fleet_context(request)
-    context["chart"] = daily_cost_chart(context["fleet"].daily())
+    filters = fleet_queries.FleetFilters.from_params(request.GET)
+    context = _fleet_context(request, filters, fleet_queries.fleet_state())
+    context["chart"] = daily_cost_chart(context["fleet"].daily)
     context["estimates"] = context["fleet"].rates
     context["pool"] = fleet_queries.warm_pool(context["fleet"].rates)
     context["leftovers"] = _current_orphans().count()
@@ -122,13 +136,21 @@ def home(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def fleet_partial(request: HttpRequest) -> HttpResponse:
+    """Polled by every open fleet page, so that stagings others make, change or destroy show
+    up: 304 when the fleet's version is the one the page sent (If-None-Match), else the
+    table with its new version."""
     if not request.htmx:
         query = request.GET.urlencode()
         return redirect(reverse("home") + (f"?{query}" if query else ""))
-    context = _fleet_context(request)
-    response = render(request, "partials/fleet_table.html", context)
-    if not context["fleet"].busy:
-        response.status_code = HttpResponseStopPolling.status_code
+    filters = fleet_queries.FleetFilters.from_params(request.GET)
+    state = fleet_queries.fleet_state()
+    etag = quote_etag(state.version(request.user, filters))
+    response = get_conditional_response(request, etag=etag)
+    if response is None:
+        response = render(request, "partials/fleet_table.html",
+                          _fleet_context(request, filters, state))
+    response["ETag"] = etag
+    patch_cache_control(response, private=True, no_cache=True)
     return response
 
 
@@ -137,11 +159,11 @@ def fleet_partial(request: HttpRequest) -> HttpResponse:
 def history(request: HttpRequest) -> HttpResponse:
     owner = request.GET.get("owner", "all")
     owner = owner if owner in fleet_queries.OWNER_FILTERS else "all"
-    page = Paginator(fleet_queries.destroyed_stagings(request.user, owner),
-                     HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
+    page = fleet_queries.history_page(request.user, owner, request.GET.get("page"),
+                                      HISTORY_PAGE_SIZE)
     return render(request, "history.html", {
         "page": page,
-        "rows": fleet_queries.history_rows(page.object_list, Rates()),
+        "rows": fleet_queries.history_rows(page.object_list, Rates(), _row_urls()),
         "owner": owner,
         "owner_filters": fleet_queries.OWNER_FILTERS,
     })

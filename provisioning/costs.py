@@ -22,6 +22,7 @@ estimate, so stagings made under other settings are priced at today's sizes.
 """
 
 import json
+from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import cache
@@ -178,10 +179,18 @@ class Rates:
             mode: estimate_hourly(mode, prices=self.prices, config=self.config)
             for mode in DbMode.values
         }
+        # Asked once per staging and day of the chart: summed once here.
+        self._hourly = {mode: estimate.hourly for mode, estimate in self.estimates.items()}
 
     def hourly(self, db_mode: str) -> float:
-        estimate = self.estimates.get(db_mode) or self.estimates[DbMode.DEDICATED]
-        return estimate.hourly
+        hourly = self._hourly.get(db_mode)
+        return self._hourly[DbMode.DEDICATED] if hourly is None else hourly
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes when any hourly price changes (prices, region or sizes): what a cost
+        computed under other rates must not be taken for."""
+        return ",".join(f"{mode}={hourly!r}" for mode, hourly in sorted(self._hourly.items()))
 
 
 @dataclass(frozen=True)
@@ -231,12 +240,18 @@ def fleet_totals(rates: Rates, lifetimes: list[Lifetime],
                  now: datetime | None = None) -> FleetTotals:
     """``lifetimes`` must include every staging alive at some point this month."""
     now = now or timezone.now()
-    start, end = month_start(now), next_month_start(now)
+    start = month_start(now)
     live = [lt for lt in lifetimes if lt.destroyed_at is None]
+    so_far = sum(bucket_costs(rates, lifetimes, [start], now))
+    return totals_from(rates, live, so_far, now)
+
+
+def totals_from(rates: Rates, live: list[Lifetime], month_to_date: float,
+                now: datetime) -> FleetTotals:
+    """The totals from the live stagings and what the month has cost so far."""
     hourly = sum(rates.hourly(lt.db_mode) for lt in live)
-    so_far = sum(cost_between(rates, lt, start, now) for lt in lifetimes)
-    hours_left = max((end - now).total_seconds(), 0.0) / 3600
-    return FleetTotals(len(live), hourly, so_far, so_far + hourly * hours_left)
+    hours_left = max((next_month_start(now) - now).total_seconds(), 0.0) / 3600
+    return FleetTotals(len(live), hourly, month_to_date, month_to_date + hourly * hours_left)
 
 
 @dataclass(frozen=True)
@@ -245,18 +260,43 @@ class DailyCost:
     cost: float
 
 
+def day_starts(now: datetime, days: int = CHART_DAYS) -> list[datetime]:
+    """Local midnights of the last ``days`` days, oldest first, today last."""
+    today = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    return [today - timedelta(days=back) for back in range(days - 1, -1, -1)]
+
+
+def bucket_costs(rates: Rates, lifetimes: list[Lifetime], starts: list[datetime],
+                 end: datetime) -> list[float]:
+    """What the lifetimes cost in each bucket ``[starts[i], starts[i + 1])``, the last one
+    ending at ``end``: one pass over the lifetimes, each adding to the few buckets it spans
+    (not every bucket asking every lifetime)."""
+    bounds = [*starts, end]
+    totals = [0.0] * len(starts)
+    if not starts:
+        return totals
+    for lifetime in lifetimes:
+        begins = max(lifetime.created_at, bounds[0])
+        ends = min(lifetime.destroyed_at or end, end)
+        if ends <= begins:
+            continue
+        per_second = rates.hourly(lifetime.db_mode) / 3600
+        index = max(bisect_right(bounds, begins) - 1, 0)
+        while index < len(starts) and bounds[index] < ends:
+            overlap = min(ends, bounds[index + 1]) - max(begins, bounds[index])
+            totals[index] += max(overlap.total_seconds(), 0.0) * per_second
+            index += 1
+    return totals
+
+
 def daily_costs(rates: Rates, lifetimes: list[Lifetime], now: datetime | None = None,
                 days: int = CHART_DAYS) -> list[DailyCost]:
     """The fleet's cost on each of the last ``days`` days, today (so far) last."""
     now = now or timezone.now()
-    today = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
-    result = []
-    for back in range(days - 1, -1, -1):
-        start = today - timedelta(days=back)
-        end = min(start + timedelta(days=1), now)
-        cost = sum(cost_between(rates, lt, start, end) for lt in lifetimes)
-        result.append(DailyCost(start.date(), cost))
-    return result
+    starts = day_starts(now, days)
+    return [DailyCost(start.date(), cost)
+            for start, cost in zip(starts, bucket_costs(rates, lifetimes, starts, now),
+                                   strict=True)]
 
 
 def chart_window_start(now: datetime | None = None, days: int = CHART_DAYS) -> datetime:

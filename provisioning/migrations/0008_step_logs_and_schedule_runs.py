@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('provisioning', '0006_audit_reveal_refused_and_lockouts'),
+        ('provisioning', '0007_indexes_for_flat_pages'),
     ]
 
     operations = [

@@ -39,6 +39,12 @@
     });
   });
 
+  // A poll that finds nothing changed is answered 304 with no body (the fleet table sends its
+  // version as If-None-Match): keep what is on the page instead of swapping in nothing.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    if (event.detail.xhr && event.detail.xhr.status === 304) { event.detail.shouldSwap = false; }
+  });
+
   document.addEventListener("DOMContentLoaded", function () { reveal(document); });
   document.addEventListener("htmx:afterSwap", function (event) { reveal(event.detail.elt || document); });
   document.addEventListener("htmx:load", function (event) { reveal(event.detail.elt || document); });
