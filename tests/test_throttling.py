@@ -1,6 +1,7 @@
 """Throttling while waiting is "not yet": a waiting step backs off and goes on, and its checks
 never spend the retry budget that calls which change something rely on."""
 
+import dataclasses
 import json
 import time
 
@@ -155,3 +156,14 @@ def test_aws_region_alone_chooses_the_region(monkeypatch):
         assert base.current_region() == "eu-west-1"
     finally:
         base.reset_clients()
+
+
+def test_a_long_wait_is_looked_at_less_often(context, monkeypatch):
+    """After a while the pause is a twentieth of the time waited, at most six polls."""
+    from datetime import timedelta
+
+    context.config = dataclasses.replace(context.config, poll_seconds=10.0)
+    began = timezone.now()
+    assert context._pause_after(began) == 10.0
+    assert context._pause_after(began - timedelta(seconds=600)) == pytest.approx(30.0, abs=0.01)
+    assert context._pause_after(began - timedelta(seconds=3000)) == 60.0
