@@ -7,6 +7,8 @@ sandbox is imported and the variables are used as given.
 """
 
 import os
+import secrets
+import sys
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -63,11 +65,23 @@ if SANDBOX:
     apply_sandbox_environment(SANDBOX_STATE_DIR)
 
 DEBUG = env_bool("DJANGO_DEBUG", default=SANDBOX)
+# Commands that only read the code and sign nothing run without a secret key (a checkout checks
+# its migrations); anything that serves, queues or signs refuses to start without one.
+KEYLESS_COMMANDS = frozenset({"makemigrations", "showmigrations"})
+
+
+def _management_command() -> str:
+    return sys.argv[1] if len(sys.argv) > 1 and Path(sys.argv[0]).name == "manage.py" else ""
+
+
 SECRET_KEY = env_secret("DJANGO_SECRET_KEY")
 if not SECRET_KEY and SANDBOX:
     from provisioning.sandbox.secret_key import sandbox_secret_key
 
     SECRET_KEY = sandbox_secret_key(SANDBOX_STATE_DIR)
+if not SECRET_KEY and _management_command() in KEYLESS_COMMANDS:
+    # Nothing this process signs outlives it: a key of its own is as good as any.
+    SECRET_KEY = secrets.token_urlsafe(50)
 if not SECRET_KEY:
     # A well-known fallback would let anyone who read this file forge sessions.
     raise ImproperlyConfigured(

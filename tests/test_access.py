@@ -332,6 +332,14 @@ def test_outside_the_sandbox_a_missing_secret_key_refuses_to_start(tmp_path):
     assert "DJANGO_SECRET_KEY_FILE" in result.stderr
 
 
+def test_checking_the_migrations_needs_no_secret_key(tmp_path):
+    """It signs nothing: a fresh checkout may check its migrations without one."""
+    result = manage("makemigrations", "--check", "--dry-run",
+                    DS_SQLITE_PATH=str(tmp_path / "db.sqlite3"))
+    assert result.returncode == 0, result.stderr
+    assert "No changes detected" in result.stdout
+
+
 def test_an_empty_secret_key_is_missing_too(tmp_path):
     result = manage("check", DJANGO_SECRET_KEY="  ", DS_SQLITE_PATH=str(tmp_path / "db.sqlite3"))
     assert "ImproperlyConfigured: DJANGO_SECRET_KEY is not set" in result.stderr
