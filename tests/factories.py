@@ -2,7 +2,11 @@
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+import botocore.session
+from botocore.stub import Stubber
 from django.utils import timezone
 
 from provisioning.config import load_config
@@ -38,3 +42,17 @@ def run_step(operation: Operation, key: str, run, outputs: dict | None = None) -
             return run(step_context(operation, key, outputs)) or {}
         except Parked as parked:
             time.sleep(max((parked.until - timezone.now()).total_seconds(), 0))
+
+
+@contextmanager
+def stubbed_client(monkeypatch, wrapper, service: str) -> Iterator[Stubber]:
+    """The AWS wrapper module ``wrapper`` talking to a botocore Stubber for ``service``: for
+    answers moto cannot give (another account's registry, read-only members it leaves out)."""
+    stubbed = botocore.session.get_session().create_client(
+        service, region_name="us-east-1", aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    with Stubber(stubbed) as stubber:
+        monkeypatch.setattr(wrapper, "client", lambda name: stubbed)
+        yield stubber
+        stubber.assert_no_pending_responses()

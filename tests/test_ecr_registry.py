@@ -2,9 +2,7 @@
 image URI, and an image outside ECR is refused with a sentence."""
 
 import boto3
-import botocore.session
 import pytest
-from botocore.stub import Stubber
 
 from provisioning.aws import ecr
 from provisioning.aws.base import AwsError
@@ -12,6 +10,7 @@ from provisioning.config import load_config
 from provisioning.errors import UserError
 from provisioning.steps.image import resolve_image
 from tests.conftest import CLUSTER, WEB_SERVICE
+from tests.factories import stubbed_client
 
 OTHER_ACCOUNT = "210987654321"
 
@@ -34,14 +33,8 @@ def test_the_registry_id_is_the_account_in_an_ecr_uri(uri, registry_id):
 
 @pytest.fixture
 def stubbed_ecr(monkeypatch):
-    ecr_client = botocore.session.get_session().create_client(
-        "ecr", region_name="us-east-1", aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    with Stubber(ecr_client) as stubber:
-        monkeypatch.setattr(ecr, "client", lambda service: ecr_client)
+    with stubbed_client(monkeypatch, ecr, "ecr") as stubber:
         yield stubber
-        stubber.assert_no_pending_responses()
 
 
 def test_find_image_asks_the_registry_of_the_uri(stubbed_ecr):

@@ -5,13 +5,13 @@ from datetime import UTC, datetime
 
 import botocore.session
 import pytest
-from botocore.stub import Stubber
 
 from provisioning.aws import ecs
 from provisioning.aws.ecr import ImageReference
 from provisioning.fargate import FARGATE_MEMORY_BY_CPU
 from provisioning.sandbox.ecs_rules import check_task_definition
 from provisioning.taskdefs import clone_task_definition, fingerprint
+from tests.factories import stubbed_client
 
 REGISTRY = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 APP = ImageReference.parse(f"{REGISTRY}/app:main")
@@ -293,14 +293,8 @@ def described_host_web() -> dict:
 def stubbed_ecs(monkeypatch):
     """The ECS client our wrapper uses, answering from botocore's Stubber (which also checks
     every request and answer against the service model)."""
-    ecs_client = botocore.session.get_session().create_client(
-        "ecs", region_name="us-east-1", aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    with Stubber(ecs_client) as stubber:
-        monkeypatch.setattr(ecs, "client", lambda service: ecs_client)
+    with stubbed_client(monkeypatch, ecs, "ecs") as stubber:
         yield stubber
-        stubber.assert_no_pending_responses()
 
 
 def test_a_described_definition_keeps_only_what_register_accepts(stubbed_ecs):
