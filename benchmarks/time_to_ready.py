@@ -403,6 +403,17 @@ def report(cases: list[Case], scale: float) -> None:
         print(f"  {case.title:<32}" + "  ".join(f"{m.runner:.2f}" for m in case.runs))
 
 
+def print_where_time_went(late: Measured, alone: Case) -> None:
+    """The shared create under load beside its median alone: the wait for a worker, then each
+    step that took longer, so a ratio above target points at its cause."""
+    alone_pickup = statistics.median(m.submitted - m.runner for m in alone.runs)
+    print(f"    waiting for a worker: {late.submitted - late.runner:.2f} s under load, "
+          f"{alone_pickup:.2f} s alone")
+    for key, seconds in sorted(late.steps.items(), key=lambda item: -item[1]):
+        usual = statistics.median(m.steps.get(key, 0.0) for m in alone.runs)
+        print(f"    {key:<28}{seconds:>7.2f} s under load {usual:>7.2f} s alone")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="repetitions of each case")
@@ -531,6 +542,7 @@ def run_cases(bench: Bench, args) -> None:
         alone = cases[3].submitted
         print(f"  a shared create while they run <= 1.5 x alone: {late.submitted:.2f} s under "
               f"load, {alone:.2f} s alone = {late.submitted / alone:.2f} x")
+        print_where_time_went(late, cases[3])
     print(json.dumps({"scale": scale, "poll": args.poll, "cases": {
         c.title: {"runner": round(c.runner, 3), "submitted": round(c.submitted, 3),
                   "critical_path": round(c.bound, 3)} for c in cases},

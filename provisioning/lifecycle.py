@@ -45,6 +45,9 @@ class KindRules:
     # After a failed step: stop the others (a create, a redeploy), or go on with whatever
     # does not depend on it, so as little as possible is left (a destroy).
     stop_on_failure: bool = True
+    # Started before every other kind waiting in the queue (see fairness.py): a destroy ends
+    # costs and never waits behind somebody's creates.
+    jumps_queue: bool = False
     typical_seconds: dict[str, float] = field(default_factory=dict)
 
     def accepts(self, staging: Staging, last_kind: str | None) -> bool:
@@ -84,7 +87,7 @@ KINDS: dict[str, KindRules] = {
         kind=OperationKind.DESTROY, plan=destroy_plan,
         working_status=StagingStatus.DESTROYING, success_status=StagingStatus.DESTROYED,
         failure_status=StagingStatus.FAILED, starts_from=LIVE_STATUSES,
-        success_stamp="destroyed_at", stop_on_failure=False,
+        success_stamp="destroyed_at", stop_on_failure=False, jumps_queue=True,
         typical_seconds={
             "handover": 5, "account": 5, "listener_rule": 2, "web_service": 300,
             "worker_service": 60, "target_group": 2, "task_definitions": 5, "database": 300,

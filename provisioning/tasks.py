@@ -96,7 +96,15 @@ def _run_recorded(name: str, func: Callable[[], Any],
 
 
 def enqueue_operation(operation_id: int) -> None:
-    async_task(_dotted(run_operation_task), operation_id, task_name=f"operation-{operation_id}")
+    """A new request: a ticket to start the fairest new operation, which need not be this one
+    (see fairness.py); the id names the task in the queue's admin."""
+    async_task(_dotted(start_next_operation_task), operation_id,
+               task_name=f"operation-{operation_id}")
+
+
+def enqueue_resume(operation_id: int) -> None:
+    """An operation already started (woken, or lost by a dead worker): run exactly this one."""
+    async_task(_dotted(run_operation_task), operation_id, task_name=f"resume-{operation_id}")
 
 
 def enqueue_pool_refill() -> None:
@@ -116,6 +124,16 @@ def run_operation_task(operation_id: int) -> bool:
     return run_operation(operation_id)
 
 
+def start_next_operation_task(ticket: int) -> int | None:
+    """The operation started for the ticket of request ``ticket``, or None."""
+    from .fairness import start_fairest
+    from .runner import run_operation
+
+    started = start_fairest(run_operation)
+    log.info("ticket of operation %s started operation %s", ticket, started)
+    return started
+
+
 def wake_parked_operations(limit: int | None = None,
                            resume: Callable[[int], None] | None = None) -> list[int]:
     """Resume parked operations whose time has come, at most ``limit`` of them (by default on
@@ -131,7 +149,7 @@ def wake_parked_operations(limit: int | None = None,
     for operation_id, wake_at in due.values_list("pk", "wake_at")[:limit]:
         if Operation.objects.filter(pk=operation_id, wake_at=wake_at, runner_token="").update(
                 wake_at=now + REDELIVER_AFTER):
-            (resume or enqueue_operation)(operation_id)
+            (resume or enqueue_resume)(operation_id)
             woken.append(operation_id)
     return woken
 
@@ -231,7 +249,7 @@ def resume_stalled_operations() -> list[int]:
     ids = list(stalled.values_list("pk", flat=True))
     for operation_id in ids:
         log.info("re-enqueueing stalled operation %s", operation_id)
-        enqueue_operation(operation_id)
+        enqueue_resume(operation_id)
     return ids
 
 

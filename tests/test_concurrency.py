@@ -225,7 +225,7 @@ def test_twenty_creates_at_once_all_get_ready_and_leave_nothing(busy_stack, reco
     assert "database is locked" not in stack.logs()
     # Every qcluster node took its share of the work.
     for log in stack.qcluster_logs:
-        assert "run_operation_task" in log.read_text(), log
+        assert "start_next_operation_task" in log.read_text(), log
     assert_sandbox_empty(stack)
 
     for key, value in {"submitted_seconds": submitted, "all_ready_seconds": ready_after,

@@ -24,6 +24,7 @@ BRANCH = "feature/Login_Page"
 def enqueued(monkeypatch):
     calls: list[int] = []
     monkeypatch.setattr("provisioning.tasks.enqueue_operation", calls.append)
+    monkeypatch.setattr("provisioning.tasks.enqueue_resume", calls.append)
     return calls
 
 

@@ -38,6 +38,7 @@ def enqueued(monkeypatch):
     """Operations are run by the tests themselves, not by a queue."""
     calls: list[int] = []
     monkeypatch.setattr("provisioning.tasks.enqueue_operation", calls.append)
+    monkeypatch.setattr("provisioning.tasks.enqueue_resume", calls.append)
     return calls
 
 

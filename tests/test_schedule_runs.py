@@ -17,6 +17,7 @@ pytestmark = pytest.mark.django_db
 def enqueued(monkeypatch):
     calls: list[int] = []
     monkeypatch.setattr("provisioning.tasks.enqueue_operation", calls.append)
+    monkeypatch.setattr("provisioning.tasks.enqueue_resume", calls.append)
     return calls
 
 
