@@ -43,14 +43,12 @@ def test_a_dedicated_create_still_needs_a_source(host_env, alice):
     assert not Staging.objects.exists()
 
 
-def test_the_form_says_shared_uses_the_hosts_data(host_env, alice):
+def test_without_javascript_the_form_explains_and_refuses_clearly(host_env, alice):
     page = client_for(alice).get(reverse("create")).content.decode()
     assert "Shared uses the host&#x27;s data" in page
     select = re.search(r"<select [^>]*>", page).group(0)
     assert 'name="source"' in select and 'data-shared-uses="host-db"' in select
 
-
-def test_without_javascript_another_source_is_still_refused_clearly(host_env, alice):
     page = client_for(alice).post(reverse("create"), {
         "branch": "main", "db_mode": "shared", "source": "qa-db", "name": ""}).content.decode()
     assert re.search(r'id="source-error">A shared database is the host', page.replace(

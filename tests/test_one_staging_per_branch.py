@@ -52,25 +52,23 @@ def test_a_second_create_of_a_branch_is_refused_with_the_first(host_env, alice):
     assert refused.value.field == "name"
     assert Staging.objects.count() == 1
 
+    # A name given on purpose makes a second one ...
+    second = engine.request_create(branch=BRANCH, owner=alice, db_mode="shared", name="second")
+    assert (second.branch, second.name) == (BRANCH, "second")
+    # ... and a name given on purpose that is taken is "taken", whatever its branch.
+    with pytest.raises(UserError, match="'second' is taken by a live staging") as taken:
+        engine.request_create(branch=BRANCH, owner=alice, db_mode="shared", name="second")
+    assert not isinstance(taken.value, BranchHasStaging)
+
+    # Destroyed stagings do not count.
+    Staging.objects.update(status=StagingStatus.DESTROYED)
+    assert engine.request_create(branch=BRANCH, owner=alice, db_mode="shared").name == NAME
+
 
 def test_whoever_asks_and_whatever_its_name(host_env, alice, bob):
     make_staging(alice, name="by-hand", branch=BRANCH, status=StagingStatus.FAILED)
     with pytest.raises(BranchHasStaging, match="already has a staging, by-hand"):
         engine.request_create(branch=BRANCH, owner=bob, db_mode="shared")
-
-
-def test_a_name_given_on_purpose_makes_a_second_one(host_env, alice):
-    engine.request_create(branch=BRANCH, owner=alice, db_mode="shared")
-    second = engine.request_create(branch=BRANCH, owner=alice, db_mode="shared", name="second")
-    assert (second.branch, second.name) == (BRANCH, "second")
-    # A name given on purpose that is taken is still "taken", whatever its branch.
-    with pytest.raises(UserError, match="'second' is taken by a live staging"):
-        engine.request_create(branch=BRANCH, owner=alice, db_mode="shared", name="second")
-
-
-def test_a_destroyed_staging_does_not_count(host_env, alice):
-    make_staging(alice, name=NAME, branch=BRANCH, status=StagingStatus.DESTROYED)
-    assert engine.request_create(branch=BRANCH, owner=alice, db_mode="shared").name == NAME
 
 
 def test_a_racing_create_of_the_same_branch_is_told_the_same(host_env, alice, bob):
