@@ -16,7 +16,7 @@ from django.conf import settings
 from django.test import Client
 
 from provisioning.models import Staging, StagingStatus
-from tests.browser.test_pages import CHROMIUM, CHROMIUM_ARGS, require_chromium
+from tests.browser.test_pages import CHROMIUM, CHROMIUM_ARGS, require_chromium, shoot
 from tests.factories import make_staging
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -68,6 +68,7 @@ def test_the_source_is_off_while_shared_is_chosen(browse, live_server):
     page.check("input[name=db_mode][value=shared]")
     expect(source).to_be_disabled()
     expect(source).to_have_value("host-db")  # what a shared database uses
+    shoot(page, "create-shared-phone")
     page.check("input[name=db_mode][value=dedicated]")
     expect(source).to_be_enabled()
     expect(source).to_have_value("qa-db")  # the choice comes back
@@ -116,12 +117,14 @@ def test_a_300_character_branch_does_not_widen_a_phone(browse, live_server, alic
     page.click("button:has-text('Create staging')")
     expect(page.locator("#branch-error")).to_contain_text("No image tagged")
     widths["no image for a 248-character branch"] = page_width(page)
+    shoot(page, "create-long-branch-phone")
 
     make_staging(alice, name="long-one", branch=NO_IMAGE_BRANCH, status=StagingStatus.READY)
     page.goto(create)
     page.fill("input[name=branch]", NO_IMAGE_BRANCH)
     expect(page.locator("#name-preview")).to_contain_text("already has a staging")
     widths["its existing staging offered"] = page_width(page)
+    shoot(page, "create-long-branch-has-staging-phone")
 
     page.goto(live_server.url + "/")
     expect(page.locator("tr[data-staging=long-one]")).to_be_visible()
@@ -169,6 +172,7 @@ def test_fleet_branch_names_break_between_words(browse, live_server, alice, bob)
         assert "".join(lines) == branch
         assert all(line[-1] in "/-_." for line in lines[:-1]), (branch, lines)
     assert page_width(page) == TABLET["width"]
+    shoot(page, "fleet-branches-tablet")
 
 
 def test_the_existing_staging_is_offered_once_before_and_after_typing(browse, live_server,
@@ -186,6 +190,7 @@ def test_the_existing_staging_is_offered_once_before_and_after_typing(browse, li
     expect(page.locator("#name-error")).to_contain_text("already has a staging")
     expect(offered).to_have_count(1)
     expect(page.locator("#name-preview")).to_be_hidden()  # empty: the error says it
+    shoot(page, "create-branch-has-staging-phone")
 
     # A name of its own: a second staging on purpose, and the refusal above is out of date.
     page.fill("input[name=name]", "second-login")
