@@ -399,10 +399,6 @@ def history_page(user: AbstractBaseUser, owner: str, number, size: int) -> Page:
     return page
 
 
-def name_is_taken(name: str) -> bool:
-    return Staging.objects.live().filter(name=name).exists()
-
-
 def resource_outputs(staging: Staging) -> dict[str, dict]:
     """The step outputs that name the staging's resources, the latest create or redeploy
     winning (a redeploy registers new task definitions). One query."""

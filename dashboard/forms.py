@@ -1,5 +1,10 @@
 """The create form and the choices it offers (which read AWS, and may fail).
 
+The branch suggestions are branches, not image tags: the engine maps each tag the registry
+lists back to the known branch that produces it (see provisioning.branches). Only the tags are
+kept in the cache; which branches are known is read afresh, so a staging made a moment ago
+already counts.
+
 What the choices read from AWS (the sources' newest snapshots, the branches that have an image)
 is kept in Django's cache for ``DS_CREATE_PAGE_CACHE_SECONDS``, one key per lookup: reloading
 the page, or posting it, does not ask AWS again, so one user cannot turn page loads into a
@@ -19,7 +24,7 @@ from django.utils.timesince import timesince
 
 from provisioning import engine
 from provisioning.config import load_config
-from provisioning.errors import ExternalCallFailed, UserError
+from provisioning.errors import BranchHasStaging, ExternalCallFailed, UserError
 from provisioning.models import DbMode
 
 # A datalist of thousands of tags helps nobody; the newest pushes are the likely branches.
@@ -48,7 +53,7 @@ def aws_problem(exc: ExternalCallFailed) -> str:
 @dataclass(frozen=True)
 class Choices:
     sources: list[tuple[str, str]]
-    branches: list[str]
+    branches: list[engine.BranchSuggestion]
     problems: list[str]  # what could not be read, as sentences
 
 
@@ -73,17 +78,17 @@ def source_choices() -> tuple[list[tuple[str, str]], str | None]:
     return [(i.instance_id, _source_label(i)) for i in sources], None
 
 
-def branch_suggestions() -> tuple[list[str], str | None]:
+def branch_suggestions() -> tuple[list[engine.BranchSuggestion], str | None]:
     config = load_config()
 
     try:
-        unique = _cached("branches", f"{config.cluster}/{config.web_service}",
-                         lambda: engine.branch_tags(MAX_BRANCH_SUGGESTIONS))
+        tags = _cached("branches", f"{config.cluster}/{config.web_service}",
+                       lambda: engine.branch_tags(MAX_BRANCH_SUGGESTIONS))
     except ExternalCallFailed as exc:
         return [], f"Could not list the branches that have an image ({exc.call}: {exc.code})."
     except UserError as exc:
         return [], exc.message
-    return unique, None
+    return engine.branch_suggestions(tags), None
 
 
 def load_choices() -> Choices:
@@ -103,8 +108,12 @@ class CreateStagingForm(forms.Form):
     )
     source = forms.ChoiceField(
         label="Data from",
+        # Not required: a shared database takes no source (the page's script disables the
+        # select then, and a disabled select is not posted).
+        required=False,
         help_text="A dedicated database is restored from this database's newest snapshot; "
-                  "(host) marks the host staging's own.",
+                  "(host) marks the host staging's own. Shared uses the host's data, "
+                  "whatever is chosen here.",
         error_messages={"invalid_choice": "Choose one of the listed sources."},
     )
     db_mode = forms.ChoiceField(
@@ -128,13 +137,24 @@ class CreateStagingForm(forms.Form):
 
     def __init__(self, *args, sources: list[tuple[str, str]], **kwargs):
         super().__init__(*args, **kwargs)
+        host_db = load_config().host_db_instance
         self.fields["source"].choices = sources
+        self.fields["source"].widget.attrs["data-shared-uses"] = host_db
         if sources and not self.is_bound:
-            host_db = load_config().host_db_instance
             self.fields["source"].initial = host_db if host_db in dict(sources) else sources[0][0]
+        # The live staging a create was refused for (its branch has one), to offer it.
+        self.existing_staging = None
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("db_mode") == DbMode.DEDICATED and not data.get("source"):
+            self.add_error("source", "Choose the database whose snapshot is restored.")
+        return data
 
     def add_user_error(self, error: UserError) -> None:
         """Put the sentence next to the field it is about, or above the form."""
+        if isinstance(error, BranchHasStaging):
+            self.existing_staging = error.staging
         self.add_error(error.field if error.field in self.fields else None, error.message)
 
 

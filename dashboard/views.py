@@ -172,6 +172,8 @@ def history(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def create(request: HttpRequest) -> HttpResponse:
+    """The create form. Above it, how much of the caps the user has used (the button is off
+    at a cap); a branch that already has a live staging gets that staging offered, once."""
     choices = load_choices()
     form = CreateStagingForm(request.POST or None, sources=choices.sources)
     if request.method == "POST" and form.is_valid():
@@ -189,30 +191,34 @@ def create(request: HttpRequest) -> HttpResponse:
             return redirect(_staging_url(staging))
     return render(request, "create.html", {
         "form": form, "choices": choices,
-        "preview": _name_preview(form.data.get("branch", ""), form.data.get("name", "")),
+        # Read after the request: a create just made counts.
+        "allowance": engine.create_allowance(request.user),
+        "refused_for": _existing_offer(request, form.existing_staging),
+        "preview": _name_preview(request, form.data.get("branch", ""),
+                                 form.data.get("name", "")),
+        # The refusal under the name field says it already; the preview does not repeat it.
+        "conflict_shown": bool(form.errors.get("name")),
     })
 
 
-def _name_preview(branch: str, name: str) -> dict:
-    branch, name = branch.strip(), name.strip()
-    if not branch and not name:
-        example = engine.derive_name(EXAMPLE_BRANCH)
-        return {"example_branch": EXAMPLE_BRANCH, "example": example}
-    try:
-        derived = engine.derive_name(branch, name or None)
-    except UserError as exc:
-        return {"error": exc.message}
-    return {
-        "name": derived,
-        "host": f"{derived}.{load_config().domain}",
-        "taken": fleet_queries.name_is_taken(derived),
-    }
+def _existing_offer(request: HttpRequest, staging: Staging | None) -> dict | None:
+    """A live staging of the branch asked for, with what the user may do with it."""
+    if staging is None:
+        return None
+    return {"staging": staging, "may_redeploy": engine.may_redeploy(request.user, staging)}
+
+
+def _name_preview(request: HttpRequest, branch: str, name: str) -> dict:
+    if not branch.strip() and not name.strip():
+        return {"example_branch": EXAMPLE_BRANCH, "example": engine.derive_name(EXAMPLE_BRANCH)}
+    plan = engine.preview_create(branch, name)
+    return {"plan": plan, "existing": _existing_offer(request, plan.existing)}
 
 
 @login_required
 @require_GET
 def name_preview_partial(request: HttpRequest) -> HttpResponse:
-    preview = _name_preview(request.GET.get("branch", ""), request.GET.get("name", ""))
+    preview = _name_preview(request, request.GET.get("branch", ""), request.GET.get("name", ""))
     return render(request, "partials/name_preview.html", {"preview": preview})
 
 

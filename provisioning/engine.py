@@ -7,14 +7,20 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 
 from .aws import ecr
+from .branches import BranchSuggestion, suggestions_for_tags
 from .config import load_config
 from .host import read_host_environment
 from .models import Staging
 from .operations import (
+    CreateAllowance,
+    CreatePreview,
     SourceInfo,
+    create_allowance,
     derive_name,
     list_sources,
     may_act,
+    may_redeploy,
+    preview_create,
     request_create,
     request_destroy,
     request_redeploy,
@@ -23,9 +29,10 @@ from .steps.account import read_login_password
 from .steps.image import registry_id_of
 
 __all__ = [
-    "SourceInfo", "acting_user", "branch_tags", "derive_name", "list_sources", "live_staging",
-    "may_act", "reveal_login", "request_create", "request_destroy", "request_redeploy",
-    "staging_named",
+    "BranchSuggestion", "CreateAllowance", "CreatePreview", "SourceInfo", "acting_user",
+    "branch_suggestions", "branch_tags", "create_allowance", "derive_name", "list_sources",
+    "live_staging", "may_act", "may_redeploy", "preview_create", "reveal_login",
+    "request_create", "request_destroy", "request_redeploy", "staging_named",
 ]
 
 
@@ -51,8 +58,17 @@ def reveal_login(staging: Staging) -> str:
     return read_login_password(staging)
 
 
+# --- sources and branches: what a create may be asked for ---------------------------------------
+
 def branch_tags(limit: int) -> list[str]:
-    """The image tags of the host's app repository, newest push first, each once."""
+    """The image tags of the host's app repository, newest push first, each once (AWS)."""
     image = read_host_environment(load_config()).image
     tags = ecr.list_image_tags(registry_id=registry_id_of(image), repository=image.repository)
     return list(dict.fromkeys(tag.tag for tag in tags))[:limit]
+
+
+def branch_suggestions(image_tags: list[str]) -> list[BranchSuggestion]:
+    """The branches to offer for these image tags: the known branch a tag stands for, else
+    the tag itself (our records only; see provisioning.branches). A create given one of
+    these tags resolves it the same way."""
+    return suggestions_for_tags(image_tags)

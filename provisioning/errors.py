@@ -32,3 +32,16 @@ class StepTimedOut(ExternalCallFailed):
 
 class OperationCancelled(Exception):
     """The operation was superseded (a destroy was requested) and must stop between calls."""
+
+
+class BranchHasStaging(UserError):
+    """A create without an explicit name for a branch that already has a live staging: one
+    live staging per branch, unless a second one is named on purpose. Carries that staging,
+    so an entry point can offer to open or redeploy it."""
+
+    def __init__(self, branch: str, staging):
+        super().__init__(
+            f"{branch} already has a staging, {staging.name} ({staging.status}): open it or "
+            "redeploy it; to run a second one on purpose, give it a name.", field="name")
+        self.branch = branch
+        self.staging = staging

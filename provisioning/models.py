@@ -11,6 +11,8 @@ from django.db.models import Count, F, Q, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
+from .names import image_tag_for_branch
+
 
 class StagingStatus(models.TextChoices):
     PENDING = "pending"
@@ -43,6 +45,10 @@ class DbMode(models.TextChoices):
 class Staging(models.Model):
     name = models.CharField(max_length=63)
     branch = models.CharField(max_length=255)
+    # The tag CI pushes the branch's image under (names.image_tag_for_branch), kept so that a
+    # tag in the registry finds the branches it stands for with one indexed lookup. Set on
+    # every save from ``branch``.
+    branch_tag = models.CharField(max_length=128, blank=True, db_index=True)
     # The image pinned by digest (so a redeploy of a re-pushed tag really changes something)
     # and the tag it was resolved from.
     image = models.CharField(max_length=512, blank=True)
@@ -95,6 +101,13 @@ class Staging(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        self.branch_tag = image_tag_for_branch(self.branch)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "branch" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "branch_tag"}
+        super().save(*args, **kwargs)
 
     @property
     def is_live(self) -> bool:

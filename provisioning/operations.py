@@ -15,8 +15,9 @@ from django.utils import timezone
 
 from . import audit, lifecycle, tasks
 from .aws import elbv2, rds
+from .branches import live_staging_of_branch, resolve_branch
 from .config import EngineConfig, load_config
-from .errors import UserError
+from .errors import BranchHasStaging, UserError
 from .models import (
     AuditAction,
     DbMode,
@@ -28,7 +29,13 @@ from .models import (
     Staging,
     StagingStatus,
 )
-from .names import InvalidName, invisible_character, name_for_branch, validate_name
+from .names import (
+    InvalidName,
+    ResourceNames,
+    invisible_character,
+    name_for_branch,
+    validate_name,
+)
 from .runner import stop_waiting_steps
 from .steps.image import resolve_image
 
@@ -76,35 +83,80 @@ def derive_name(branch: str, name: str | None = None) -> str:
         raise UserError(str(exc), field="name") from exc
 
 
+def _name_taken(name: str) -> UserError:
+    return UserError(f"The name {name!r} is taken by a live staging; choose another.",
+                     field="name")
+
+
 def _check_name_free(name: str) -> None:
     if Staging.objects.live().filter(name=name).exists():
-        raise UserError(f"The name {name!r} is taken by a live staging; choose another.",
-                        field="name")
+        raise _name_taken(name)
+
+
+def _check_branch_free(branch: str) -> None:
+    """One live staging per branch, unless a second one is named on purpose (the caller
+    skips this when a name was given)."""
+    if existing := live_staging_of_branch(branch):
+        raise BranchHasStaging(branch, existing)
+
+
+@dataclass(frozen=True)
+class CreateAllowance:
+    """How much of the caps a person has used: what the create page shows before the form is
+    filled, and what a create is refused by."""
+
+    operations: int  # their creates and redeploys under way
+    operations_cap: int
+    mine: int  # their live stagings
+    mine_cap: int
+    fleet: int  # everybody's live stagings
+    fleet_cap: int
+
+    @property
+    def refusal(self) -> str | None:
+        """Why a create would be refused now, or None."""
+        if self.fleet >= self.fleet_cap:
+            return (f"There are already {self.fleet_cap} live stagings, the most allowed: "
+                    "destroy one first.")
+        if self.mine >= self.mine_cap:
+            return (f"You already have {self.mine_cap} live stagings, the most allowed per "
+                    "person: destroy one first.")
+        return _inflight_refusal(self.operations, self.operations_cap)
+
+
+def _inflight_refusal(running: int, cap: int) -> str | None:
+    if running < cap:
+        return None
+    return (f"You already have {running} operations under way, the most allowed per person "
+            f"({cap}): wait until one of them is finished.")
+
+
+def _operations_under_way(user: AbstractBaseUser) -> int:
+    return Operation.objects.unfinished().filter(requested_by_id=user.pk).exclude(
+        kind=OperationKind.DESTROY).count()
+
+
+def create_allowance(user: AbstractBaseUser) -> CreateAllowance:
+    config = load_config()
+    live = Staging.objects.live()
+    return CreateAllowance(
+        operations=_operations_under_way(user), operations_cap=config.max_inflight_per_user,
+        mine=live.filter(owner_id=user.pk).count(), mine_cap=config.max_live_per_user,
+        fleet=live.count(), fleet_cap=config.max_live_stagings,
+    )
 
 
 def _check_caps(owner: AbstractBaseUser) -> None:
-    config = load_config()
-    live = Staging.objects.live()
-    total_cap = config.max_live_stagings
-    if live.count() >= total_cap:
-        raise UserError(f"There are already {total_cap} live stagings, the most allowed: "
-                        "destroy one first.")
-    user_cap = config.max_live_per_user
-    if live.filter(owner_id=owner.pk).count() >= user_cap:
-        raise UserError(f"You already have {user_cap} live stagings, the most allowed per "
-                        "person: destroy one first.")
-    _check_inflight(owner)
+    if refusal := create_allowance(owner).refusal:
+        raise UserError(refusal)
 
 
 def _check_inflight(user: AbstractBaseUser) -> None:
     """One person's operations in flight are bounded, so nobody fills the account's AWS rate
     limits (and the queue) for everyone else. Destroys are never refused: they end costs."""
-    cap = load_config().max_inflight_per_user
-    running = Operation.objects.unfinished().filter(requested_by_id=user.pk).exclude(
-        kind=OperationKind.DESTROY).count()
-    if running >= cap:
-        raise UserError(f"You already have {running} operations under way, the most allowed "
-                        f"per person ({cap}): wait until one of them is finished.")
+    if refusal := _inflight_refusal(_operations_under_way(user),
+                                    load_config().max_inflight_per_user):
+        raise UserError(refusal)
 
 
 def _check_source(config: EngineConfig, source: str) -> None:
@@ -172,7 +224,7 @@ def _create_detail(staging: Staging) -> str:
     return f"branch {staging.branch}, image {staging.image_tag}, {database}"
 
 
-def _save_new_staging(staging: Staging, user: AbstractBaseUser) -> Staging:
+def _save_new_staging(staging: Staging, user: AbstractBaseUser, *, named: bool) -> Staging:
     try:
         with transaction.atomic():
             # Again inside the transaction: requests racing past the early check are counted
@@ -188,8 +240,11 @@ def _save_new_staging(staging: Staging, user: AbstractBaseUser) -> Staging:
                          detail=_create_detail(staging))
             transaction.on_commit(lambda: tasks.enqueue_operation(operation.pk))
     except IntegrityError as exc:
-        raise UserError(f"The name {staging.name!r} is taken by a live staging; choose another.",
-                        field="name") from exc
+        # A request racing ours for the same branch wrote its row first.
+        existing = None if named else live_staging_of_branch(staging.branch)
+        if existing:
+            raise BranchHasStaging(staging.branch, existing) from exc
+        raise _name_taken(staging.name) from exc
     return staging
 
 
@@ -198,7 +253,8 @@ def request_create(
     source: str | None = None, db_mode: str = DbMode.DEDICATED,
 ) -> Staging:
     config = load_config()
-    branch = validate_branch(branch)
+    branch = resolve_branch(validate_branch(branch))
+    named = bool(name)
     name = derive_name(branch, name)
     if db_mode not in DbMode.values:
         raise UserError(f"Unknown DB mode {db_mode!r}; use dedicated or shared.", field="db_mode")
@@ -208,6 +264,8 @@ def request_create(
                         "restore from another source.", field="source")
     _check_source(config, source)
     _check_configuration(config, source, db_mode)
+    if not named:
+        _check_branch_free(branch)
     _check_name_free(name)
     _check_caps(owner)
     snapshot_id = ""
@@ -222,7 +280,40 @@ def request_create(
     _check_load_balancer_room(config)
     staging = Staging(name=name, branch=branch, source=source, snapshot_id=snapshot_id,
                       db_mode=db_mode, owner=owner, image=image.uri, image_tag=image.tag)
-    return _save_new_staging(staging, owner)
+    return _save_new_staging(staging, owner, named=named)
+
+
+@dataclass(frozen=True)
+class CreatePreview:
+    """What a create with this branch and name would make, or why it would be refused, read
+    from our own records only (it answers as the user types)."""
+
+    typed_branch: str
+    branch: str = ""  # what the create is for: the typed one, or the known branch it stands for
+    name: str = ""
+    host: str = ""
+    existing: Staging | None = None  # the branch's live staging this create would duplicate
+    name_taken: bool = False
+    error: str = ""
+
+    @property
+    def resolved_from_tag(self) -> bool:
+        return bool(self.branch) and self.branch != self.typed_branch
+
+
+def preview_create(branch: str, name: str | None = None) -> CreatePreview:
+    typed, name = branch.strip(), (name or "").strip() or None
+    try:
+        resolved = resolve_branch(validate_branch(typed)) if typed or not name else typed
+        derived = derive_name(resolved, name)
+    except UserError as exc:
+        return CreatePreview(typed_branch=typed, error=exc.message)
+    existing = None if name or not resolved else live_staging_of_branch(resolved)
+    return CreatePreview(
+        typed_branch=typed, branch=resolved, name=derived,
+        host=ResourceNames(derived, load_config().domain).host, existing=existing,
+        name_taken=existing is None and Staging.objects.live().filter(name=derived).exists(),
+    )
 
 
 def _start(staging: Staging, kind: str, user: AbstractBaseUser, params: dict) -> Operation:
@@ -283,3 +374,12 @@ def request_destroy(staging: Staging, *, user: AbstractBaseUser) -> Operation:
 def may_act(user: AbstractBaseUser, staging: Staging) -> bool:
     """Whether ``user`` may redeploy or destroy the staging (the lifecycle registry's rule)."""
     return lifecycle.rules_for(OperationKind.DESTROY).may_start(user, staging)
+
+
+def may_redeploy(user: AbstractBaseUser, staging: Staging) -> bool:
+    """Whether a redeploy by ``user`` would be accepted now (who, and from which status)."""
+    rules = lifecycle.rules_for(OperationKind.REDEPLOY)
+    if not rules.may_start(user, staging):
+        return False
+    last = staging.latest_operation()
+    return rules.accepts(staging, last and last.kind)

@@ -96,7 +96,7 @@ def test_a_double_submitted_create_makes_one_staging(host_env, alice, monkeypatc
     made = [r for r in results if isinstance(r, Staging)]
     refused = [r for r in results if isinstance(r, UserError)]
     assert len(made) == 1 and len(refused) == 1, results
-    assert "is taken by a live staging" in refused[0].message
+    assert "already has a staging" in refused[0].message
     assert Staging.objects.count() == 1
     assert Operation.objects.count() == 1
 

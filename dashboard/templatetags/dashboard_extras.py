@@ -1,8 +1,11 @@
 """Small formatting filters for the dashboard's templates."""
 
+import re
 from datetime import timedelta
 
 from django import template
+from django.utils.html import conditional_escape
+from django.utils.safestring import SafeString, mark_safe
 
 register = template.Library()
 
@@ -53,3 +56,15 @@ def time_left(value: timedelta | float | None) -> str:
     if minutes < 90:
         return f"about {minutes} min"
     return f"about {seconds / 3600:.1f} h"
+
+
+# Where a branch name may break across lines: after the separators people put between words.
+_AFTER_SEPARATOR = re.compile(r"(?<=[/_.-])(?=.)")
+
+
+@register.filter(needs_autoescape=True)
+def break_at_separators(text: str, autoescape: bool = True) -> SafeString:
+    """``text`` escaped, with a <wbr> after each ``/``, ``-``, ``_`` and ``.``: a narrow column
+    then wraps `feature/search-page` between its words, never inside one."""
+    escape = conditional_escape if autoescape else str
+    return mark_safe("<wbr>".join(escape(part) for part in _AFTER_SEPARATOR.split(str(text))))

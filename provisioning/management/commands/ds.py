@@ -18,7 +18,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 
 from provisioning import doctor, engine, permissions
 from provisioning.config import load_config
-from provisioning.errors import ExternalCallFailed, UserError
+from provisioning.errors import BranchHasStaging, ExternalCallFailed, UserError
 from provisioning.models import Operation, Staging, StagingStatus
 from provisioning.presenters import staging_summary
 from provisioning.sweep import sweep
@@ -98,10 +98,20 @@ class Command(BaseCommand):
     # --- actions --------------------------------------------------------------------------
 
     def do_create(self, *, branch, name, source, shared_db, wait, json: bool, **_) -> None:
-        staging = engine.request_create(
-            branch=branch, owner=self._cli_user(), name=name, source=source,
-            db_mode="shared" if shared_db else "dedicated",
-        )
+        try:
+            staging = engine.request_create(
+                branch=branch, owner=self._cli_user(), name=name, source=source,
+                db_mode="shared" if shared_db else "dedicated",
+            )
+        except BranchHasStaging as exc:
+            existing = exc.staging
+            raise UserError(
+                f"{exc.branch} already has a staging, {existing.name} ({existing.status}): "
+                f"`ds show {existing.name}` or `ds redeploy {existing.name}`; to run a second "
+                "one on purpose, give it a --name.") from exc
+        if staging.branch != branch:
+            sys.stderr.write(f"{branch} is the image tag of branch {staging.branch}: the "
+                             "staging runs that branch.\n")
         self._finish(staging, wait=wait, as_json=json)
 
     def do_list(self, *, json: bool, all: bool, **_) -> None:
