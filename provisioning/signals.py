@@ -5,6 +5,9 @@ ids only (a receiver reads what it needs; nothing stale or unpicklable travels).
 * ``operation_finished``: ``operation_id``, ``staging_id``, ``kind``, ``succeeded``.
 * ``step_failed``: ``operation_id``, ``staging_id``, ``kind``, ``step_id`` (the first failed
   step of a failed operation).
+* ``expiry_warning``: ``staging_id``, ``window_hours`` (the DS_EXPIRY_WARN_HOURS window the
+  staging's expiry has entered), ``expires_at``: once per window and expiry (an extension or
+  a redeploy starts them over), sent by the every-minute expiry check (provisioning/expiry.py).
 """
 
 import logging
@@ -18,6 +21,7 @@ log = logging.getLogger(__name__)
 
 operation_finished = Signal()
 step_failed = Signal()
+expiry_warning = Signal()
 
 
 def _send(signal: Signal, **kwargs) -> None:
@@ -37,3 +41,8 @@ def finished(operation: Operation, *, succeeded: bool, failed_step: Step | None 
             _send(step_failed, step_id=failed_step.pk, **ids)
 
     transaction.on_commit(send)
+
+
+def expiry_warned(*, staging_id: int, window_hours: float, expires_at) -> None:
+    transaction.on_commit(lambda: _send(expiry_warning, staging_id=staging_id,
+                                        window_hours=window_hours, expires_at=expires_at))
