@@ -17,7 +17,7 @@ Who may extend or keep, and from which statuses, is the lifecycle registry's (RO
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
@@ -77,8 +77,7 @@ def restart_life(staging: Staging, now: datetime) -> bool:
 
 
 def utc_text(moment: datetime) -> str:
-    return timezone.localtime(moment, timezone.get_fixed_timezone(0)).strftime(
-        "%Y-%m-%d %H:%M UTC")
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 # --- extend and keep ------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import logging
 from django.db import transaction
 from django.dispatch import Signal
 
-from .models import Operation, Step
+from .models import Operation, Staging, Step
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +24,9 @@ step_failed = Signal()
 expiry_warning = Signal()
 
 
-def _send(signal: Signal, **kwargs) -> None:
+def _send(signal: Signal, sender=Operation, **kwargs) -> None:
     """A receiver that fails is logged; it never fails the operation nor the other receivers."""
-    for receiver, outcome in signal.send_robust(sender=Operation, **kwargs):
+    for receiver, outcome in signal.send_robust(sender=sender, **kwargs):
         if isinstance(outcome, Exception):
             log.error("%s failed on %s", receiver, kwargs, exc_info=outcome)
 
@@ -44,5 +44,5 @@ def finished(operation: Operation, *, succeeded: bool, failed_step: Step | None 
 
 
 def expiry_warned(*, staging_id: int, window_hours: float, expires_at) -> None:
-    transaction.on_commit(lambda: _send(expiry_warning, staging_id=staging_id,
+    transaction.on_commit(lambda: _send(expiry_warning, sender=Staging, staging_id=staging_id,
                                         window_hours=window_hours, expires_at=expires_at))
