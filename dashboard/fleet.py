@@ -26,6 +26,7 @@ from django.utils import timezone
 from provisioning import lifecycle
 from provisioning.costs import (
     CHART_DAYS,
+    HOURS_PER_MONTH,
     DailyCost,
     FleetTotals,
     Lifetime,
@@ -39,6 +40,8 @@ from provisioning.costs import (
     totals_from,
 )
 from provisioning.engine import may_act
+from provisioning.expiry import ExpiryView, expiry_of
+from provisioning.lifecycle import RowChange, row_change
 from provisioning.models import (
     UNFINISHED_OPERATION_STATUSES,
     Operation,
@@ -86,13 +89,17 @@ class RowUrls:
 
     staging: str
     destroy: str
+    extend: str = ""
+    recreate: str = ""
 
     MARKER = 987654321
 
     @classmethod
-    def from_reversed(cls, staging: str, destroy: str) -> "RowUrls":
+    def from_reversed(cls, staging: str, destroy: str, extend: str = "",
+                      recreate: str = "") -> "RowUrls":
         marker = str(cls.MARKER)
-        return cls(staging.replace(marker, "{pk}"), destroy.replace(marker, "{pk}"))
+        return cls(*(url.replace(marker, "{pk}") for url in (staging, destroy, extend,
+                                                             recreate)))
 
 
 @dataclass(frozen=True)
@@ -103,6 +110,17 @@ class FleetRow:
     may_act: bool
     queued: str = ""  # the kind of an operation requested but not yet picked up by a worker
     urls: RowUrls | None = None
+    expiry: ExpiryView | None = None
+    may_extend: bool = False
+
+    @property
+    def monthly(self) -> float:
+        """What it costs a month at this rate: shown for a kept staging, which never ends."""
+        return self.hourly * HOURS_PER_MONTH
+
+    @property
+    def extend_url(self) -> str:
+        return self.urls.extend.format(pk=self.staging.pk)
 
     @property
     def destroy_requested(self) -> bool:
@@ -268,7 +286,7 @@ def fleet_costs(rates: Rates, state: FleetState) -> tuple[FleetTotals, list[Dail
 # What the table shows and its costs and rights need: the rest of a row (errors, images,
 # logins) is not read on every poll.
 TABLE_FIELDS = ("name", "branch", "status", "db_mode", "source", "created_at", "updated_at",
-                "destroyed_at", "owner__username")
+                "destroyed_at", "owner__username", "expires_at", "kept")
 
 
 def live_stagings(filters: FleetFilters, user: AbstractBaseUser) -> QuerySet[Staging]:
@@ -289,12 +307,15 @@ def load_fleet(user: AbstractBaseUser, filters: FleetFilters, urls: RowUrls,
     rates = Rates()
     now = state.now
     rows = []
+    extend = row_change(RowChange.EXTEND)
     for staging in live_stagings(filters, user):
         queued = state.unfinished.get(staging.pk)
         rows.append(FleetRow(
             staging, rates.hourly(staging.db_mode),
             cost_so_far(rates, lifetime_of(staging), now), may_act(user, staging),
             queued=queued[1] if queued and not staging.is_busy else "", urls=urls,
+            expiry=expiry_of(staging, now, rates.config),
+            may_extend=not staging.kept and extend.allowed(user, staging),
         ))
     totals, daily = fleet_costs(rates, state)
     return Fleet(rows, totals, state.busy, rates, daily, state.version(user, filters))
@@ -365,11 +386,15 @@ class HistoryRow:
     url: str = ""
     created: Moment | None = None
     destroyed: Moment | None = None
+    recreate_url: str = ""  # set when the viewer may recreate it
 
 
-def history_rows(stagings, rates: Rates, urls: RowUrls | None = None) -> list[HistoryRow]:
+def history_rows(stagings, rates: Rates, urls: RowUrls | None = None,
+                 user: AbstractBaseUser | None = None) -> list[HistoryRow]:
+    recreate = row_change(RowChange.RECREATE)
     rows = []
     for staging in stagings:
+        may_recreate = bool(urls and urls.recreate and user and recreate.allowed(user, staging))
         lifetime = lifetime_of(staging)
         end = lifetime.destroyed_at or timezone.now()
         rows.append(HistoryRow(
@@ -377,6 +402,7 @@ def history_rows(stagings, rates: Rates, urls: RowUrls | None = None) -> list[Hi
             url=urls.staging.format(pk=staging.pk) if urls else "",
             created=Moment.of(staging.created_at),
             destroyed=Moment.of(staging.destroyed_at) if staging.destroyed_at else None,
+            recreate_url=urls.recreate.format(pk=staging.pk) if may_recreate else "",
         ))
     return rows
 

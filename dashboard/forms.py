@@ -135,11 +135,24 @@ class CreateStagingForm(forms.Form):
         }),
     )
 
+    ttl = forms.CharField(
+        label="TTL (hours)",
+        required=False,
+        max_length=20,
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
+    )
+
     def __init__(self, *args, sources: list[tuple[str, str]], **kwargs):
         super().__init__(*args, **kwargs)
         host_db = load_config().host_db_instance
         self.fields["source"].choices = sources
         self.fields["source"].widget.attrs["data-shared-uses"] = host_db
+        config = load_config()
+        # The engine checks the value (one message for the form and `ds create --ttl`).
+        self.fields["ttl"].help_text = (
+            f"It is destroyed this long after the create or its last redeploy, unless "
+            f"extended. Empty: {config.ttl_hours:g}; at most {config.max_ttl_hours:g}.")
+        self.fields["ttl"].widget.attrs["placeholder"] = f"{config.ttl_hours:g}"
         if sources and not self.is_bound:
             self.fields["source"].initial = host_db if host_db in dict(sources) else sources[0][0]
         # The live staging a create was refused for (its branch has one), to offer it.

@@ -16,7 +16,14 @@ from urllib.parse import unquote, urlsplit
 from django.core.exceptions import ImproperlyConfigured
 
 from dashboard.private_files import create_private
-from provisioning.config import check_fargate_size, parse_pool_sizes, parse_source_secrets
+from provisioning.config import (
+    check_fargate_size,
+    check_ttl,
+    parse_hours,
+    parse_pool_sizes,
+    parse_source_secrets,
+    parse_warn_hours,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -305,6 +312,13 @@ DS_MAX_LIVE_PER_USER = env_int("DS_MAX_LIVE_PER_USER", 10)
 DS_MAX_INFLIGHT_PER_USER = env_int("DS_MAX_INFLIGHT_PER_USER", 3)
 # Per qcluster worker process: threads that run the rounds of operations woken after a wait.
 DS_RESUME_THREADS = env_int("DS_RESUME_THREADS", 2)
+
+# Expiry: how long a staging lives after its create or last redeploy, the most anyone may ask
+# for (a create's TTL, an extension), and the warnings before its end (hours, largest first).
+DS_TTL_HOURS = parse_hours("DS_TTL_HOURS", env_str("DS_TTL_HOURS"), 72.0)
+DS_MAX_TTL_HOURS = parse_hours("DS_MAX_TTL_HOURS", env_str("DS_MAX_TTL_HOURS"), 336.0)
+check_ttl(DS_TTL_HOURS, DS_MAX_TTL_HOURS)
+DS_EXPIRY_WARN_HOURS = parse_warn_hours(env_str("DS_EXPIRY_WARN_HOURS", "24,1"))
 
 # --- security in production ----------------------------------------------------------------
 # The sandbox serves plain http on loopback, so none of this is on by default. A deployment

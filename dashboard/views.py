@@ -38,6 +38,8 @@ from provisioning import sweep as orphan_sweep
 from provisioning.config import load_config
 from provisioning.costs import Rates, cost_so_far
 from provisioning.errors import ExternalCallFailed, UserError
+from provisioning.expiry import expiry_of
+from provisioning.lifecycle import RowChange
 from provisioning.models import (
     LOG_LINES_KEPT_PER_STEP,
     AuditAction,
@@ -93,7 +95,9 @@ def _safe_next(request: HttpRequest, default: str) -> str:
 def _row_urls() -> fleet_queries.RowUrls:
     marker = fleet_queries.RowUrls.MARKER
     return fleet_queries.RowUrls.from_reversed(reverse("staging", args=[marker]),
-                                               reverse("destroy", args=[marker]))
+                                               reverse("destroy", args=[marker]),
+                                               reverse("extend", args=[marker]),
+                                               reverse("recreate", args=[marker]))
 
 
 def _fleet_context(request: HttpRequest, filters: fleet_queries.FleetFilters,
@@ -163,7 +167,8 @@ def history(request: HttpRequest) -> HttpResponse:
                                       HISTORY_PAGE_SIZE)
     return render(request, "history.html", {
         "page": page,
-        "rows": fleet_queries.history_rows(page.object_list, Rates(), _row_urls()),
+        "rows": fleet_queries.history_rows(page.object_list, Rates(), _row_urls(),
+                                           request.user),
         "owner": owner,
         "owner_filters": fleet_queries.OWNER_FILTERS,
     })
@@ -182,6 +187,7 @@ def create(request: HttpRequest) -> HttpResponse:
             staging = engine.request_create(
                 branch=data["branch"], owner=request.user, name=data["name"] or None,
                 source=data["source"] or None, db_mode=data["db_mode"],
+                ttl_hours=data["ttl"] or None,
             )
         except UserError as exc:
             form.add_user_error(exc)
@@ -253,6 +259,10 @@ def _detail_context(request: HttpRequest, staging: Staging) -> dict:
     rates = Rates()
     context = _live_context(request, staging)
     context.update({
+        # Outside the polled part: the countdown is as of the page's load.
+        "expiry": expiry_of(staging),
+        "changes": engine.offered_changes(request.user, staging),
+        "ttl_hours": load_config().ttl_hours,
         "hourly": rates.hourly(staging.db_mode) if staging.is_live else None,
         "so_far": cost_so_far(rates, fleet_queries.lifetime_of(staging)),
         "estimates": rates,
@@ -347,6 +357,66 @@ def redeploy(request: HttpRequest, pk: int) -> HttpResponse:
         messages.success(request, f"Redeploying {staging.name} with the newest image of "
                                   f"{staging.branch}.")
     return redirect(_staging_url(staging))
+
+
+def _staging_for_change(request: HttpRequest, pk: int, change: str) -> Staging:
+    staging = _staging(pk)
+    if not engine.may(change, request.user, staging):
+        raise PermissionDenied("Only an admin may do this." if change == RowChange.KEEP
+                               else "Only the staging's owner or an admin may do this.")
+    return staging
+
+
+@login_required
+@require_POST
+def extend(request: HttpRequest, pk: int) -> HttpResponse:
+    """Expire ``hours`` from now (empty: DS_TTL_HOURS), capped at DS_MAX_TTL_HOURS."""
+    staging = _staging_for_change(request, pk, RowChange.EXTEND)
+    try:
+        extension = engine.extend(staging, user=request.user, hours=request.POST.get("hours"))
+    except UserError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, extension.sentence(staging.name))
+    return redirect(_safe_next(request, _staging_url(staging)))
+
+
+@login_required
+@require_POST
+def keep(request: HttpRequest, pk: int) -> HttpResponse:
+    """Keep without expiry (``kept=1``) or stop keeping (``kept=0``): admins only."""
+    staging = _staging_for_change(request, pk, RowChange.KEEP)
+    kept = request.POST.get("kept") != "0"
+    try:
+        changed = engine.set_kept(staging, user=request.user, kept=kept)
+    except UserError as exc:
+        messages.error(request, exc.message)
+    else:
+        if not changed:
+            messages.info(request, f"{staging.name} already was as asked.")
+        elif kept:
+            messages.success(request, f"{staging.name} is kept: it does not expire.")
+        else:
+            messages.success(request, f"{staging.name} is no longer kept: it expires in "
+                                      f"{load_config().ttl_hours:g} hours unless extended.")
+    return redirect(_safe_next(request, _staging_url(staging)))
+
+
+@login_required
+@require_POST
+def recreate(request: HttpRequest, pk: int) -> HttpResponse:
+    """The destroyed staging made again; its new page, or the old one saying why not."""
+    staging = _staging_for_change(request, pk, RowChange.RECREATE)
+    try:
+        again = engine.request_recreate(staging, user=request.user)
+    except UserError as exc:
+        messages.error(request, f"Cannot recreate {staging.name}: {exc.message}")
+    except ExternalCallFailed as exc:
+        messages.error(request, aws_problem(exc))
+    else:
+        messages.success(request, f"Recreating {again.name} from {again.branch}.")
+        return redirect(_staging_url(again))
+    return redirect(_safe_next(request, _staging_url(staging)))
 
 
 @login_required

@@ -16,16 +16,21 @@ from django.contrib.auth.models import AbstractBaseUser
 
 from .models import AuditAction, AuditEvent, Staging
 
-# Shown as the actor of what a schedule did on its own.
+# Shown as the actor of what a schedule did on its own ("system: expiry" names which).
 SYSTEM_ACTOR = "system"
 # Enough for a staging's whole life; a page never grows without bound.
 TRAIL_LENGTH = 50
 
 
+def system_actor(schedule: str = "") -> str:
+    return f"{SYSTEM_ACTOR}: {schedule}" if schedule else SYSTEM_ACTOR
+
+
 def record(action: str, *, actor: AbstractBaseUser | None, staging: Staging | None = None,
-           detail: str = "", staging_name: str = "") -> AuditEvent:
+           detail: str = "", staging_name: str = "", system: str = "") -> AuditEvent:
     """Write one event. ``staging_name`` names a staging no row exists for any more (a
-    sweep's leftovers); with ``staging`` given, its name is used."""
+    sweep's leftovers); with ``staging`` given, its name is used. Without a person as actor,
+    ``system`` names the check that acted (``expiry``: the actor is "system: expiry")."""
     if action not in AuditAction.values:
         raise ValueError(f"unknown audit action {action!r}")
     known_user = actor is not None and actor.is_authenticated
@@ -34,7 +39,7 @@ def record(action: str, *, actor: AbstractBaseUser | None, staging: Staging | No
         staging=staging,
         staging_name=staging.name if staging is not None else staging_name,
         actor=actor if known_user else None,
-        actor_name=actor.get_username() if known_user else SYSTEM_ACTOR,
+        actor_name=actor.get_username() if known_user else system_actor(system),
         detail=detail,
     )
 

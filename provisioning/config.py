@@ -2,6 +2,7 @@
 dashboard/settings.py (which reads the environment), so steps never reach into Django and a
 setting has one name in code (tests/test_configuration.py holds every module to it)."""
 
+import math
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -55,6 +56,11 @@ class EngineConfig:
     login_lockout_minutes: int = 15
     behind_proxy: bool = False
     max_cookie_bytes: int = 8 * 1024
+    # Expiry: a staging's life after its create or last redeploy, the most anyone may ask
+    # for, and how long before the end the pages (and later the owner) are warned.
+    ttl_hours: float = 72.0
+    max_ttl_hours: float = 336.0
+    expiry_warn_hours: tuple[float, ...] = (24.0, 1.0)
 
     def url_for(self, host: str) -> str:
         return f"{self.url_scheme}://{host}"
@@ -109,6 +115,9 @@ def load_config() -> EngineConfig:
         login_lockout_minutes=s.DS_LOGIN_LOCKOUT_MINUTES,
         behind_proxy=s.DS_BEHIND_PROXY,
         max_cookie_bytes=s.DS_MAX_COOKIE_BYTES,
+        ttl_hours=s.DS_TTL_HOURS,
+        max_ttl_hours=s.DS_MAX_TTL_HOURS,
+        expiry_warn_hours=tuple(s.DS_EXPIRY_WARN_HOURS),
     )
 
 
@@ -165,3 +174,37 @@ def check_fargate_size(prefix: str, *, cpu: str, memory: str) -> None:
             f"{prefix}_MEMORY: {memory!r} is not a Fargate memory size for {prefix}_CPU={cpu}: "
             f"with {cpu} CPU units Fargate takes {memory_sizes_text(int(cpu))} MiB. {valid}"
         )
+
+
+def parse_hours(variable: str, raw: str, default: float) -> float:
+    """A positive number of hours (fractions allowed), e.g. DS_TTL_HOURS=0.5."""
+    if not raw.strip():
+        return default
+    try:
+        hours = float(raw)
+    except ValueError:
+        hours = float("nan")
+    if not math.isfinite(hours) or hours <= 0:
+        raise ImproperlyConfigured(
+            f"{variable}: {raw!r} is not a number of hours above 0 (for example {default:g})."
+        )
+    return hours
+
+
+def check_ttl(ttl_hours: float, max_ttl_hours: float) -> None:
+    """The default TTL must be one a user may ask for."""
+    if ttl_hours > max_ttl_hours:
+        raise ImproperlyConfigured(
+            f"DS_TTL_HOURS ({ttl_hours:g}) is above DS_MAX_TTL_HOURS ({max_ttl_hours:g}): "
+            "raise the maximum or lower the default."
+        )
+
+
+def parse_warn_hours(raw: str) -> tuple[float, ...]:
+    """DS_EXPIRY_WARN_HOURS, e.g. ``24,1``: the warning windows, largest first; empty turns
+    the warnings off."""
+    windows = set()
+    for item in (part.strip() for part in raw.split(",")):
+        if item:
+            windows.add(parse_hours("DS_EXPIRY_WARN_HOURS", item, 0.0))
+    return tuple(sorted(windows, reverse=True))

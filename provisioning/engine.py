@@ -6,9 +6,11 @@ the JSON API, Slack and GitHub to come) asks of the engine. An entry point impor
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 
+from . import lifecycle
 from .aws import ecr
 from .branches import BranchSuggestion, suggestions_for_tags
 from .config import load_config
+from .expiry import Extension, extend, set_kept
 from .host import read_host_environment
 from .models import Staging
 from .operations import (
@@ -23,16 +25,18 @@ from .operations import (
     preview_create,
     request_create,
     request_destroy,
+    request_recreate,
     request_redeploy,
 )
 from .steps.account import read_login_password
 from .steps.image import registry_id_of
 
 __all__ = [
-    "BranchSuggestion", "CreateAllowance", "CreatePreview", "SourceInfo", "acting_user",
-    "branch_suggestions", "branch_tags", "create_allowance", "derive_name", "list_sources",
-    "live_staging", "may_act", "may_redeploy", "preview_create", "reveal_login",
-    "request_create", "request_destroy", "request_redeploy", "staging_named",
+    "BranchSuggestion", "CreateAllowance", "CreatePreview", "Extension", "SourceInfo",
+    "acting_user", "branch_suggestions", "branch_tags", "create_allowance", "derive_name",
+    "extend", "last_destroyed", "list_sources", "live_staging", "may", "may_act",
+    "may_redeploy", "offered_changes", "preview_create", "request_create", "request_destroy",
+    "request_recreate", "request_redeploy", "reveal_login", "set_kept", "staging_named",
 ]
 
 
@@ -40,10 +44,28 @@ def live_staging(name: str) -> Staging | None:
     return Staging.objects.live().filter(name=name).select_related("owner").first()
 
 
+def last_destroyed(name: str) -> Staging | None:
+    """The newest destroyed staging of that name: what a recreate makes again."""
+    return Staging.objects.destroyed().filter(name=name).select_related("owner").order_by(
+        "-destroyed_at", "-pk").first()
+
+
 def staging_named(name: str) -> Staging | None:
     """The live staging of that name, else the newest destroyed one (its history)."""
     return live_staging(name) or Staging.objects.filter(name=name).select_related(
         "owner").first()
+
+
+def may(change: str, user: AbstractBaseUser, staging: Staging) -> bool:
+    """Whether ``user`` may make the row change ("extend", "keep", "recreate") to the staging
+    at all (the lifecycle registry's rule; its status may still refuse it now)."""
+    return lifecycle.row_change(change).may_start(user, staging)
+
+
+def offered_changes(user: AbstractBaseUser, staging: Staging) -> frozenset[str]:
+    """The row changes a page offers this user for the staging now."""
+    return frozenset(change for change, rules in lifecycle.ROW_CHANGES.items()
+                     if rules.allowed(user, staging))
 
 
 def acting_user(username: str) -> AbstractBaseUser:

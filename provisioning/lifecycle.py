@@ -8,6 +8,10 @@ about it, in one place.
 * how long its steps usually take on AWS (the sandbox's latency profile cites the sources),
   for estimates before this installation has measured its own.
 
+Beside the operation kinds, the changes that are a row update rather than a graph of steps
+(extend, keep, recreate from the history) have their rules here too: who may make them and
+from which statuses (ROW_CHANGES).
+
 Adding an operation kind is one entry here plus its steps module. The runner, the requests
 (operations.py), the progress estimate, the fleet, costs and the benchmarks ask this module;
 none keeps its own copy of these rules.
@@ -25,6 +29,10 @@ from .steps import create_plan, destroy_plan, redeploy_plan
 
 def owner_or_staff(user: AbstractBaseUser, staging: Staging) -> bool:
     return bool(user.is_authenticated and (user.is_staff or staging.owner_id == user.pk))
+
+
+def staff_only(user: AbstractBaseUser, staging: Staging) -> bool:
+    return bool(user.is_authenticated and user.is_staff)
 
 
 @dataclass(frozen=True)
@@ -112,3 +120,44 @@ def plan_for(operation: Operation) -> list[StepSpec]:
 
 def is_settled(status: str) -> bool:
     return status in SETTLED_STATUSES
+
+
+class RowChange:
+    EXTEND = "extend"
+    KEEP = "keep"
+    RECREATE = "recreate"
+
+
+@dataclass(frozen=True)
+class RowChangeRules:
+    """A change that is one update of the staging's row (or, for a recreate, a new create),
+    not an operation with steps."""
+
+    change: str
+    may_start: Callable[[AbstractBaseUser, Staging], bool]
+    starts_from: frozenset[str]
+
+    def accepts(self, staging: Staging) -> bool:
+        return staging.status in self.starts_from
+
+    def allowed(self, user: AbstractBaseUser, staging: Staging) -> bool:
+        """Offered to this user now: they may, and the staging's status allows it."""
+        return self.accepts(staging) and self.may_start(user, staging)
+
+
+# A staging being torn down is past extending or keeping.
+_STILL_WANTED = LIVE_STATUSES - {KINDS[OperationKind.DESTROY].working_status}
+
+ROW_CHANGES: dict[str, RowChangeRules] = {
+    # Owners push their own staging's end further; keeping one without end costs money every
+    # month, so an admin decides.
+    RowChange.EXTEND: RowChangeRules(RowChange.EXTEND, owner_or_staff, _STILL_WANTED),
+    RowChange.KEEP: RowChangeRules(RowChange.KEEP, staff_only, _STILL_WANTED),
+    # From the history: the same branch, source, DB mode and name again.
+    RowChange.RECREATE: RowChangeRules(RowChange.RECREATE, owner_or_staff,
+                                       frozenset({StagingStatus.DESTROYED})),
+}
+
+
+def row_change(change: str) -> RowChangeRules:
+    return ROW_CHANGES[change]

@@ -76,6 +76,15 @@ class Staging(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     ready_at = models.DateTimeField(null=True, blank=True)
     destroyed_at = models.DateTimeField(null=True, blank=True)
+    # When the expiry check destroys it (provisioning/expiry.py); None while kept. Set at the
+    # create, reset by each redeploy, moved by an extension.
+    expires_at = models.DateTimeField(null=True, blank=True)
+    kept = models.BooleanField(default=False)
+    # The TTL asked for at the create (None: DS_TTL_HOURS): a redeploy and a recreate reuse it.
+    ttl_hours = models.FloatField(null=True, blank=True)
+    # The smallest warning window (hours) already announced for this expiry, so each window is
+    # announced once; cleared whenever the expiry moves.
+    expiry_warned_hours = models.FloatField(null=True, blank=True)
 
     objects = StagingQuerySet.as_manager()
 
@@ -88,6 +97,9 @@ class Staging(models.Model):
             models.Index(fields=["status", "destroyed_at", "id"], name="staging_status_history"),
             models.Index(fields=["owner", "status", "destroyed_at", "id"],
                          name="staging_owner_history"),
+            # The every-minute expiry check: live stagings whose time is up, without reading
+            # the destroyed ones (their expiry stays as history).
+            models.Index(fields=["status", "expires_at"], name="staging_status_expiry"),
         ]
         constraints = [
             # A name (and so every AWS resource name and host header derived from it) belongs to
@@ -260,6 +272,10 @@ class AuditAction(models.TextChoices):
     REVEAL_LOGIN = "reveal-login"
     REVEAL_REFUSED = "reveal-refused"
     LOGIN_LOCKOUT = "login-lockout"
+    EXTEND = "extend"
+    KEEP = "keep"
+    KEEP_OFF = "keep-off"
+    RECREATE = "recreate"
 
 
 class AuditEvent(models.Model):

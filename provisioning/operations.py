@@ -1,4 +1,5 @@
-"""Requests to create, redeploy or destroy a staging: validate, write the rows, enqueue.
+"""Requests to create, redeploy, destroy or recreate a staging: validate, write the rows,
+enqueue.
 
 Everything a user can get wrong is checked here, before any AWS resource is made, and comes
 back as a UserError with one sentence (and the form field it is about).
@@ -13,7 +14,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import audit, lifecycle, tasks
+from . import audit, expiry, lifecycle, tasks
 from .aws import elbv2, rds
 from .branches import live_staging_of_branch, resolve_branch
 from .config import EngineConfig, load_config
@@ -224,7 +225,8 @@ def _create_detail(staging: Staging) -> str:
     return f"branch {staging.branch}, image {staging.image_tag}, {database}"
 
 
-def _save_new_staging(staging: Staging, user: AbstractBaseUser, *, named: bool) -> Staging:
+def _save_new_staging(staging: Staging, user: AbstractBaseUser, *, named: bool,
+                      action: str = AuditAction.CREATE, detail: str = "") -> Staging:
     try:
         with transaction.atomic():
             # Again inside the transaction: requests racing past the early check are counted
@@ -236,8 +238,8 @@ def _save_new_staging(staging: Staging, user: AbstractBaseUser, *, named: bool) 
             operation = Operation.objects.create(
                 staging=staging, kind=OperationKind.CREATE, requested_by=user
             )
-            audit.record(AuditAction.CREATE, actor=user, staging=staging,
-                         detail=_create_detail(staging))
+            audit.record(action, actor=user, staging=staging,
+                         detail=detail + _create_detail(staging))
             transaction.on_commit(lambda: tasks.enqueue_operation(operation.pk))
     except IntegrityError as exc:
         # A request racing ours for the same branch wrote its row first.
@@ -251,8 +253,21 @@ def _save_new_staging(staging: Staging, user: AbstractBaseUser, *, named: bool) 
 def request_create(
     *, branch: str, owner: AbstractBaseUser, name: str | None = None,
     source: str | None = None, db_mode: str = DbMode.DEDICATED,
+    ttl_hours: str | float | None = None,
+) -> Staging:
+    """``ttl_hours``: how long it lives after this create and each redeploy (None:
+    DS_TTL_HOURS); more than DS_MAX_TTL_HOURS is refused."""
+    return _create(branch=branch, owner=owner, name=name, source=source, db_mode=db_mode,
+                   ttl_hours=ttl_hours)
+
+
+def _create(
+    *, branch: str, owner: AbstractBaseUser, name: str | None, source: str | None,
+    db_mode: str, ttl_hours: str | float | None, action: str = AuditAction.CREATE,
+    detail: str = "",
 ) -> Staging:
     config = load_config()
+    ttl = expiry.ttl_for_create(ttl_hours, config)
     branch = resolve_branch(validate_branch(branch))
     named = bool(name)
     name = derive_name(branch, name)
@@ -278,9 +293,12 @@ def request_create(
         _check_database_quota(source)
     image = resolve_image(config, branch=branch)
     _check_load_balancer_room(config)
+    now = timezone.now()
     staging = Staging(name=name, branch=branch, source=source, snapshot_id=snapshot_id,
-                      db_mode=db_mode, owner=owner, image=image.uri, image_tag=image.tag)
-    return _save_new_staging(staging, owner, named=named)
+                      db_mode=db_mode, owner=owner, image=image.uri, image_tag=image.tag,
+                      created_at=now, ttl_hours=ttl,
+                      expires_at=expiry.expiry_after(now, ttl, config))
+    return _save_new_staging(staging, owner, named=named, action=action, detail=detail)
 
 
 @dataclass(frozen=True)
@@ -316,13 +334,16 @@ def preview_create(branch: str, name: str | None = None) -> CreatePreview:
     )
 
 
-def _start(staging: Staging, kind: str, user: AbstractBaseUser, params: dict) -> Operation:
+def _start(staging: Staging, kind: str, user: AbstractBaseUser | None, params: dict, *,
+           system: str = "", detail: str = "") -> Operation:
+    """Write the operation, its audit event and the staging's working status, and enqueue
+    it once committed. ``system`` names the check that asked when no person did."""
     with transaction.atomic():
         operation = Operation.objects.create(
             staging=staging, kind=kind, requested_by=user, params=params
         )
-        audit.record(kind, actor=user, staging=staging,
-                     detail=f"image {params['tag']}" if params.get("tag") else "")
+        audit.record(kind, actor=user, staging=staging, system=system,
+                     detail=detail or (f"image {params['tag']}" if params.get("tag") else ""))
         # Show the change at once, not only when a worker picks the operation up.
         Staging.objects.filter(pk=staging.pk).update(
             status=lifecycle.rules_for(kind).working_status, updated_at=timezone.now()
@@ -340,7 +361,11 @@ def request_redeploy(staging: Staging, *, user: AbstractBaseUser,
     _check_inflight(user)
     image = resolve_image(load_config(), branch=staging.branch, tag=tag or None)
     try:
-        return _start(staging, OperationKind.REDEPLOY, user, {"tag": image.tag})
+        with transaction.atomic():
+            operation = _start(staging, OperationKind.REDEPLOY, user, {"tag": image.tag})
+            # A push (or a person) redeploying it shows it is in use: its life starts over.
+            expiry.restart_life(staging, timezone.now())
+            return operation
     except IntegrityError as exc:
         raise UserError(f"{staging.name} is busy with another operation.") from exc
 
@@ -383,3 +408,49 @@ def may_redeploy(user: AbstractBaseUser, staging: Staging) -> bool:
         return False
     last = staging.latest_operation()
     return rules.accepts(staging, last and last.kind)
+
+
+def request_expiry_destroy(staging: Staging, *, system: str, now: datetime) -> Operation | None:
+    """The expiry check's destroy of a staging it read as expired, settled and idle. Only if
+    that still holds when written: one conditional update on the status and expiry that were
+    read (a redeploy or an extension meanwhile wins; a second node running the check finds
+    nothing to do), and the one-unfinished-operation constraint against a request racing it.
+    None when it did not start."""
+    try:
+        with transaction.atomic():
+            if not Staging.objects.filter(
+                    pk=staging.pk, status=staging.status, kept=False,
+                    expires_at=staging.expires_at, expires_at__lte=now).update(updated_at=now):
+                return None
+            if Operation.objects.unfinished().filter(staging=staging).exists():
+                raise _StartedMeanwhile
+            return _start(staging, OperationKind.DESTROY, None, {}, system=system,
+                          detail=f"expired at {expiry.utc_text(staging.expires_at)}")
+    except (IntegrityError, _StartedMeanwhile):
+        return None
+
+
+class _StartedMeanwhile(Exception):
+    """Another operation was requested between the check's read and its write."""
+
+
+def request_recreate(staging: Staging, *, user: AbstractBaseUser) -> Staging:
+    """A destroyed staging made again: its branch (newest image), source (newest snapshot),
+    DB mode, name and TTL, owned by whoever asks."""
+    rules = lifecycle.row_change(lifecycle.RowChange.RECREATE)
+    if not rules.may_start(user, staging):
+        raise UserError(f"Only the owner of {staging.name} or an admin may recreate it.")
+    if not rules.accepts(staging):
+        raise UserError(f"{staging.name} is {staging.status}: only a destroyed staging can be "
+                        "recreated.")
+    live = Staging.objects.live().filter(name=staging.name).select_related("owner").first()
+    if live is not None:
+        raise UserError(f"The name {staging.name!r} is live again (a staging of "
+                        f"{live.owner.get_username()}, {live.status}): open that one, or "
+                        "destroy it first.")
+    config = load_config()
+    ttl = None if staging.ttl_hours is None else min(staging.ttl_hours, config.max_ttl_hours)
+    return _create(branch=staging.branch, owner=user, name=staging.name,
+                   source=staging.source, db_mode=staging.db_mode, ttl_hours=ttl,
+                   action=AuditAction.RECREATE,
+                   detail=f"again as staging #{staging.pk} was; ")

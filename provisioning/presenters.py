@@ -35,6 +35,9 @@ def staging_summary(staging: Staging, *, with_steps: bool = False) -> dict:
         "created_at": staging.created_at,
         "ready_at": staging.ready_at,
         "destroyed_at": staging.destroyed_at,
+        # None while kept: a kept staging does not expire.
+        "expires_at": None if staging.kept else staging.expires_at,
+        "kept": staging.kept,
         "error": staging.error,
     }
     if with_steps:

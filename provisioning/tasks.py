@@ -299,6 +299,19 @@ def refill_pools():
     return refill()
 
 
+def _expired(result) -> tuple[str, str]:
+    return result.summary(), ""
+
+
+@scheduled("destroy expired stagings", minutes=1, describe=_expired)
+def expire_stagings():
+    """Warn of coming expiries and destroy the expired stagings (run every minute); each
+    destroy is enqueued by its operation's id."""
+    from .expiry import check
+
+    return check()
+
+
 def delete_orphans_task(orphan_ids: list[int], actor_id: int | None) -> int:
     from django.contrib.auth import get_user_model
 
@@ -308,7 +321,8 @@ def delete_orphans_task(orphan_ids: list[int], actor_id: int | None) -> int:
     return len(delete_orphans(orphan_ids, actor))
 
 
-SCHEDULES = (resume_stalled_operations.every, sweep_orphans.every, refill_pools.every)
+SCHEDULES = (resume_stalled_operations.every, sweep_orphans.every, refill_pools.every,
+             expire_stagings.every)
 
 
 def recent_runs(per_schedule: int = 5) -> list[tuple[Every, list]]:

@@ -1,5 +1,6 @@
 """Small formatting filters for the dashboard's templates."""
 
+import math
 import re
 from datetime import timedelta
 
@@ -68,3 +69,32 @@ def break_at_separators(text: str, autoescape: bool = True) -> SafeString:
     then wraps `feature/search-page` between its words, never inside one."""
     escape = conditional_escape if autoescape else str
     return mark_safe("<wbr>".join(escape(part) for part in _AFTER_SEPARATOR.split(str(text))))
+
+
+@register.filter
+def expires_in(seconds_left: float | None) -> str:
+    """A staging's countdown: coarse far off, to the minute near the end, and never "in 0
+    min" (minutes round up) before the check has destroyed it."""
+    if seconds_left is None:
+        return ""
+    if seconds_left <= 0:
+        return "expired: destroying soon"
+    if seconds_left < 60:
+        return "expires in under a minute"
+    minutes = math.ceil(seconds_left / 60)
+    if minutes < 60:
+        return f"expires in {minutes} min"
+    if minutes < 3 * 60:
+        hours, minutes = divmod(minutes, 60)
+        return f"expires in {hours} h {minutes:02d} min" if minutes else f"expires in {hours} h"
+    hours = round(seconds_left / 3600)
+    if hours < 48:
+        return f"expires in {hours} h"
+    days, hours = divmod(hours, 24)
+    return f"expires in {days} d {hours} h" if hours else f"expires in {days} d"
+
+
+@register.filter
+def hours(value: float | None) -> str:
+    """A number of hours as set (24, 0.5), without trailing zeros."""
+    return "" if value is None else f"{value:g} h"

@@ -1,5 +1,5 @@
-"""The ``ds`` command: create, list, show, destroy and redeploy dynamic stagings, and check the
-host they are cloned from (``doctor``).
+"""The ``ds`` command: create, list, show, destroy, redeploy, extend, keep and recreate dynamic
+stagings, and check the host they are cloned from (``doctor``).
 
 Exit codes scripts can rely on: 0 success, 1 the operation failed (or AWS refused), 2 a usage
 or user error, with a one-line reason on stderr.
@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from django.core.serializers.json import DjangoJSONEncoder
 
-from provisioning import doctor, engine, permissions
+from provisioning import doctor, engine, expiry, permissions
 from provisioning.config import load_config
 from provisioning.errors import BranchHasStaging, ExternalCallFailed, UserError
 from provisioning.models import Operation, Staging, StagingStatus
@@ -40,7 +40,7 @@ class Exit(Exception):
 
 
 class Command(BaseCommand):
-    help = "Create, list, show, destroy and redeploy dynamic stagings."
+    help = "Create, list, show, destroy, redeploy, extend, keep and recreate dynamic stagings."
 
     def add_arguments(self, parser: CommandParser) -> None:
         # CommandParser hands its called_from_command_line on to the subparsers itself.
@@ -51,6 +51,9 @@ class Command(BaseCommand):
         create.add_argument("--source", help="RDS instance whose newest snapshot is restored")
         create.add_argument("--shared-db", action="store_true",
                             help="use the host's database instead of a dedicated one")
+        create.add_argument("--ttl", metavar="HOURS",
+                            help="hours it lives after its create and each redeploy "
+                                 "(default DS_TTL_HOURS, at most DS_MAX_TTL_HOURS)")
         create.add_argument("--wait", action="store_true", help="wait until ready or failed")
         create.add_argument("--json", action="store_true", help="print the staging as JSON")
         listing = sub.add_parser("list", help="list live stagings")
@@ -68,6 +71,22 @@ class Command(BaseCommand):
         redeploy.add_argument("--tag", help="image tag to deploy (default: the branch's)")
         redeploy.add_argument("--wait", action="store_true")
         redeploy.add_argument("--json", action="store_true")
+        extending = sub.add_parser("extend", help="push a staging's expiry to now + HOURS")
+        extending.add_argument("name")
+        extending.add_argument("--hours", metavar="N",
+                               help="hours from now (default DS_TTL_HOURS, at most "
+                                    "DS_MAX_TTL_HOURS)")
+        extending.add_argument("--json", action="store_true")
+        keeping = sub.add_parser("keep", help="keep a staging without expiry (admins only)")
+        keeping.add_argument("name")
+        keeping.add_argument("--off", action="store_true",
+                             help="stop keeping it: it expires DS_TTL_HOURS from now")
+        keeping.add_argument("--json", action="store_true")
+        recreate = sub.add_parser("recreate", help="make a destroyed staging again (same "
+                                                   "branch, source, DB mode and name)")
+        recreate.add_argument("name")
+        recreate.add_argument("--wait", action="store_true", help="wait until ready or failed")
+        recreate.add_argument("--json", action="store_true")
         sweeping = sub.add_parser("sweep", help="list (or delete) what no live staging owns")
         sweeping.add_argument("--delete", action="store_true", help="delete what is found")
         sweeping.add_argument("--json", action="store_true")
@@ -97,11 +116,12 @@ class Command(BaseCommand):
 
     # --- actions --------------------------------------------------------------------------
 
-    def do_create(self, *, branch, name, source, shared_db, wait, json: bool, **_) -> None:
+    def do_create(self, *, branch, name, source, shared_db, ttl, wait, json: bool,
+                  **_) -> None:
         try:
             staging = engine.request_create(
                 branch=branch, owner=self._cli_user(), name=name, source=source,
-                db_mode="shared" if shared_db else "dedicated",
+                db_mode="shared" if shared_db else "dedicated", ttl_hours=ttl,
             )
         except BranchHasStaging as exc:
             existing = exc.staging
@@ -122,10 +142,12 @@ class Command(BaseCommand):
         if json:
             self._print_json(summaries)
             return
-        rows = [("NAME", "STATUS", "DB", "BRANCH", "URL")]
-        rows += [(s["name"], s["status"], s["db_mode"], s["branch"], s["url"]) for s in summaries]
-        for name, status, db_mode, branch, url in rows:
-            self.stdout.write(f"{name:<30} {status:<13} {db_mode:<10} {branch:<30} {url}".rstrip())
+        rows = [("NAME", "STATUS", "DB", "EXPIRES", "BRANCH", "URL")]
+        rows += [(s["name"], s["status"], s["db_mode"], _expires_column(s), s["branch"],
+                  s["url"]) for s in summaries]
+        for name, status, db_mode, expires, branch, url in rows:
+            self.stdout.write(f"{name:<30} {status:<13} {db_mode:<10} {expires:<17} "
+                              f"{branch:<30} {url}".rstrip())
 
     def do_show(self, *, name: str, json: bool, **_) -> None:
         staging = self._staging(name)
@@ -147,6 +169,29 @@ class Command(BaseCommand):
     def do_redeploy(self, *, name: str, tag: str | None, wait: bool, json: bool, **_) -> None:
         staging = self._staging(name)
         engine.request_redeploy(staging, user=self._cli_user(), tag=tag)
+        self._finish(staging, wait=wait, as_json=json)
+
+    def do_extend(self, *, name: str, hours: str | None, json: bool, **_) -> None:
+        staging = self._staging(name)
+        extension = engine.extend(staging, user=self._cli_user(), hours=hours)
+        sys.stderr.write(extension.sentence(staging.name) + "\n")
+        staging.refresh_from_db()
+        self._show(staging, with_steps=False, as_json=json)
+
+    def do_keep(self, *, name: str, off: bool, json: bool, **_) -> None:
+        staging = self._staging(name)
+        changed = engine.set_kept(staging, user=self._cli_user(), kept=not off)
+        if off:
+            said = "is no longer kept" if changed else "was not kept"
+        else:
+            said = "is kept: it does not expire" if changed else "is already kept"
+        sys.stderr.write(f"{staging.name} {said}.\n")
+        staging.refresh_from_db()
+        self._show(staging, with_steps=False, as_json=json)
+
+    def do_recreate(self, *, name: str, wait: bool, json: bool, **_) -> None:
+        destroyed = engine.last_destroyed(name) or self._staging(name)
+        staging = engine.request_recreate(destroyed, user=self._cli_user())
         self._finish(staging, wait=wait, as_json=json)
 
     def do_sweep(self, *, delete: bool, json: bool, **_) -> None:
@@ -246,11 +291,21 @@ class Command(BaseCommand):
 
     def _print_human(self, staging: Staging) -> None:
         summary = staging_summary(staging, with_steps=True)
+        summary["expires"] = _expires_column(summary) if staging.is_live else ""
         for key in ("name", "status", "url", "branch", "image_tag", "source", "db_mode",
-                    "owner", "login_username", "error"):
+                    "owner", "expires", "login_username", "error"):
             if summary.get(key):
                 self.stdout.write(f"{key + ':':<16}{summary[key]}")
         for step in summary.get("steps", []):
             error = f"  {step['error_code']}: {step['error_message']}" if step["error_code"] else ""
             line = f"  [{step['state']:>7}] {step['label']} {step['detail']}{error}"
             self.stdout.write(line.rstrip())
+
+
+def _expires_column(summary: dict) -> str:
+    if summary["kept"]:
+        return "kept"
+    expires_at = summary["expires_at"]
+    if summary["status"] == StagingStatus.DESTROYED or expires_at is None:
+        return "-"
+    return expiry.utc_text(expires_at)
