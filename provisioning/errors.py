@@ -45,3 +45,8 @@ class BranchHasStaging(UserError):
             "redeploy it; to run a second one on purpose, give it a name.", field="name")
         self.branch = branch
         self.staging = staging
+
+
+class NotAllowed(UserError):
+    """The acting user may not start this on that staging (the lifecycle registry's rule),
+    whichever entry point asked: the pages, ``ds``, the API or a chat command."""

@@ -18,7 +18,7 @@ from . import audit, expiry, lifecycle, tasks
 from .aws import elbv2, rds
 from .branches import live_staging_of_branch, resolve_branch
 from .config import EngineConfig, load_config
-from .errors import BranchHasStaging, UserError
+from .errors import BranchHasStaging, NotAllowed, UserError
 from .models import (
     AuditAction,
     DbMode,
@@ -352,8 +352,15 @@ def _start(staging: Staging, kind: str, user: AbstractBaseUser | None, params: d
     return operation
 
 
+def _check_may_start(kind: str, user: AbstractBaseUser, staging: Staging) -> None:
+    if not lifecycle.rules_for(kind).may_start(user, staging):
+        raise NotAllowed(f"Only the owner of {staging.name} ({staging.owner.get_username()}) "
+                         f"or an admin may {kind} it.")
+
+
 def request_redeploy(staging: Staging, *, user: AbstractBaseUser,
                      tag: str | None = None) -> Operation:
+    _check_may_start(OperationKind.REDEPLOY, user, staging)
     last = staging.latest_operation()
     if not lifecycle.rules_for(OperationKind.REDEPLOY).accepts(staging, last and last.kind):
         raise UserError(f"{staging.name} is {staging.status}; only a ready staging (or one "
@@ -373,6 +380,7 @@ def request_redeploy(staging: Staging, *, user: AbstractBaseUser,
 def request_destroy(staging: Staging, *, user: AbstractBaseUser) -> Operation:
     """Start a teardown, superseding a create or redeploy still running. A destroy already
     under way is returned as it is: two clicks make one teardown."""
+    _check_may_start(OperationKind.DESTROY, user, staging)
     if staging.status == StagingStatus.DESTROYED:
         raise UserError(f"{staging.name} is already destroyed.")
     unfinished = Operation.objects.unfinished().filter(staging=staging)
