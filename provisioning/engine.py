@@ -1,11 +1,17 @@
-"""The engine's public interface: what every entry point (the pages, the ``ds`` command, and
-the JSON API, Slack and GitHub to come) asks of the engine. An entry point imports this module
+"""The engine's public interface: what every entry point (the pages, the ``ds`` command, the
+JSON API, and Slack and GitHub to come) asks of the engine. An entry point imports this module
 (and the models it reads), never the steps, the host, the AWS wrappers or the runner, so a rule
 (may this user destroy? which statuses allow a redeploy? what is live?) keeps one home."""
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 
+from .api_tokens import IssuedToken, TokenRefused
+from .api_tokens import authenticate as authenticate_token
+from .api_tokens import issue as issue_token
+from .api_tokens import may_revoke as may_revoke_token
+from .api_tokens import revoke as revoke_token
+from .api_tokens import visible_to as tokens_visible_to
 from .aws import ecr
 from .config import load_config
 from .host import read_host_environment
@@ -26,6 +32,9 @@ __all__ = [
     "SourceInfo", "acting_user", "branch_tags", "derive_name", "list_sources", "live_staging",
     "may_act", "reveal_login", "request_create", "request_destroy", "request_redeploy",
     "staging_named",
+    # API tokens: who a bearer token acts for, and making and revoking them.
+    "IssuedToken", "TokenRefused", "authenticate_token", "issue_token", "may_revoke_token",
+    "revoke_token", "tokens_visible_to",
 ]
 
 

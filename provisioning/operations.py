@@ -16,7 +16,7 @@ from django.utils import timezone
 from . import audit, lifecycle, tasks
 from .aws import elbv2, rds
 from .config import EngineConfig, load_config
-from .errors import UserError
+from .errors import Refusal, UserError
 from .models import (
     AuditAction,
     DbMode,
@@ -79,7 +79,7 @@ def derive_name(branch: str, name: str | None = None) -> str:
 def _check_name_free(name: str) -> None:
     if Staging.objects.live().filter(name=name).exists():
         raise UserError(f"The name {name!r} is taken by a live staging; choose another.",
-                        field="name")
+                        field="name", code=Refusal.NAME_TAKEN)
 
 
 def _check_caps(owner: AbstractBaseUser) -> None:
@@ -88,11 +88,11 @@ def _check_caps(owner: AbstractBaseUser) -> None:
     total_cap = config.max_live_stagings
     if live.count() >= total_cap:
         raise UserError(f"There are already {total_cap} live stagings, the most allowed: "
-                        "destroy one first.")
+                        "destroy one first.", code=Refusal.LIMIT_REACHED)
     user_cap = config.max_live_per_user
     if live.filter(owner_id=owner.pk).count() >= user_cap:
         raise UserError(f"You already have {user_cap} live stagings, the most allowed per "
-                        "person: destroy one first.")
+                        "person: destroy one first.", code=Refusal.LIMIT_REACHED)
     _check_inflight(owner)
 
 
@@ -104,7 +104,8 @@ def _check_inflight(user: AbstractBaseUser) -> None:
         kind=OperationKind.DESTROY).count()
     if running >= cap:
         raise UserError(f"You already have {running} operations under way, the most allowed "
-                        f"per person ({cap}): wait until one of them is finished.")
+                        f"per person ({cap}): wait until one of them is finished.",
+                        code=Refusal.TOO_MANY_IN_FLIGHT)
 
 
 def _check_source(config: EngineConfig, source: str) -> None:
@@ -132,12 +133,12 @@ def _check_load_balancer_room(config: EngineConfig) -> None:
         raise UserError(
             f"The load balancer holds {usage.rules} rules across its listeners, and AWS allows "
             f"{elbv2.MAX_RULES_PER_ALB} (quota \"Rules per Application Load Balancer\"): "
-            "destroy a staging first.")
+            "destroy a staging first.", code=Refusal.LIMIT_REACHED)
     if usage.target_groups + 1 > elbv2.MAX_TARGET_GROUPS_PER_ALB:
         raise UserError(
             f"The load balancer has {usage.target_groups} target groups, and AWS allows "
             f"{elbv2.MAX_TARGET_GROUPS_PER_ALB} (quota \"Target Groups per Application Load "
-            "Balancer\"): destroy a staging first.")
+            "Balancer\"): destroy a staging first.", code=Refusal.LIMIT_REACHED)
 
 
 def _check_database_quota(source: str) -> None:
@@ -149,21 +150,23 @@ def _check_database_quota(source: str) -> None:
         raise UserError(
             f"The account already has {quota.used} DB instances in this region, and its quota "
             f"(\"DB instances\") allows {quota.maximum}: destroy a staging with a dedicated "
-            "database, choose a shared database, or ask for a higher quota.", field="db_mode")
+            "database, choose a shared database, or ask for a higher quota.", field="db_mode",
+            code=Refusal.LIMIT_REACHED)
 
 
 def _check_configuration(config: EngineConfig, source: str, db_mode: str) -> None:
     """Settings without which this create cannot work, named before anything is made."""
     if not config.listener_arn:
         raise UserError("DS_LISTENER_ARN is not set: the dashboard does not know which load "
-                        "balancer listener serves the stagings (see `ds doctor`).")
+                        "balancer listener serves the stagings (see `ds doctor`).",
+                        code=Refusal.NOT_CONFIGURED)
     if (db_mode == DbMode.DEDICATED and config.needs_host_password(source)
             and not config.host_db_password_secret):
         raise UserError(
             f"A database restored from {source} keeps that source's master password, and "
             "neither DS_HOST_DB_PASSWORD_SECRET (the host's password, given to the database) "
             f"nor a DS_SOURCE_DB_SECRETS entry for {source} is set: ask an operator to set one "
-            "(see `ds doctor`).", field="source")
+            "(see `ds doctor`).", field="source", code=Refusal.NOT_CONFIGURED)
 
 
 def _create_detail(staging: Staging) -> str:
@@ -172,7 +175,8 @@ def _create_detail(staging: Staging) -> str:
     return f"branch {staging.branch}, image {staging.image_tag}, {database}"
 
 
-def _save_new_staging(staging: Staging, user: AbstractBaseUser) -> Staging:
+def _save_new_staging(staging: Staging, user: AbstractBaseUser,
+                      channel: audit.Channel | None) -> Staging:
     try:
         with transaction.atomic():
             # Again inside the transaction: requests racing past the early check are counted
@@ -185,17 +189,18 @@ def _save_new_staging(staging: Staging, user: AbstractBaseUser) -> Staging:
                 staging=staging, kind=OperationKind.CREATE, requested_by=user
             )
             audit.record(AuditAction.CREATE, actor=user, staging=staging,
-                         detail=_create_detail(staging))
+                         detail=_create_detail(staging), channel=channel)
             transaction.on_commit(lambda: tasks.enqueue_operation(operation.pk))
     except IntegrityError as exc:
         raise UserError(f"The name {staging.name!r} is taken by a live staging; choose another.",
-                        field="name") from exc
+                        field="name", code=Refusal.NAME_TAKEN) from exc
     return staging
 
 
 def request_create(
     *, branch: str, owner: AbstractBaseUser, name: str | None = None,
     source: str | None = None, db_mode: str = DbMode.DEDICATED,
+    channel: audit.Channel | None = None,
 ) -> Staging:
     config = load_config()
     branch = validate_branch(branch)
@@ -222,16 +227,18 @@ def request_create(
     _check_load_balancer_room(config)
     staging = Staging(name=name, branch=branch, source=source, snapshot_id=snapshot_id,
                       db_mode=db_mode, owner=owner, image=image.uri, image_tag=image.tag)
-    return _save_new_staging(staging, owner)
+    return _save_new_staging(staging, owner, channel)
 
 
-def _start(staging: Staging, kind: str, user: AbstractBaseUser, params: dict) -> Operation:
+def _start(staging: Staging, kind: str, user: AbstractBaseUser, params: dict,
+           channel: audit.Channel | None) -> Operation:
     with transaction.atomic():
         operation = Operation.objects.create(
             staging=staging, kind=kind, requested_by=user, params=params
         )
         audit.record(kind, actor=user, staging=staging,
-                     detail=f"image {params['tag']}" if params.get("tag") else "")
+                     detail=f"image {params['tag']}" if params.get("tag") else "",
+                     channel=channel)
         # Show the change at once, not only when a worker picks the operation up.
         Staging.objects.filter(pk=staging.pk).update(
             status=lifecycle.rules_for(kind).working_status, updated_at=timezone.now()
@@ -240,25 +247,27 @@ def _start(staging: Staging, kind: str, user: AbstractBaseUser, params: dict) ->
     return operation
 
 
-def request_redeploy(staging: Staging, *, user: AbstractBaseUser,
-                     tag: str | None = None) -> Operation:
+def request_redeploy(staging: Staging, *, user: AbstractBaseUser, tag: str | None = None,
+                     channel: audit.Channel | None = None) -> Operation:
     last = staging.latest_operation()
     if not lifecycle.rules_for(OperationKind.REDEPLOY).accepts(staging, last and last.kind):
         raise UserError(f"{staging.name} is {staging.status}; only a ready staging (or one "
-                        "whose redeploy failed) can be redeployed.")
+                        "whose redeploy failed) can be redeployed.", code=Refusal.WRONG_STATUS)
     _check_inflight(user)
     image = resolve_image(load_config(), branch=staging.branch, tag=tag or None)
     try:
-        return _start(staging, OperationKind.REDEPLOY, user, {"tag": image.tag})
+        return _start(staging, OperationKind.REDEPLOY, user, {"tag": image.tag}, channel)
     except IntegrityError as exc:
-        raise UserError(f"{staging.name} is busy with another operation.") from exc
+        raise UserError(f"{staging.name} is busy with another operation.",
+                        code=Refusal.WRONG_STATUS) from exc
 
 
-def request_destroy(staging: Staging, *, user: AbstractBaseUser) -> Operation:
+def request_destroy(staging: Staging, *, user: AbstractBaseUser,
+                    channel: audit.Channel | None = None) -> Operation:
     """Start a teardown, superseding a create or redeploy still running. A destroy already
     under way is returned as it is: two clicks make one teardown."""
     if staging.status == StagingStatus.DESTROYED:
-        raise UserError(f"{staging.name} is already destroyed.")
+        raise UserError(f"{staging.name} is already destroyed.", code=Refusal.WRONG_STATUS)
     unfinished = Operation.objects.unfinished().filter(staging=staging)
     running_destroy = unfinished.filter(kind=OperationKind.DESTROY).first()
     if running_destroy:
@@ -272,7 +281,7 @@ def request_destroy(staging: Staging, *, user: AbstractBaseUser) -> Operation:
     for operation_id in superseded:
         stop_waiting_steps(operation_id)
     try:
-        return _start(staging, OperationKind.DESTROY, user, {})
+        return _start(staging, OperationKind.DESTROY, user, {}, channel)
     except IntegrityError:
         existing = unfinished.filter(kind=OperationKind.DESTROY).first()
         if existing is None:
