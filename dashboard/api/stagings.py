@@ -12,7 +12,7 @@ Not here yet, each one more endpoint on this router once the engine has it:
 
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
-from ninja import Header, Query, Router
+from ninja import Header, Query, Router, Status
 
 from dashboard.progress import Progress, load_progress
 from provisioning import audit, engine
@@ -65,7 +65,7 @@ def _accepted(request: HttpRequest, response: HttpResponse, staging: Staging):
     staging.refresh_from_db()
     response["Location"] = request.build_absolute_uri(
         reverse("api-v1:staging", args=[staging.name]))
-    return 202, staging_detail(staging)
+    return Status(202, staging_detail(staging))
 
 
 @router.get("", response={200: list[StagingOut], **READ_ERRORS}, auth=READ,
@@ -129,7 +129,7 @@ def destroy_staging(request: HttpRequest, response: HttpResponse, name: str):
     staging = _to_act_on(request, name)
     if staging.status == StagingStatus.DESTROYED:
         # As `ds destroy`: nothing is left, which is what was asked.
-        return 200, staging_detail(staging)
+        return Status(200, staging_detail(staging))
     engine.request_destroy(staging, user=request.user,
                            channel=audit.api_channel(token_of(request)))
     return _accepted(request, response, staging)
