@@ -255,9 +255,9 @@ class AuditChannel(models.TextChoices):
     """Where a request came from. Blank on what a schedule did on its own, and on events
     recorded before channels were."""
 
-    WEB = "web"
-    CLI = "cli"
-    API = "api"
+    WEB = "web", "the dashboard"
+    CLI = "cli", "the ds command"
+    API = "api", "the API"
 
 
 class AuditEvent(models.Model):
