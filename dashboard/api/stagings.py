@@ -10,6 +10,8 @@ Not here yet, each one more endpoint on this router once the engine has it:
 ``POST /{name}/extend``, ``/sleep`` and ``/wake``, and ``ttl_hours`` on a create.
 """
 
+from typing import Annotated
+
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from ninja import Header, Query, Router, Status
@@ -70,8 +72,14 @@ def _accepted(request: HttpRequest, response: HttpResponse, staging: Staging):
 
 @router.get("", response={200: list[StagingOut], **READ_ERRORS}, auth=READ,
             summary="List stagings (live ones unless a status is given)")
-def list_stagings(request: HttpRequest, status: StagingStatus | None = None, mine: bool = False,
-                  limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)):
+def list_stagings(
+    request: HttpRequest,
+    status: Annotated[StagingStatus | None, Query(
+        description="Only stagings in this status (destroyed ones included).")] = None,
+    mine: Annotated[bool, Query(description="1: only the token user's stagings.")] = False,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT,
+                                description="At most this many, newest first.")] = DEFAULT_LIMIT,
+):
     stagings = Staging.objects.select_related("owner")
     stagings = stagings.filter(status=status) if status else stagings.live()
     if mine:
@@ -85,7 +93,10 @@ def list_stagings(request: HttpRequest, status: StagingStatus | None = None, min
                          "until the status is ready or failed. With an Idempotency-Key, a "
                          "retry gets the staging the first request made.")
 def create_staging(request: HttpRequest, response: HttpResponse, payload: CreateStagingIn,
-                   idempotency_key: str | None = Header(None, alias="Idempotency-Key")):
+                   idempotency_key: Annotated[str | None, Header(
+                       alias="Idempotency-Key",
+                       description="Makes a retry return the staging the first request made.",
+                   )] = None):
     user = request.user
     if idempotency_key is not None:
         earlier = idempotency.recall_or_claim(user, idempotency_key, payload.model_dump())
