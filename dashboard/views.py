@@ -179,7 +179,7 @@ def create(request: HttpRequest) -> HttpResponse:
         try:
             staging = engine.request_create(
                 branch=data["branch"], owner=request.user, name=data["name"] or None,
-                source=data["source"] or None, db_mode=data["db_mode"], channel=audit.WEB,
+                source=data["source"] or None, db_mode=data["db_mode"],
             )
         except UserError as exc:
             form.add_user_error(exc)
@@ -317,7 +317,7 @@ def destroy(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect(_staging_url(staging))
     if request.method == "POST":
         try:
-            engine.request_destroy(staging, user=request.user, channel=audit.WEB)
+            engine.request_destroy(staging, user=request.user)
         except UserError as exc:
             messages.error(request, exc.message)
         else:
@@ -332,7 +332,7 @@ def destroy(request: HttpRequest, pk: int) -> HttpResponse:
 def redeploy(request: HttpRequest, pk: int) -> HttpResponse:
     staging = _staging_for_action(request, pk)
     try:
-        engine.request_redeploy(staging, user=request.user, channel=audit.WEB)
+        engine.request_redeploy(staging, user=request.user)
     except UserError as exc:
         messages.error(request, exc.message)
     except ExternalCallFailed as exc:

@@ -2,6 +2,9 @@
 
 Everything a user can get wrong is checked here, before any AWS resource is made, and comes
 back as a UserError with one sentence (and the form field it is about).
+
+Each request is recorded on the audit trail with the channel it came through: the dashboard's
+pages unless the entry point says otherwise (the ``ds`` command, the JSON API).
 """
 
 import re
@@ -176,7 +179,7 @@ def _create_detail(staging: Staging) -> str:
 
 
 def _save_new_staging(staging: Staging, user: AbstractBaseUser,
-                      channel: audit.Channel | None) -> Staging:
+                      channel: audit.Channel) -> Staging:
     try:
         with transaction.atomic():
             # Again inside the transaction: requests racing past the early check are counted
@@ -200,7 +203,7 @@ def _save_new_staging(staging: Staging, user: AbstractBaseUser,
 def request_create(
     *, branch: str, owner: AbstractBaseUser, name: str | None = None,
     source: str | None = None, db_mode: str = DbMode.DEDICATED,
-    channel: audit.Channel | None = None,
+    channel: audit.Channel = audit.WEB,
 ) -> Staging:
     config = load_config()
     branch = validate_branch(branch)
@@ -231,7 +234,7 @@ def request_create(
 
 
 def _start(staging: Staging, kind: str, user: AbstractBaseUser, params: dict,
-           channel: audit.Channel | None) -> Operation:
+           channel: audit.Channel) -> Operation:
     with transaction.atomic():
         operation = Operation.objects.create(
             staging=staging, kind=kind, requested_by=user, params=params
@@ -248,7 +251,7 @@ def _start(staging: Staging, kind: str, user: AbstractBaseUser, params: dict,
 
 
 def request_redeploy(staging: Staging, *, user: AbstractBaseUser, tag: str | None = None,
-                     channel: audit.Channel | None = None) -> Operation:
+                     channel: audit.Channel = audit.WEB) -> Operation:
     last = staging.latest_operation()
     if not lifecycle.rules_for(OperationKind.REDEPLOY).accepts(staging, last and last.kind):
         raise UserError(f"{staging.name} is {staging.status}; only a ready staging (or one "
@@ -263,7 +266,7 @@ def request_redeploy(staging: Staging, *, user: AbstractBaseUser, tag: str | Non
 
 
 def request_destroy(staging: Staging, *, user: AbstractBaseUser,
-                    channel: audit.Channel | None = None) -> Operation:
+                    channel: audit.Channel = audit.WEB) -> Operation:
     """Start a teardown, superseding a create or redeploy still running. A destroy already
     under way is returned as it is: two clicks make one teardown."""
     if staging.status == StagingStatus.DESTROYED:

@@ -98,7 +98,7 @@ def staging(alice):
 def no_aws(monkeypatch):
     """Every view that would reach AWS or the queue, answered at our own wrappers."""
     monkeypatch.setattr("provisioning.tasks.enqueue_operation", lambda operation_id: None)
-    monkeypatch.setattr(engine, "request_redeploy", lambda staging, user, **_: None)
+    monkeypatch.setattr(engine, "request_redeploy", lambda staging, user: None)
     monkeypatch.setattr(engine, "list_sources", lambda: [])
     monkeypatch.setattr("dashboard.forms.branch_suggestions", lambda: ([], None))
     monkeypatch.setattr("provisioning.engine.reveal_login", lambda staging: "pw")
