@@ -23,9 +23,12 @@ from django.utils import timezone
 from django.utils.timesince import timesince
 
 from provisioning import engine
+from provisioning.api_tokens import DEFAULT_DAYS as DEFAULT_TOKEN_DAYS
+from provisioning.api_tokens import MAX_DAYS as MAX_TOKEN_DAYS
+from provisioning.api_tokens import MAX_NAME_LENGTH as MAX_TOKEN_NAME_LENGTH
 from provisioning.config import load_config
 from provisioning.errors import BranchHasStaging, ExternalCallFailed, UserError
-from provisioning.models import DbMode
+from provisioning.models import DbMode, TokenScope
 
 # A datalist of thousands of tags helps nobody; the newest pushes are the likely branches.
 MAX_BRANCH_SUGGESTIONS = 200
@@ -65,12 +68,18 @@ def _source_label(info: engine.SourceInfo) -> str:
     return f"{info.instance_id}{owner}: snapshot {age} old"
 
 
+def cached_sources() -> list[engine.SourceInfo]:
+    """The allowed snapshot sources and their newest snapshots, read from AWS at most once per
+    cache period (ExternalCallFailed when AWS cannot be read)."""
+    return _cached("sources", ",".join(load_config().snapshot_sources), engine.list_sources)
+
+
 def source_choices() -> tuple[list[tuple[str, str]], str | None]:
     """The allowed snapshot sources with the age of their newest snapshot; without the ages
     (and a sentence saying why) when AWS cannot be read."""
     names = load_config().snapshot_sources
     try:
-        sources = _cached("sources", ",".join(names), engine.list_sources)
+        sources = cached_sources()
     except ExternalCallFailed as exc:
         return [(name, name) for name in names], (
             f"Could not read the snapshots' ages ({exc.call}: {exc.code}).")
@@ -190,3 +199,26 @@ class DeleteLeftoversForm(forms.Form):
 
     def first_error(self) -> str:
         return next(iter(error for errors in self.errors.values() for error in errors))
+
+
+class ApiTokenForm(forms.Form):
+    name = forms.CharField(
+        max_length=MAX_TOKEN_NAME_LENGTH,
+        help_text="What it is for, e.g. the script or the tool that uses it.",
+    )
+    scope = forms.ChoiceField(
+        choices=[
+            (TokenScope.READ, "Read: list and look at stagings"),
+            (TokenScope.WRITE, "Write: also create, redeploy and destroy them, as you can"),
+        ],
+        initial=TokenScope.READ,
+        widget=forms.RadioSelect,
+    )
+    days = forms.IntegerField(
+        label="Expires after (days)", min_value=1, max_value=MAX_TOKEN_DAYS,
+        initial=DEFAULT_TOKEN_DAYS,
+        help_text=f"1 to {MAX_TOKEN_DAYS} days; revoke it here at any time.",
+    )
+
+    def add_user_error(self, error: UserError) -> None:
+        self.add_error(error.field if error.field in self.fields else None, error.message)

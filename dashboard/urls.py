@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import views
+from . import api, tokens, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -22,6 +22,9 @@ urlpatterns = [
     path("sweep/run/", views.sweep_now, name="sweep_now"),
     path("sweep/delete/", views.delete_leftovers, name="delete_leftovers"),
     path("setup/", views.setup, name="setup"),
+    path("tokens/", tokens.api_tokens, name="api_tokens"),
+    path("tokens/<int:pk>/revoke/", tokens.revoke, name="revoke_api_token"),
+    api.urls(),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

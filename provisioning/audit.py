@@ -8,13 +8,18 @@ call ``record`` inside the same transaction, so the trail never names an operati
 rolled back, nor misses one that was made. The actor's name is copied onto the row: the trail
 still reads right after a user is deleted.
 Nothing secret goes into ``detail``.
+
+Each event says through which channel it was asked for (the web pages, the ``ds`` command,
+the JSON API) and, where a channel has several credentials, which one (an API token's name
+and prefix, never its secret).
 """
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
 
-from .models import AuditAction, AuditEvent, Staging
+from .models import ApiToken, AuditAction, AuditChannel, AuditEvent, Staging
 
 # Shown as the actor of what a schedule did on its own ("system: expiry" names which).
 SYSTEM_ACTOR = "system"
@@ -26,13 +31,31 @@ def system_actor(schedule: str = "") -> str:
     return f"{SYSTEM_ACTOR}: {schedule}" if schedule else SYSTEM_ACTOR
 
 
+@dataclass(frozen=True)
+class Channel:
+    kind: str
+    detail: str = ""
+
+
+WEB = Channel(AuditChannel.WEB)
+CLI = Channel(AuditChannel.CLI)
+
+
+def api_channel(token: ApiToken) -> Channel:
+    return Channel(AuditChannel.API, f"token {token.name} ({token.prefix}…)")
+
+
 def record(action: str, *, actor: AbstractBaseUser | None, staging: Staging | None = None,
-           detail: str = "", staging_name: str = "", system: str = "") -> AuditEvent:
+           detail: str = "", staging_name: str = "", system: str = "",
+           channel: Channel | None = None) -> AuditEvent:
     """Write one event. ``staging_name`` names a staging no row exists for any more (a
     sweep's leftovers); with ``staging`` given, its name is used. Without a person as actor,
-    ``system`` names the check that acted (``expiry``: the actor is "system: expiry")."""
+    ``system`` names the check that acted (``expiry``: the actor is "system: expiry"). No
+    ``channel``: a schedule acting on its own."""
     if action not in AuditAction.values:
         raise ValueError(f"unknown audit action {action!r}")
+    if channel is not None and channel.kind not in AuditChannel.values:
+        raise ValueError(f"unknown audit channel {channel.kind!r}")
     known_user = actor is not None and actor.is_authenticated
     return AuditEvent.objects.create(
         action=action,
@@ -41,6 +64,8 @@ def record(action: str, *, actor: AbstractBaseUser | None, staging: Staging | No
         actor=actor if known_user else None,
         actor_name=actor.get_username() if known_user else system_actor(system),
         detail=detail,
+        channel=channel.kind if channel else "",
+        channel_detail=channel.detail[:150] if channel else "",
     )
 
 

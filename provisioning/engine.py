@@ -1,5 +1,5 @@
-"""The engine's public interface: what every entry point (the pages, the ``ds`` command, and
-the JSON API, Slack and GitHub to come) asks of the engine. An entry point imports this module
+"""The engine's public interface: what every entry point (the pages, the ``ds`` command, the
+JSON API, and Slack and GitHub to come) asks of the engine. An entry point imports this module
 (and the models it reads), never the steps, the host, the AWS wrappers or the runner, so a rule
 (may this user destroy? which statuses allow a redeploy? what is live?) keeps one home."""
 
@@ -7,6 +7,12 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 
 from . import lifecycle
+from .api_tokens import IssuedToken, TokenRefused
+from .api_tokens import authenticate as authenticate_token
+from .api_tokens import issue as issue_token
+from .api_tokens import may_revoke as may_revoke_token
+from .api_tokens import revoke as revoke_token
+from .api_tokens import visible_to as tokens_visible_to
 from .aws import ecr
 from .branches import BranchSuggestion, suggestions_for_tags
 from .config import load_config
@@ -37,6 +43,9 @@ __all__ = [
     "extend", "last_destroyed", "list_sources", "live_staging", "may", "may_act",
     "may_redeploy", "offered_changes", "preview_create", "request_create", "request_destroy",
     "request_recreate", "request_redeploy", "reveal_login", "set_kept", "staging_named",
+    # API tokens: who a bearer token acts for, and making and revoking them.
+    "IssuedToken", "TokenRefused", "authenticate_token", "issue_token", "may_revoke_token",
+    "revoke_token", "tokens_visible_to",
 ]
 
 

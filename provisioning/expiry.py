@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from . import audit, lifecycle, signals
 from .config import EngineConfig, load_config
-from .errors import UserError
+from .errors import NotAllowed, Refusal, UserError
 from .models import AuditAction, Operation, OperationKind, OperationStatus, Staging
 
 EXPIRY = "expiry"  # the audit trail's actor: "system: expiry"
@@ -103,14 +103,14 @@ _DONE_WORD = {lifecycle.RowChange.EXTEND: "extended", lifecycle.RowChange.KEEP: 
 def _check_allowed(change: str, user: AbstractBaseUser, staging: Staging, who: str) -> None:
     rules = lifecycle.row_change(change)
     if not rules.may_start(user, staging):
-        raise UserError(f"Only {who} may {change} {staging.name}.")
+        raise NotAllowed(f"Only {who} may {change} {staging.name}.")
     if not rules.accepts(staging):
         raise UserError(f"{staging.name} is {staging.status}: it cannot be "
-                        f"{_DONE_WORD[change]} now.")
+                        f"{_DONE_WORD[change]} now.", code=Refusal.WRONG_STATUS)
 
 
 def extend(staging: Staging, *, user: AbstractBaseUser, hours: str | float | None = None,
-           now: datetime | None = None) -> Extension:
+           now: datetime | None = None, channel: audit.Channel = audit.WEB) -> Extension:
     """Set the expiry to now + ``hours`` (default DS_TTL_HOURS), capped at now +
     DS_MAX_TTL_HOURS. A kept staging does not expire: nothing to extend."""
     config = load_config()
@@ -118,7 +118,7 @@ def extend(staging: Staging, *, user: AbstractBaseUser, hours: str | float | Non
     _check_allowed(lifecycle.RowChange.EXTEND, user, staging, "its owner or an admin")
     if staging.kept:
         raise UserError(f"{staging.name} is kept: it does not expire, so there is nothing to "
-                        "extend.")
+                        "extend.", code=Refusal.WRONG_STATUS)
     asked = parse_hours(hours, what="extension", field_name="hours") or config.ttl_hours
     granted = min(asked, config.max_ttl_hours)
     extension = Extension(now + timedelta(hours=granted), granted, asked,
@@ -129,8 +129,8 @@ def extend(staging: Staging, *, user: AbstractBaseUser, hours: str | float | Non
                                       status__in=starts_from).update(
                 expires_at=extension.expires_at, expiry_warned_hours=None, updated_at=now):
             raise UserError(f"{staging.name} changed meanwhile (kept, or being destroyed): "
-                            "look again.")
-        audit.record(AuditAction.EXTEND, actor=user, staging=staging,
+                            "look again.", code=Refusal.WRONG_STATUS)
+        audit.record(AuditAction.EXTEND, actor=user, staging=staging, channel=channel,
                      detail=f"until {utc_text(extension.expires_at)} ({granted:g} h"
                             f"{', capped at DS_MAX_TTL_HOURS' if extension.capped else ''})")
     staging.expires_at, staging.expiry_warned_hours = extension.expires_at, None

@@ -276,6 +276,17 @@ class AuditAction(models.TextChoices):
     KEEP = "keep"
     KEEP_OFF = "keep-off"
     RECREATE = "recreate"
+    TOKEN_CREATE = "token-create"
+    TOKEN_REVOKE = "token-revoke"
+
+
+class AuditChannel(models.TextChoices):
+    """Where a request came from. Blank on what a schedule did on its own, and on events
+    recorded before channels were."""
+
+    WEB = "web", "the dashboard"
+    CLI = "cli", "the ds command"
+    API = "api", "the API"
 
 
 class AuditEvent(models.Model):
@@ -291,6 +302,9 @@ class AuditEvent(models.Model):
     actor_name = models.CharField(max_length=150, blank=True)
     action = models.CharField(max_length=16, choices=AuditAction.choices)
     detail = models.TextField(blank=True)
+    channel = models.CharField(max_length=8, choices=AuditChannel.choices, blank=True)
+    # Which credential of that channel: for the API, the token's name and prefix.
+    channel_detail = models.CharField(max_length=150, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
@@ -436,3 +450,76 @@ class ScheduleRun(models.Model):
         if not self.finished_at:
             return None
         return self.finished_at - self.started_at
+
+
+class TokenScope(models.TextChoices):
+    READ = "read"
+    WRITE = "write"
+
+
+class ApiToken(models.Model):
+    """A bearer token for the JSON API (see provisioning/api_tokens.py). The secret itself is
+    shown once when the token is made and never stored: only its SHA-256, and its first
+    characters so that people can tell their tokens apart."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100)
+    scope = models.CharField(max_length=8, choices=TokenScope.choices, default=TokenScope.READ)
+    prefix = models.CharField(max_length=16, db_index=True)
+    secret_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    def is_expired(self, now=None) -> bool:
+        return self.expires_at <= (now or timezone.now())
+
+    @property
+    def is_usable(self) -> bool:
+        return not self.is_revoked and not self.is_expired()
+
+    @property
+    def state(self) -> str:
+        if self.is_revoked:
+            return "revoked"
+        return "expired" if self.is_expired() else "active"
+
+    @property
+    def may_write(self) -> bool:
+        return self.scope == TokenScope.WRITE
+
+
+class IdempotencyKey(models.Model):
+    """An ``Idempotency-Key`` a user sent with a create: a retry with the same key (and the
+    same request) gets the staging the first one made instead of a second one. ``staging`` is
+    empty while the first request is still being worked on."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                             related_name="+")
+    key = models.CharField(max_length=255)
+    # SHA-256 of the request the key was first sent with.
+    fingerprint = models.CharField(max_length=64)
+    staging = models.ForeignKey(Staging, on_delete=models.SET_NULL, null=True, blank=True,
+                                related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="unique_idempotency_key_per_user")
+        ]
+
+    def __str__(self) -> str:
+        return self.key

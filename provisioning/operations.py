@@ -3,6 +3,9 @@ enqueue.
 
 Everything a user can get wrong is checked here, before any AWS resource is made, and comes
 back as a UserError with one sentence (and the form field it is about).
+
+Each request is recorded on the audit trail with the channel it came through: the dashboard's
+pages unless the entry point says otherwise (the ``ds`` command, the JSON API).
 """
 
 import re
@@ -18,7 +21,7 @@ from . import audit, expiry, lifecycle, tasks
 from .aws import elbv2, rds
 from .branches import live_staging_of_branch, resolve_branch
 from .config import EngineConfig, load_config
-from .errors import BranchHasStaging, NotAllowed, UserError
+from .errors import BranchHasStaging, NotAllowed, Refusal, UserError
 from .models import (
     AuditAction,
     DbMode,
@@ -86,7 +89,7 @@ def derive_name(branch: str, name: str | None = None) -> str:
 
 def _name_taken(name: str) -> UserError:
     return UserError(f"The name {name!r} is taken by a live staging; choose another.",
-                     field="name")
+                     field="name", code=Refusal.NAME_TAKEN)
 
 
 def _check_name_free(name: str) -> None:
@@ -112,6 +115,12 @@ class CreateAllowance:
     mine_cap: int
     fleet: int  # everybody's live stagings
     fleet_cap: int
+
+    @property
+    def refusal_code(self) -> Refusal:
+        if self.fleet >= self.fleet_cap or self.mine >= self.mine_cap:
+            return Refusal.LIMIT_REACHED
+        return Refusal.TOO_MANY_IN_FLIGHT
 
     @property
     def refusal(self) -> str | None:
@@ -148,8 +157,9 @@ def create_allowance(user: AbstractBaseUser) -> CreateAllowance:
 
 
 def _check_caps(owner: AbstractBaseUser) -> None:
-    if refusal := create_allowance(owner).refusal:
-        raise UserError(refusal)
+    allowance = create_allowance(owner)
+    if refusal := allowance.refusal:
+        raise UserError(refusal, code=allowance.refusal_code)
 
 
 def _check_inflight(user: AbstractBaseUser) -> None:
@@ -157,7 +167,7 @@ def _check_inflight(user: AbstractBaseUser) -> None:
     limits (and the queue) for everyone else. Destroys are never refused: they end costs."""
     if refusal := _inflight_refusal(_operations_under_way(user),
                                     load_config().max_inflight_per_user):
-        raise UserError(refusal)
+        raise UserError(refusal, code=Refusal.TOO_MANY_IN_FLIGHT)
 
 
 def _check_source(config: EngineConfig, source: str) -> None:
@@ -185,12 +195,12 @@ def _check_load_balancer_room(config: EngineConfig) -> None:
         raise UserError(
             f"The load balancer holds {usage.rules} rules across its listeners, and AWS allows "
             f"{elbv2.MAX_RULES_PER_ALB} (quota \"Rules per Application Load Balancer\"): "
-            "destroy a staging first.")
+            "destroy a staging first.", code=Refusal.LIMIT_REACHED)
     if usage.target_groups + 1 > elbv2.MAX_TARGET_GROUPS_PER_ALB:
         raise UserError(
             f"The load balancer has {usage.target_groups} target groups, and AWS allows "
             f"{elbv2.MAX_TARGET_GROUPS_PER_ALB} (quota \"Target Groups per Application Load "
-            "Balancer\"): destroy a staging first.")
+            "Balancer\"): destroy a staging first.", code=Refusal.LIMIT_REACHED)
 
 
 def _check_database_quota(source: str) -> None:
@@ -202,21 +212,23 @@ def _check_database_quota(source: str) -> None:
         raise UserError(
             f"The account already has {quota.used} DB instances in this region, and its quota "
             f"(\"DB instances\") allows {quota.maximum}: destroy a staging with a dedicated "
-            "database, choose a shared database, or ask for a higher quota.", field="db_mode")
+            "database, choose a shared database, or ask for a higher quota.", field="db_mode",
+            code=Refusal.LIMIT_REACHED)
 
 
 def _check_configuration(config: EngineConfig, source: str, db_mode: str) -> None:
     """Settings without which this create cannot work, named before anything is made."""
     if not config.listener_arn:
         raise UserError("DS_LISTENER_ARN is not set: the dashboard does not know which load "
-                        "balancer listener serves the stagings (see `ds doctor`).")
+                        "balancer listener serves the stagings (see `ds doctor`).",
+                        code=Refusal.NOT_CONFIGURED)
     if (db_mode == DbMode.DEDICATED and config.needs_host_password(source)
             and not config.host_db_password_secret):
         raise UserError(
             f"A database restored from {source} keeps that source's master password, and "
             "neither DS_HOST_DB_PASSWORD_SECRET (the host's password, given to the database) "
             f"nor a DS_SOURCE_DB_SECRETS entry for {source} is set: ask an operator to set one "
-            "(see `ds doctor`).", field="source")
+            "(see `ds doctor`).", field="source", code=Refusal.NOT_CONFIGURED)
 
 
 def _create_detail(staging: Staging) -> str:
@@ -226,7 +238,8 @@ def _create_detail(staging: Staging) -> str:
 
 
 def _save_new_staging(staging: Staging, user: AbstractBaseUser, *, named: bool,
-                      action: str = AuditAction.CREATE, detail: str = "") -> Staging:
+                      action: str = AuditAction.CREATE, detail: str = "",
+                      channel: audit.Channel = audit.WEB) -> Staging:
     try:
         with transaction.atomic():
             # Again inside the transaction: requests racing past the early check are counted
@@ -239,7 +252,7 @@ def _save_new_staging(staging: Staging, user: AbstractBaseUser, *, named: bool,
                 staging=staging, kind=OperationKind.CREATE, requested_by=user
             )
             audit.record(action, actor=user, staging=staging,
-                         detail=detail + _create_detail(staging))
+                         detail=detail + _create_detail(staging), channel=channel)
             transaction.on_commit(lambda: tasks.enqueue_operation(operation.pk))
     except IntegrityError as exc:
         # A request racing ours for the same branch wrote its row first.
@@ -253,18 +266,18 @@ def _save_new_staging(staging: Staging, user: AbstractBaseUser, *, named: bool,
 def request_create(
     *, branch: str, owner: AbstractBaseUser, name: str | None = None,
     source: str | None = None, db_mode: str = DbMode.DEDICATED,
-    ttl_hours: str | float | None = None,
+    ttl_hours: str | float | None = None, channel: audit.Channel = audit.WEB,
 ) -> Staging:
     """``ttl_hours``: how long it lives after this create and each redeploy (None:
     DS_TTL_HOURS); more than DS_MAX_TTL_HOURS is refused."""
     return _create(branch=branch, owner=owner, name=name, source=source, db_mode=db_mode,
-                   ttl_hours=ttl_hours)
+                   ttl_hours=ttl_hours, channel=channel)
 
 
 def _create(
     *, branch: str, owner: AbstractBaseUser, name: str | None, source: str | None,
     db_mode: str, ttl_hours: str | float | None, action: str = AuditAction.CREATE,
-    detail: str = "",
+    detail: str = "", channel: audit.Channel = audit.WEB,
 ) -> Staging:
     config = load_config()
     ttl = expiry.ttl_for_create(ttl_hours, config)
@@ -298,7 +311,8 @@ def _create(
                       db_mode=db_mode, owner=owner, image=image.uri, image_tag=image.tag,
                       created_at=now, ttl_hours=ttl,
                       expires_at=expiry.expiry_after(now, ttl, config))
-    return _save_new_staging(staging, owner, named=named, action=action, detail=detail)
+    return _save_new_staging(staging, owner, named=named, action=action, detail=detail,
+                             channel=channel)
 
 
 @dataclass(frozen=True)
@@ -335,14 +349,15 @@ def preview_create(branch: str, name: str | None = None) -> CreatePreview:
 
 
 def _start(staging: Staging, kind: str, user: AbstractBaseUser | None, params: dict, *,
-           system: str = "", detail: str = "") -> Operation:
+           channel: audit.Channel | None = None, system: str = "",
+           detail: str = "") -> Operation:
     """Write the operation, its audit event and the staging's working status, and enqueue
     it once committed. ``system`` names the check that asked when no person did."""
     with transaction.atomic():
         operation = Operation.objects.create(
             staging=staging, kind=kind, requested_by=user, params=params
         )
-        audit.record(kind, actor=user, staging=staging, system=system,
+        audit.record(kind, actor=user, staging=staging, system=system, channel=channel,
                      detail=detail or (f"image {params['tag']}" if params.get("tag") else ""))
         # Show the change at once, not only when a worker picks the operation up.
         Staging.objects.filter(pk=staging.pk).update(
@@ -358,31 +373,34 @@ def _check_may_start(kind: str, user: AbstractBaseUser, staging: Staging) -> Non
                          f"or an admin may {kind} it.")
 
 
-def request_redeploy(staging: Staging, *, user: AbstractBaseUser,
-                     tag: str | None = None) -> Operation:
+def request_redeploy(staging: Staging, *, user: AbstractBaseUser, tag: str | None = None,
+                     channel: audit.Channel = audit.WEB) -> Operation:
     _check_may_start(OperationKind.REDEPLOY, user, staging)
     last = staging.latest_operation()
     if not lifecycle.rules_for(OperationKind.REDEPLOY).accepts(staging, last and last.kind):
         raise UserError(f"{staging.name} is {staging.status}; only a ready staging (or one "
-                        "whose redeploy failed) can be redeployed.")
+                        "whose redeploy failed) can be redeployed.", code=Refusal.WRONG_STATUS)
     _check_inflight(user)
     image = resolve_image(load_config(), branch=staging.branch, tag=tag or None)
     try:
         with transaction.atomic():
-            operation = _start(staging, OperationKind.REDEPLOY, user, {"tag": image.tag})
+            operation = _start(staging, OperationKind.REDEPLOY, user, {"tag": image.tag},
+                               channel=channel)
             # A push (or a person) redeploying it shows it is in use: its life starts over.
             expiry.restart_life(staging, timezone.now())
             return operation
     except IntegrityError as exc:
-        raise UserError(f"{staging.name} is busy with another operation.") from exc
+        raise UserError(f"{staging.name} is busy with another operation.",
+                        code=Refusal.WRONG_STATUS) from exc
 
 
-def request_destroy(staging: Staging, *, user: AbstractBaseUser) -> Operation:
+def request_destroy(staging: Staging, *, user: AbstractBaseUser,
+                    channel: audit.Channel = audit.WEB) -> Operation:
     """Start a teardown, superseding a create or redeploy still running. A destroy already
     under way is returned as it is: two clicks make one teardown."""
     _check_may_start(OperationKind.DESTROY, user, staging)
     if staging.status == StagingStatus.DESTROYED:
-        raise UserError(f"{staging.name} is already destroyed.")
+        raise UserError(f"{staging.name} is already destroyed.", code=Refusal.WRONG_STATUS)
     unfinished = Operation.objects.unfinished().filter(staging=staging)
     running_destroy = unfinished.filter(kind=OperationKind.DESTROY).first()
     if running_destroy:
@@ -396,7 +414,7 @@ def request_destroy(staging: Staging, *, user: AbstractBaseUser) -> Operation:
     for operation_id in superseded:
         stop_waiting_steps(operation_id)
     try:
-        return _start(staging, OperationKind.DESTROY, user, {})
+        return _start(staging, OperationKind.DESTROY, user, {}, channel=channel)
     except IntegrityError:
         existing = unfinished.filter(kind=OperationKind.DESTROY).first()
         if existing is None:
@@ -447,15 +465,15 @@ def request_recreate(staging: Staging, *, user: AbstractBaseUser) -> Staging:
     DB mode, name and TTL, owned by whoever asks."""
     rules = lifecycle.row_change(lifecycle.RowChange.RECREATE)
     if not rules.may_start(user, staging):
-        raise UserError(f"Only the owner of {staging.name} or an admin may recreate it.")
+        raise NotAllowed(f"Only the owner of {staging.name} or an admin may recreate it.")
     if not rules.accepts(staging):
         raise UserError(f"{staging.name} is {staging.status}: only a destroyed staging can be "
-                        "recreated.")
+                        "recreated.", code=Refusal.WRONG_STATUS)
     live = Staging.objects.live().filter(name=staging.name).select_related("owner").first()
     if live is not None:
         raise UserError(f"The name {staging.name!r} is live again (a staging of "
                         f"{live.owner.get_username()}, {live.status}): open that one, or "
-                        "destroy it first.")
+                        "destroy it first.", code=Refusal.NAME_TAKEN)
     config = load_config()
     ttl = None if staging.ttl_hours is None else min(staging.ttl_hours, config.max_ttl_hours)
     return _create(branch=staging.branch, owner=user, name=staging.name,

@@ -46,3 +46,14 @@ def staging_summary(staging: Staging, *, with_steps: bool = False) -> dict:
         data["operation_status"] = operation.status if operation else None
         data["steps"] = [step_summary(s) for s in operation.steps.all()] if operation else []
     return data
+
+
+def source_summary(source) -> dict:
+    """A snapshot source (operations.SourceInfo) as the API and the command line show it."""
+    snapshot = source.newest_snapshot
+    return {
+        "name": source.instance_id,
+        "is_host": source.is_host,
+        "snapshot": snapshot.identifier if snapshot else None,
+        "snapshot_taken_at": snapshot.created_at if snapshot else None,
+    }

@@ -22,7 +22,7 @@ from dashboard.checks import cookie_unquoting_is_quadratic
 from dashboard.middleware import CONTENT_SECURITY_POLICY
 from dashboard.settings import env_secret
 from provisioning import engine
-from provisioning.models import Orphan, Staging, StagingStatus
+from provisioning.models import ApiToken, Orphan, Staging, StagingStatus
 
 pytestmark = pytest.mark.django_db
 
@@ -49,6 +49,8 @@ URLS = {
     "sweep_now": {"staff", "post"},
     "delete_leftovers": {"staff", "post"},
     "setup": {"staff"},
+    "api_tokens": set(),
+    "revoke_api_token": {"owner", "post"},
     "login": {"public"},
     # Logging out needs no login: it only ever ends a session (POST), and GET is refused.
     "logout": {"public", "post"},
@@ -58,8 +60,10 @@ URLS = {
 def walk(patterns, prefix=""):
     for entry in patterns:
         if isinstance(entry, URLResolver):
-            # The admin has its own login (staff only); nothing else may hide in an include.
-            assert entry.app_name == "admin", f"unexpected include: {entry}"
+            # The admin has its own login (staff only), the JSON API its bearer tokens (see
+            # tests/test_api_access.py); nothing else may hide in an include.
+            assert entry.app_name == "admin" or entry.namespace == "api-v1", (
+                f"unexpected include: {entry}")
             continue
         assert isinstance(entry, URLPattern)
         yield entry
@@ -71,8 +75,16 @@ def url_names() -> list[str]:
 
 def url_for(name: str, staging: Staging) -> str:
     entry = next(e for e in walk(get_resolver().url_patterns) if e.name == name)
-    kwargs = {key: staging.pk for key in entry.pattern.converters}
+    kwargs = {key: _object_for(name, staging).pk for key in entry.pattern.converters}
     return reverse(name, kwargs=kwargs)
+
+
+def _object_for(name: str, staging: Staging):
+    """What a URL's <pk> names: an API token for the token URLs, else the staging."""
+    if name == "revoke_api_token":
+        return ApiToken.objects.filter(user=staging.owner).first() or engine.issue_token(
+            staging.owner, name="for the access tests").token
+    return staging
 
 
 @pytest.fixture

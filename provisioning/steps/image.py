@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from ..aws import ecr
 from ..aws.ecr import ImageReference
-from ..errors import UserError
+from ..errors import Refusal, UserError
 from ..host import read_host_environment
 from ..names import image_tag_for_branch
 from ..stepkit import StepContext
@@ -24,7 +24,7 @@ def registry_id_of(image: ImageReference) -> str:
             f"The host's web image {image.registry}/{image.repository} is not in an Amazon ECR "
             "private registry (<account>.dkr.ecr.<region>.amazonaws.com), so the images of "
             "branches cannot be looked up.",
-            field="branch",
+            field="branch", code=Refusal.NOT_CONFIGURED,
         )
     return image.registry_id
 

@@ -4,7 +4,7 @@ import dataclasses
 import zlib
 
 from ..aws import elbv2
-from ..errors import ExternalCallFailed, UserError
+from ..errors import ExternalCallFailed, Refusal, UserError
 from ..host import HostEnvironment, read_host_environment
 from ..names import staging_tags
 from ..stepkit import Skip, StepContext
@@ -32,13 +32,13 @@ def staging_health_check(ctx: StepContext, host: HostEnvironment) -> elbv2.Healt
     if host.web_target_group_arn is None:
         raise UserError(
             f"The host service {ctx.config.web_service!r} has no target group to copy the "
-            "health check from; check DS_WEB_SERVICE."
+            "health check from; check DS_WEB_SERVICE.", code=Refusal.NOT_CONFIGURED
         )
     check = elbv2.health_check(arn=host.web_target_group_arn)
     if check is None:
         raise UserError(
             f"The host web service's target group {host.web_target_group_arn} does not exist; "
-            "redeploy the host web service (see `ds doctor`)."
+            "redeploy the host web service (see `ds doctor`).", code=Refusal.NOT_CONFIGURED
         )
     if ctx.config.health_check_path:
         check = dataclasses.replace(check, path=ctx.config.health_check_path)

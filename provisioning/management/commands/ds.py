@@ -1,5 +1,6 @@
 """The ``ds`` command: create, list, show, destroy, redeploy, extend, keep and recreate dynamic
-stagings, and check the host they are cloned from (``doctor``).
+stagings, check the host they are cloned from (``doctor``), and make, list and revoke API
+tokens (``token``).
 
 Exit codes scripts can rely on: 0 success, 1 the operation failed (or AWS refused), 2 a usage
 or user error, with a one-line reason on stderr.
@@ -13,13 +14,15 @@ import sys
 import time
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 from django.core.serializers.json import DjangoJSONEncoder
 
-from provisioning import doctor, engine, expiry, permissions
+from provisioning import audit, doctor, engine, expiry, permissions
+from provisioning.api_tokens import DEFAULT_DAYS, MAX_DAYS
 from provisioning.config import load_config
 from provisioning.errors import BranchHasStaging, ExternalCallFailed, UserError
-from provisioning.models import Operation, Staging, StagingStatus
+from provisioning.models import ApiToken, Operation, Staging, StagingStatus, TokenScope
 from provisioning.presenters import staging_summary
 from provisioning.sweep import sweep
 
@@ -29,6 +32,8 @@ EXIT_USER_ERROR = 2
 READS_ONLY_RECORDS = {"list", "show"}
 # Verbs that need neither AWS nor our records.
 STANDS_ALONE = {"policy"}
+# Verbs about records that say nothing of AWS: they need no sandbox and warn of nothing.
+WITHOUT_AWS = {"token"}
 WAIT_POLL_SECONDS = 1.0
 
 
@@ -94,6 +99,25 @@ class Command(BaseCommand):
         checking.add_argument("--json", action="store_true",
                               help='print a list of {"check", "status", "found", "fix"}')
         sub.add_parser("policy", help="print the IAM policy the dashboard's role needs")
+        self._add_token_arguments(sub.add_parser("token", help="make, list and revoke API tokens"))
+
+    def _add_token_arguments(self, token: CommandParser) -> None:
+        verbs = token.add_subparsers(dest="token_action", required=True)
+        making = verbs.add_parser("create", help="make a token for a user; printed once")
+        making.add_argument("--user", required=True, help="the user the token acts for")
+        making.add_argument("--name", default="command line", help="what the token is for")
+        making.add_argument("--scope", choices=TokenScope.values, default=TokenScope.READ,
+                            help="read: look only; write: also create, redeploy, destroy")
+        making.add_argument("--days", type=int, default=DEFAULT_DAYS,
+                            help=f"days until it expires (1 to {MAX_DAYS})")
+        making.add_argument("--json", action="store_true",
+                            help='print {"token", "name", "user", "scope", "prefix", ...}')
+        listing = verbs.add_parser("list", help="list tokens that can still be used")
+        listing.add_argument("--user", help="only this user's tokens")
+        listing.add_argument("--all", action="store_true", help="with revoked and expired ones")
+        listing.add_argument("--json", action="store_true")
+        revoking = verbs.add_parser("revoke", help="revoke a token at once")
+        revoking.add_argument("token", help="its id or its prefix (dst_...) as listed")
 
     def execute(self, *args, **options):
         # stderr carries our own progress lines only: the queue logs each enqueue at INFO.
@@ -122,6 +146,7 @@ class Command(BaseCommand):
             staging = engine.request_create(
                 branch=branch, owner=self._cli_user(), name=name, source=source,
                 db_mode="shared" if shared_db else "dedicated", ttl_hours=ttl,
+                channel=audit.CLI,
             )
         except BranchHasStaging as exc:
             existing = exc.staging
@@ -163,12 +188,12 @@ class Command(BaseCommand):
             self._show(staging, with_steps=False, as_json=json)
             sys.stderr.write(f"{staging.name} is already destroyed.\n")
             return
-        engine.request_destroy(staging, user=self._cli_user())
+        engine.request_destroy(staging, user=self._cli_user(), channel=audit.CLI)
         self._finish(staging, wait=wait, as_json=json)
 
     def do_redeploy(self, *, name: str, tag: str | None, wait: bool, json: bool, **_) -> None:
         staging = self._staging(name)
-        engine.request_redeploy(staging, user=self._cli_user(), tag=tag)
+        engine.request_redeploy(staging, user=self._cli_user(), tag=tag, channel=audit.CLI)
         self._finish(staging, wait=wait, as_json=json)
 
     def do_extend(self, *, name: str, hours: str | None, json: bool, **_) -> None:
@@ -210,6 +235,62 @@ class Command(BaseCommand):
         if delete and any(r.error for r in rows):
             raise Exit(EXIT_FAILED, "error: some orphaned resources could not be deleted")
 
+    def do_token(self, *, token_action: str, **options) -> None:
+        getattr(self, f"_token_{token_action}")(**options)
+
+    def _token_create(self, *, user: str, name: str, scope: str, days: int, json: bool,
+                      **_) -> None:
+        owner = get_user_model().objects.filter(username=user).first()
+        if owner is None:
+            raise UserError(f"No user named {user!r}: they must have logged in once, or be "
+                            "made with `manage.py createsuperuser` or the admin.")
+        issued = engine.issue_token(owner, name=name, scope=scope, days=days,
+                                    actor=self._cli_user(), channel=audit.CLI)
+        if json:
+            self._print_json({"token": issued.secret, **self._token_summary(issued.token)})
+            return
+        # The token alone on stdout, so that TOKEN=$(ds token create ...) works.
+        self.stdout.write(issued.secret)
+        sys.stderr.write(f"Token {issued.token.name!r} for {owner.get_username()}, scope "
+                         f"{scope}, expires {issued.token.expires_at:%Y-%m-%d %H:%M} UTC. It is "
+                         "shown only now: keep it in a secret store.\n")
+
+    def _token_list(self, *, user: str | None, all: bool, json: bool, **_) -> None:
+        tokens = ApiToken.objects.select_related("user")
+        if user:
+            tokens = tokens.filter(user__username=user)
+        summaries = [self._token_summary(t) for t in tokens if all or t.is_usable]
+        if json:
+            self._print_json(summaries)
+            return
+        rows = [("ID", "PREFIX", "USER", "SCOPE", "EXPIRES", "LAST USED", "STATE", "NAME")]
+        rows += [(str(t["id"]), t["prefix"], t["user"], t["scope"], _minute(t["expires_at"]),
+                  _minute(t["last_used_at"]), t["state"], t["name"]) for t in summaries]
+        for row in rows:
+            self.stdout.write(("{:<6} {:<13} {:<16} {:<6} {:<17} {:<17} {:<8} {}"
+                               .format(*row)).rstrip())
+
+    def _token_revoke(self, *, token: str, **_) -> None:
+        found = (ApiToken.objects.filter(pk=int(token)) if token.isdecimal()
+                 else ApiToken.objects.filter(prefix=token))
+        found = list(found.select_related("user")[:2])
+        if not found:
+            raise UserError(f"No token with the id or prefix {token!r} (see `ds token list`).")
+        if len(found) > 1:
+            raise UserError(f"Several tokens have the prefix {token!r}: give the id instead.")
+        if engine.revoke_token(found[0], by=self._cli_user(), channel=audit.CLI):
+            sys.stderr.write(f"Revoked token {found[0].name!r} ({found[0].prefix}).\n")
+        else:
+            sys.stderr.write(f"Token {found[0].name!r} ({found[0].prefix}) was already "
+                             "revoked.\n")
+
+    @staticmethod
+    def _token_summary(token: ApiToken) -> dict:
+        return {"id": token.pk, "name": token.name, "user": token.user.get_username(),
+                "scope": token.scope, "prefix": token.prefix, "created_at": token.created_at,
+                "expires_at": token.expires_at, "last_used_at": token.last_used_at,
+                "revoked_at": token.revoked_at, "state": token.state}
+
     def do_policy(self, **_) -> None:
         self.stdout.write(permissions.policy_json(), ending="")
 
@@ -230,7 +311,7 @@ class Command(BaseCommand):
     def _check_sandbox(self, action: str) -> None:
         """With DS_SANDBOX=1 and no sandbox running, AWS calls would go to real endpoints (and
         fail slowly): say so at once; listings say their statuses are as last recorded."""
-        if not settings.SANDBOX or action in STANDS_ALONE:
+        if not settings.SANDBOX or action in STANDS_ALONE | WITHOUT_AWS:
             return
         from provisioning.sandbox.environment import NOT_RUNNING, sandbox_is_running
         from provisioning.sandbox.launcher import default_state_dir
@@ -309,3 +390,7 @@ def _expires_column(summary: dict) -> str:
     if summary["status"] == StagingStatus.DESTROYED or expires_at is None:
         return "-"
     return expiry.utc_text(expires_at)
+
+
+def _minute(moment) -> str:
+    return f"{moment:%Y-%m-%d %H:%M}" if moment else "-"
