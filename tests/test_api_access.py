@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db
 ENDPOINTS = [
     ("get", "stagings"), ("post", "stagings"), ("get", "stagings/shop"),
     ("delete", "stagings/shop"), ("post", "stagings/shop/redeploy"),
-    ("get", "sources"), ("get", "branches"),
+    ("post", "stagings/shop/extend"), ("get", "sources"), ("get", "branches"),
 ]
 WRITES = [(method, path) for method, path in ENDPOINTS if method != "get"]
 

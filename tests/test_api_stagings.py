@@ -206,7 +206,7 @@ def test_create_is_on_the_audit_trail_with_the_api_and_the_token(host_env, alice
 
 @pytest.mark.parametrize(("body", "words"), [
     ({}, "branch: Field required"),
-    ({"branch": "main", "ttl_hours": 4}, "ttl_hours: Extra inputs are not permitted"),
+    ({"branch": "main", "hours": 4}, "hours: Extra inputs are not permitted"),
     ({"branch": "main", "db_mode": "borrowed"}, "db_mode: Input should be 'dedicated' or"),
     ({"branch": 42}, "branch: Input should be a valid string"),
     ("[1, 2]", "the body: Input should be a valid dictionary"),
