@@ -55,6 +55,13 @@ class EngineConfig:
     login_lockout_minutes: int = 15
     behind_proxy: bool = False
     max_cookie_bytes: int = 8 * 1024
+    # The sandbox: AWS is a local moto server. Its durations are real AWS's times
+    # ``aws_time_scale`` (1 on real AWS); its pages show its demo login and say that its
+    # staging URLs and console links lead nowhere.
+    sandbox: bool = False
+    aws_time_scale: float = 1.0
+    demo_username: str = ""
+    demo_password: str = ""
 
     def url_for(self, host: str) -> str:
         return f"{self.url_scheme}://{host}"
@@ -109,6 +116,10 @@ def load_config() -> EngineConfig:
         login_lockout_minutes=s.DS_LOGIN_LOCKOUT_MINUTES,
         behind_proxy=s.DS_BEHIND_PROXY,
         max_cookie_bytes=s.DS_MAX_COOKIE_BYTES,
+        sandbox=s.DS_SANDBOX,
+        aws_time_scale=s.DS_SANDBOX_DELAY_SCALE,
+        demo_username=s.DS_DEMO_USERNAME,
+        demo_password=s.DS_DEMO_PASSWORD,
     )
 
 

@@ -6,6 +6,7 @@ the JSON API, Slack and GitHub to come) asks of the engine. An entry point impor
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 
+from . import lifecycle
 from .aws import ecr
 from .config import load_config
 from .host import read_host_environment
@@ -23,9 +24,9 @@ from .steps.account import read_login_password
 from .steps.image import registry_id_of
 
 __all__ = [
-    "SourceInfo", "acting_user", "branch_tags", "derive_name", "list_sources", "live_staging",
-    "may_act", "reveal_login", "request_create", "request_destroy", "request_redeploy",
-    "staging_named",
+    "SourceInfo", "acting_user", "branch_tags", "demo_login", "derive_name",
+    "expected_step_seconds", "list_sources", "live_staging", "may_act", "reveal_login",
+    "request_create", "request_destroy", "request_redeploy", "staging_named",
 ]
 
 
@@ -56,3 +57,20 @@ def branch_tags(limit: int) -> list[str]:
     image = read_host_environment(load_config()).image
     tags = ecr.list_image_tags(registry_id=registry_id_of(image), repository=image.repository)
     return list(dict.fromkeys(tag.tag for tag in tags))[:limit]
+
+
+def expected_step_seconds(kind: str) -> dict[str, float]:
+    """How long each step of an operation of ``kind`` takes on the AWS in use, before this
+    installation has timed its own: the registry's real-AWS durations, scaled to the sandbox
+    when AWS is the sandbox's."""
+    return lifecycle.rules_for(kind).expected_seconds(load_config().aws_time_scale)
+
+
+def demo_login() -> tuple[str, str] | None:
+    """The sandbox's demo login (user name, password) while its user exists; never outside
+    the sandbox."""
+    config = load_config()
+    if not config.sandbox or not get_user_model().objects.filter(
+            username=config.demo_username, is_active=True).exists():
+        return None
+    return config.demo_username, config.demo_password
