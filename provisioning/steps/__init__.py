@@ -93,8 +93,10 @@ def redeploy_plan(operation: Operation) -> list[StepSpec]:
                  services.wait_web_healthy, after=("web_service",)),
         StepSpec("worker_steady", "Wait until the worker is running",
                  services.wait_worker_steady, after=("worker_service",)),
-        StepSpec("report", "Report the URL", report.report_ready,
-                 after=("web_healthy", "worker_steady")),
+        # Also after the steps whose outputs say what changed (done by then anyway).
+        StepSpec("report", "Report the URL and what changed", report.report_redeployed,
+                 after=("web_healthy", "worker_steady", "image", "web_service",
+                        "worker_service")),
     ]
 
 
