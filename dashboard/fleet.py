@@ -3,9 +3,12 @@
 The fleet table is polled by every open fleet page, so a poll reads a fixed number of small
 row sets whatever the size of the fleet or of its history:
 
-* the state (one query): every live staging with its operation not finished yet. A version of
-  it (an ETag) lets a poll that finds nothing changed answer 304 without rendering anything;
-* only when something changed: the filtered table with the owners, and the count and latest
+* the state (one query): every live staging with its operation not finished yet and how many
+  of that operation's steps have started and ended. A version of it (an ETag) lets a poll that
+  finds nothing changed answer 304 without rendering anything; a row's progress so moves on
+  when a step starts or ends (and, with the ages, once a minute);
+* only when something changed: the filtered table with the owners, the steps of the
+  operations under way (for their rows' progress and time left), and the count and latest
   end of today's destroyed stagings (from an index), which say whether what they cost today,
   kept in the cache, still holds.
 
@@ -14,7 +17,7 @@ cost up to yesterday are computed once per day (and prices), from one query, and
 """
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -49,6 +52,8 @@ from provisioning.models import (
     StepState,
 )
 from provisioning.pool import waiting_databases
+
+from .progress import Progress, load_unfinished_progress
 
 OWNER_FILTERS = {"all": "Everyone", "mine": "Mine"}
 LIVE_STATUSES = sorted(lifecycle.LIVE_STATUSES, key=StagingStatus.values.index)
@@ -103,6 +108,7 @@ class FleetRow:
     may_act: bool
     queued: str = ""  # the kind of an operation requested but not yet picked up by a worker
     urls: RowUrls | None = None
+    progress: Progress | None = None  # of its operation under way
 
     @property
     def destroy_requested(self) -> bool:
@@ -124,6 +130,8 @@ class FleetState:
     now: datetime
     live: list[tuple]  # (pk, db_mode, created_at, updated_at, status) per live staging
     unfinished: dict[int, tuple[int, str]]  # staging id -> (operation id, kind)
+    # staging id -> (steps started, steps ended) of its operation under way
+    steps_moved: dict[int, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def live_lifetimes(self) -> list[Lifetime]:
@@ -138,14 +146,15 @@ class FleetState:
 
     def version(self, user: AbstractBaseUser, filters: FleetFilters) -> str:
         """Changes whenever the table would: a staging made, changed or gone (by anybody),
-        an operation requested, the viewer's rights or filters, and once a minute (ages and
-        costs so far)."""
+        an operation requested, a step of one started or ended, the viewer's rights or
+        filters, and once a minute (ages, costs so far, time left)."""
         digest = hashlib.blake2b(digest_size=12)
         for part in (
             (user.pk, user.is_staff, filters.owner, filters.status),
             int(self.now.timestamp() // 60),
             [(pk, updated) for pk, _, _, updated, _ in self.live],
             sorted(self.unfinished.items()),
+            sorted(self.steps_moved.items()),
         ):
             digest.update(repr(part).encode())
         return digest.hexdigest()
@@ -175,20 +184,30 @@ def _today(now: datetime) -> datetime:
     return day_starts(now, 1)[0]
 
 
+# A step of an operation under way that has started, or ended; counted by the state query.
+STEP_STARTED = Q(unfinished__steps__state__in=sorted(set(StepState.values) - {StepState.PENDING}))
+STEP_ENDED = Q(unfinished__steps__state__in=sorted(
+    {StepState.DONE, StepState.SKIPPED, StepState.FAILED}))
+
+
 def fleet_state(now: datetime | None = None) -> FleetState:
-    """One query: the live stagings, each with its operation not finished yet, if any."""
+    """One query: the live stagings, each with its operation not finished yet, if any, and how
+    many of that operation's steps have started and ended."""
     now = now or timezone.now()
     rows = (Staging.objects.live().order_by()
             .annotate(unfinished=FilteredRelation("operations", condition=Q(
                 operations__status__in=sorted(UNFINISHED_OPERATION_STATUSES))))
             .values_list("pk", "db_mode", "created_at", "updated_at", "status",
-                         "unfinished__pk", "unfinished__kind"))
-    live, unfinished = [], {}
-    for pk, db_mode, created_at, updated_at, status, operation, kind in rows:
+                         "unfinished__pk", "unfinished__kind")
+            .annotate(started=Count("unfinished__steps", filter=STEP_STARTED),
+                      ended=Count("unfinished__steps", filter=STEP_ENDED)))
+    live, unfinished, moved = [], {}, {}
+    for pk, db_mode, created_at, updated_at, status, operation, kind, started, ended in rows:
         live.append((pk, db_mode, created_at, updated_at, status))
         if operation is not None:
             unfinished[pk] = (operation, kind)
-    return FleetState(now, live, unfinished)
+            moved[pk] = (started, ended)
+    return FleetState(now, live, unfinished, moved)
 
 
 def _cache_key(kind: str, *parts) -> str:
@@ -283,18 +302,25 @@ def live_stagings(filters: FleetFilters, user: AbstractBaseUser) -> QuerySet[Sta
 
 def load_fleet(user: AbstractBaseUser, filters: FleetFilters, urls: RowUrls,
                state: FleetState | None = None) -> Fleet:
-    """Two queries besides the state's: the filtered table and today's destroyed stagings'
-    count (and, when that or the day changed, their rows and the closed days' costs)."""
+    """Two or three queries besides the state's: the filtered table, the steps of the
+    operations under way (when any) and today's destroyed stagings' count (and, when that or
+    the day changed, their rows and the closed days' costs; the medians of each operation kind
+    in flight, when not cached)."""
     state = state or fleet_state()
     rates = Rates()
     now = state.now
+    stagings = list(live_stagings(filters, user))
+    progress = load_unfinished_progress({
+        staging.pk: (staging, *state.unfinished[staging.pk])
+        for staging in stagings if staging.pk in state.unfinished})
     rows = []
-    for staging in live_stagings(filters, user):
+    for staging in stagings:
         queued = state.unfinished.get(staging.pk)
         rows.append(FleetRow(
             staging, rates.hourly(staging.db_mode),
             cost_so_far(rates, lifetime_of(staging), now), may_act(user, staging),
             queued=queued[1] if queued and not staging.is_busy else "", urls=urls,
+            progress=progress.get(staging.pk),
         ))
     totals, daily = fleet_costs(rates, state)
     return Fleet(rows, totals, state.busy, rates, daily, state.version(user, filters))

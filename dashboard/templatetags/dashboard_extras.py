@@ -53,3 +53,17 @@ def time_left(value: timedelta | float | None) -> str:
     if minutes < 90:
         return f"about {minutes} min"
     return f"about {seconds / 3600:.1f} h"
+
+
+@register.filter
+def rough_duration(value: timedelta | float | None) -> str:
+    """A duration as people say it ("40 s", "3 min", "1.5 h"): beside a median, seconds of a
+    long wait mean nothing."""
+    seconds = _seconds(value)
+    if seconds is None:
+        return ""
+    if seconds < 90:
+        return f"{round(seconds)} s"
+    if seconds < 90 * 60:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
