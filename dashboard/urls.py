@@ -19,7 +19,7 @@ urlpatterns = [
     path("sweep/run/", views.sweep_now, name="sweep_now"),
     path("sweep/delete/", views.delete_leftovers, name="delete_leftovers"),
     path("setup/", views.setup, name="setup"),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
 ]
