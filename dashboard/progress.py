@@ -55,9 +55,22 @@ LATE_SHARE = 1.25
 # Until the operation has succeeded its last step may still fail: the bar never shows done.
 UNFINISHED_MAX_PERCENT = 99
 UNDER_WAY = frozenset({StepState.RUNNING, StepState.WAITING})
-# What the fleet's rows read of a step.
-ROW_STEP_FIELDS = ("operation_id", "key", "label", "position", "state", "started_at",
-                   "finished_at")
+FINISHED_STEP_STATES = frozenset({StepState.DONE, StepState.SKIPPED})
+
+
+@dataclass(frozen=True)
+class StepTimes:
+    """What an estimate reads of a step: the fleet's rows read only this of their steps'
+    rows (a model instance per step costs more than the rest of a row)."""
+
+    key: str
+    label: str = ""
+    state: str = StepState.PENDING
+    started_at: datetime | None = None
+
+    @property
+    def is_finished(self) -> bool:
+        return self.state in FINISHED_STEP_STATES
 
 
 def typical_step_seconds(kind: str) -> dict[str, float]:
@@ -89,7 +102,8 @@ def _measured_step_seconds(kind: str) -> dict[str, float]:
     return typical
 
 
-def step_dependencies(operation: Operation, steps: list[Step]) -> dict[str, tuple[str, ...]]:
+def step_dependencies(operation: Operation,
+                      steps: list[Step | StepTimes]) -> dict[str, tuple[str, ...]]:
     """Each step's dependencies from the operation's plan; if the plan cannot be built (the
     configuration changed under it), take the steps as a chain in their recorded order."""
     try:
@@ -97,6 +111,11 @@ def step_dependencies(operation: Operation, steps: list[Step]) -> dict[str, tupl
     except Exception:  # an estimate must never break the page
         keys = [step.key for step in steps]
         return {key: tuple(keys[:i][-1:]) for i, key in enumerate(keys)}
+
+
+def _plan_shape(operation: Operation) -> tuple:
+    """What an operation's plan depends on besides the configuration (steps/__init__.py)."""
+    return operation.kind, operation.staging.db_mode, operation.staging.source
 
 
 @dataclass(frozen=True)
@@ -124,14 +143,14 @@ class Estimate:
         return self.seconds_left > self.seconds_after_late
 
 
-def _elapsed(step: Step, now: datetime) -> float | None:
+def _elapsed(step: Step | StepTimes, now: datetime) -> float | None:
     """Seconds a step under way has taken so far (a wait on AWS keeps its start)."""
     if step.state in UNDER_WAY and step.started_at:
         return max((now - step.started_at).total_seconds(), 0.0)
     return None
 
 
-def _longest_chain(steps: dict[str, Step], after: dict[str, tuple[str, ...]],
+def _longest_chain(steps: dict[str, Step | StepTimes], after: dict[str, tuple[str, ...]],
                    usual: dict[str, float], own: dict[str, float]) -> float:
     """When the last step ends, from now: a step under way or over ends after ``own`` (its
     remaining seconds), a step to come after its slowest dependency plus its usual time."""
@@ -150,7 +169,7 @@ def _longest_chain(steps: dict[str, Step], after: dict[str, tuple[str, ...]],
     return max((finish_of(key) for key in steps), default=0.0)
 
 
-def estimate(steps: list[Step], after: dict[str, tuple[str, ...]],
+def estimate(steps: list[Step | StepTimes], after: dict[str, tuple[str, ...]],
              typical: dict[str, float], now: datetime | None = None) -> Estimate:
     now = now or timezone.now()
     by_key = {step.key: step for step in steps}
@@ -178,7 +197,7 @@ def estimate(steps: list[Step], after: dict[str, tuple[str, ...]],
     )
 
 
-def seconds_left(steps: list[Step], after: dict[str, tuple[str, ...]],
+def seconds_left(steps: list[Step | StepTimes], after: dict[str, tuple[str, ...]],
                  typical: dict[str, float], now=None) -> float:
     return estimate(steps, after, typical, now).seconds_left
 
@@ -186,7 +205,7 @@ def seconds_left(steps: list[Step], after: dict[str, tuple[str, ...]],
 @dataclass(frozen=True)
 class Progress:
     operation: Operation
-    steps: list[Step]
+    steps: list[Step | StepTimes]
     # None once the operation has finished: nothing is ahead.
     estimate: Estimate | None = None
 
@@ -240,15 +259,17 @@ class Progress:
         return self.operation.is_finished
 
 
-def progress_of(operation: Operation, steps: list[Step]) -> Progress:
-    """``operation`` (its staging set) with its step rows; estimated while unfinished."""
+def progress_of(operation: Operation, steps: list[Step | StepTimes],
+                after: dict[str, tuple[str, ...]] | None = None) -> Progress:
+    """``operation`` (its staging set) with its step rows; estimated while unfinished.
+    ``after``: the plan's dependencies, when known already."""
     if operation.is_finished:
         return Progress(operation, steps)
-    after = step_dependencies(operation, steps)
+    after = after if after is not None else step_dependencies(operation, steps)
     recorded = {step.key for step in steps}
     # Before a runner writes the step rows (queued), the whole plan is still ahead.
-    ahead = [Step(key=key, state=StepState.PENDING) for key in after if key not in recorded]
-    found = estimate(steps + ahead, after, typical_step_seconds(operation.kind))
+    ahead = [StepTimes(key) for key in after if key not in recorded]
+    found = estimate([*steps, *ahead], after, typical_step_seconds(operation.kind))
     return Progress(operation, steps, found)
 
 
@@ -269,18 +290,23 @@ def load_unfinished_progress(
     medians of each kind in flight (cached)."""
     if not under_way:
         return {}
-    steps: dict[int, list[Step]] = defaultdict(list)
+    steps: dict[int, list[StepTimes]] = defaultdict(list)
     rows = (Step.objects.filter(operation_id__in=[op for _, op, _ in under_way.values()])
-            .only(*ROW_STEP_FIELDS).order_by("operation_id", "position", "pk"))
-    for step in rows:
-        steps[step.operation_id].append(step)
+            .order_by("operation_id", "position", "pk")
+            .values_list("operation_id", "key", "label", "state", "started_at"))
+    for operation_id, *times in rows:
+        steps[operation_id].append(StepTimes(*times))
+    plans: dict[tuple, dict[str, tuple[str, ...]]] = {}  # the same few plans, many rows
     found = {}
     for staging_id, (staging, operation_id, kind) in under_way.items():
         own = steps.get(operation_id, [])
         # Queued until a runner writes its steps; the rest of the row is not read here.
         status = OperationStatus.RUNNING if own else OperationStatus.QUEUED
         operation = Operation(pk=operation_id, kind=kind, status=status, staging=staging)
-        found[staging_id] = progress_of(operation, own)
+        shape = _plan_shape(operation)
+        if shape not in plans:
+            plans[shape] = step_dependencies(operation, own)
+        found[staging_id] = progress_of(operation, own, plans[shape])
     return found
 
 
