@@ -3,10 +3,12 @@
 The fleet table is polled by every open fleet page, so a poll reads a fixed number of small
 row sets whatever the size of the fleet or of its history:
 
-* the state (one query): every live staging with its operation not finished yet and how many
-  of that operation's steps have started and ended. A version of it (an ETag) lets a poll that
-  finds nothing changed answer 304 without rendering anything; a row's progress so moves on
-  when a step starts or ends (and, with the ages, once a minute);
+* the state (one query): every live staging with its operation not finished yet and that
+  operation's heartbeat and wake-up time. A version of it (an ETag) lets a poll that finds
+  nothing changed answer 304 without rendering anything. A runner renews its operation's
+  heartbeat every 5 s and a parked operation gets a new wake-up time at each round, so the row
+  of a staging being changed moves on within seconds of a step starting or ending, while a
+  calm fleet answers 304;
 * only when something changed: the filtered table with the owners, the steps of the
   operations under way (for their rows' progress and time left), and the count and latest
   end of today's destroyed stagings (from an index), which say whether what they cost today,
@@ -130,8 +132,9 @@ class FleetState:
     now: datetime
     live: list[tuple]  # (pk, db_mode, created_at, updated_at, status) per live staging
     unfinished: dict[int, tuple[int, str]]  # staging id -> (operation id, kind)
-    # staging id -> (steps started, steps ended) of its operation under way
-    steps_moved: dict[int, tuple[int, int]] = field(default_factory=dict)
+    # staging id -> (heartbeat, wake-up time) of its operation under way: they move while it
+    # runs and at each of its rounds
+    rounds: dict[int, tuple] = field(default_factory=dict)
 
     @property
     def live_lifetimes(self) -> list[Lifetime]:
@@ -146,15 +149,15 @@ class FleetState:
 
     def version(self, user: AbstractBaseUser, filters: FleetFilters) -> str:
         """Changes whenever the table would: a staging made, changed or gone (by anybody),
-        an operation requested, a step of one started or ended, the viewer's rights or
-        filters, and once a minute (ages, costs so far, time left)."""
+        an operation requested, run or woken, the viewer's rights or filters, and once a
+        minute (ages, costs so far, time left)."""
         digest = hashlib.blake2b(digest_size=12)
         for part in (
             (user.pk, user.is_staff, filters.owner, filters.status),
             int(self.now.timestamp() // 60),
             [(pk, updated) for pk, _, _, updated, _ in self.live],
             sorted(self.unfinished.items()),
-            sorted(self.steps_moved.items()),
+            sorted(self.rounds.items()),
         ):
             digest.update(repr(part).encode())
         return digest.hexdigest()
@@ -184,30 +187,23 @@ def _today(now: datetime) -> datetime:
     return day_starts(now, 1)[0]
 
 
-# A step of an operation under way that has started, or ended; counted by the state query.
-STEP_STARTED = Q(unfinished__steps__state__in=sorted(set(StepState.values) - {StepState.PENDING}))
-STEP_ENDED = Q(unfinished__steps__state__in=sorted(
-    {StepState.DONE, StepState.SKIPPED, StepState.FAILED}))
-
-
 def fleet_state(now: datetime | None = None) -> FleetState:
-    """One query: the live stagings, each with its operation not finished yet, if any, and how
-    many of that operation's steps have started and ended."""
+    """One query: the live stagings, each with its operation not finished yet, if any, and
+    that operation's heartbeat and wake-up time."""
     now = now or timezone.now()
     rows = (Staging.objects.live().order_by()
             .annotate(unfinished=FilteredRelation("operations", condition=Q(
                 operations__status__in=sorted(UNFINISHED_OPERATION_STATUSES))))
             .values_list("pk", "db_mode", "created_at", "updated_at", "status",
-                         "unfinished__pk", "unfinished__kind")
-            .annotate(started=Count("unfinished__steps", filter=STEP_STARTED),
-                      ended=Count("unfinished__steps", filter=STEP_ENDED)))
-    live, unfinished, moved = [], {}, {}
-    for pk, db_mode, created_at, updated_at, status, operation, kind, started, ended in rows:
+                         "unfinished__pk", "unfinished__kind", "unfinished__heartbeat_at",
+                         "unfinished__wake_at"))
+    live, unfinished, rounds = [], {}, {}
+    for pk, db_mode, created_at, updated_at, status, operation, kind, beat, wake in rows:
         live.append((pk, db_mode, created_at, updated_at, status))
         if operation is not None:
             unfinished[pk] = (operation, kind)
-            moved[pk] = (started, ended)
-    return FleetState(now, live, unfinished, moved)
+            rounds[pk] = (beat, wake)
+    return FleetState(now, live, unfinished, rounds)
 
 
 def _cache_key(kind: str, *parts) -> str:

@@ -188,10 +188,12 @@ def estimate(steps: list[Step | StepTimes], after: dict[str, tuple[str, ...]],
             if elapsed > max(expected * LATE_SHARE, expected + MIN_REMAINING_SECONDS):
                 late.append(LateStep(key, step.label or key, elapsed, expected))
     total_weight = sum(usual.values())
+    left = _longest_chain(by_key, after, usual, own)
     return Estimate(
-        seconds_left=_longest_chain(by_key, after, usual, own),
+        seconds_left=left,
         seconds_after_late=_longest_chain(by_key, after, usual,
-                                          own | {step.key: 0.0 for step in late}),
+                                          own | {step.key: 0.0 for step in late})
+        if late else left,
         share_done=done_weight / total_weight if total_weight else 0.0,
         late=tuple(late),
     )

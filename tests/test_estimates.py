@@ -254,16 +254,28 @@ def test_the_rows_of_stagings_being_changed_show_their_progress(alice):
     assert more_queries == queries
 
 
-def test_a_step_that_ends_changes_the_fleets_version(alice):
+def test_a_round_of_an_operation_changes_the_fleets_version(alice):
     """The table is polled with its version (304 while nothing changed): a row's progress must
-    move on when a step of its operation starts or ends."""
+    move on while its operation runs (the runner renews its heartbeat every 5 s) and when an
+    operation waiting on AWS is looked at again (it gets a new wake-up time)."""
     staging = busy(alice, "shop")
+    operation = staging.operations.get()
     client = client_for(alice)
-    version = client.get(reverse("fleet_partial"), **HTMX)["ETag"]
-    assert client.get(reverse("fleet_partial"), HTTP_IF_NONE_MATCH=version,
-                      **HTMX).status_code == 304
-    Step.objects.filter(operation__staging=staging, key="database").update(
+
+    def poll(version: str = ""):
+        extra = HTMX | ({"HTTP_IF_NONE_MATCH": version} if version else {})
+        return client.get(reverse("fleet_partial"), **extra)
+
+    version = poll()["ETag"]
+    assert poll(version).status_code == 304
+    # A runner holds it: the restore ends while it beats.
+    Step.objects.filter(operation=operation, key="database").update(
         state=StepState.DONE, finished_at=timezone.now())
-    answer = client.get(reverse("fleet_partial"), HTTP_IF_NONE_MATCH=version, **HTMX)
-    assert answer.status_code == 200
-    assert answer["ETag"] != version
+    Operation.objects.filter(pk=operation.pk).update(heartbeat_at=timezone.now())
+    answer = poll(version)
+    assert answer.status_code == 200 and answer["ETag"] != version
+    # It gives its worker back until AWS is worth asking again.
+    version = answer["ETag"]
+    Operation.objects.filter(pk=operation.pk).update(
+        heartbeat_at=None, wake_at=timezone.now() + timedelta(seconds=10))
+    assert poll(version).status_code == 200

@@ -106,9 +106,11 @@ def test_a_fleet_row_shows_the_progress_of_its_create_and_moves_on(page, live_se
     expect(row).to_contain_text(re.compile(r"\d+% · about \d+ min left"))
     before = int(row.locator("progress").get_attribute("value"))
 
-    # The restore ends: the polled table (sent with its version) brings the row forward.
+    # The restore ends while a runner holds the create (renewing its heartbeat): the polled
+    # table, sent with its version, brings the row forward.
     Step.objects.filter(operation=create, key="database").update(
         state=StepState.DONE, finished_at=timezone.now())
+    Operation.objects.filter(pk=create.pk).update(heartbeat_at=timezone.now())
     expect(row.locator("progress")).not_to_have_attribute("value", str(before),
                                                           timeout=25_000)
     assert int(row.locator("progress").get_attribute("value")) > before
