@@ -22,7 +22,7 @@ from provisioning.models import (
     Step,
     StepState,
 )
-from tests.browser.test_pages import CHROMIUM, CHROMIUM_ARGS, require_chromium
+from tests.browser.test_pages import CHROMIUM, CHROMIUM_ARGS, require_chromium, shoot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 SMALL_STEPS = ("image", "web_task_definition", "worker_task_definition", "target_group",
@@ -91,6 +91,7 @@ def test_the_header_drops_the_hourly_cost_when_the_destroy_ends(page, live_serve
     expect(cost).not_to_contain_text("an hour")
     expect(cost).to_contain_text("in all")
     expect(facts).to_contain_text("Destroyed")
+    shoot(page, "staging-destroyed-while-open")
 
 
 def test_a_fleet_row_shows_the_progress_of_its_create_and_moves_on(page, live_server, alice):
@@ -115,3 +116,4 @@ def test_a_fleet_row_shows_the_progress_of_its_create_and_moves_on(page, live_se
                                                           timeout=25_000)
     assert int(row.locator("progress").get_attribute("value")) > before
     expect(row).to_contain_text(re.compile(r"about \d+ min left"))
+    shoot(page, "fleet-row-progress")
