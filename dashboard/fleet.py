@@ -3,9 +3,14 @@
 The fleet table is polled by every open fleet page, so a poll reads a fixed number of small
 row sets whatever the size of the fleet or of its history:
 
-* the state (one query): every live staging with its operation not finished yet. A version of
-  it (an ETag) lets a poll that finds nothing changed answer 304 without rendering anything;
-* only when something changed: the filtered table with the owners, and the count and latest
+* the state (one query): every live staging with its operation not finished yet and that
+  operation's heartbeat and wake-up time. A version of it (an ETag) lets a poll that finds
+  nothing changed answer 304 without rendering anything. A runner renews its operation's
+  heartbeat every 5 s and a parked operation gets a new wake-up time at each round, so the row
+  of a staging being changed moves on within seconds of a step starting or ending, while a
+  calm fleet answers 304;
+* only when something changed: the filtered table with the owners, the steps of the
+  operations under way (for their rows' progress and time left), and the count and latest
   end of today's destroyed stagings (from an index), which say whether what they cost today,
   kept in the cache, still holds.
 
@@ -14,7 +19,7 @@ cost up to yesterday are computed once per day (and prices), from one query, and
 """
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -52,6 +57,8 @@ from provisioning.models import (
     StepState,
 )
 from provisioning.pool import waiting_databases
+
+from .progress import Progress, load_unfinished_progress
 
 OWNER_FILTERS = {"all": "Everyone", "mine": "Mine"}
 LIVE_STATUSES = sorted(lifecycle.LIVE_STATUSES, key=StagingStatus.values.index)
@@ -112,6 +119,7 @@ class FleetRow:
     urls: RowUrls | None = None
     expiry: ExpiryView | None = None
     may_extend: bool = False
+    progress: Progress | None = None  # of its operation under way
 
     @property
     def monthly(self) -> float:
@@ -142,6 +150,9 @@ class FleetState:
     now: datetime
     live: list[tuple]  # (pk, db_mode, created_at, updated_at, status) per live staging
     unfinished: dict[int, tuple[int, str]]  # staging id -> (operation id, kind)
+    # staging id -> (heartbeat, wake-up time) of its operation under way: they move while it
+    # runs and at each of its rounds
+    rounds: dict[int, tuple] = field(default_factory=dict)
 
     @property
     def live_lifetimes(self) -> list[Lifetime]:
@@ -156,14 +167,15 @@ class FleetState:
 
     def version(self, user: AbstractBaseUser, filters: FleetFilters) -> str:
         """Changes whenever the table would: a staging made, changed or gone (by anybody),
-        an operation requested, the viewer's rights or filters, and once a minute (ages and
-        costs so far)."""
+        an operation requested, run or woken, the viewer's rights or filters, and once a
+        minute (ages, costs so far, time left)."""
         digest = hashlib.blake2b(digest_size=12)
         for part in (
             (user.pk, user.is_staff, filters.owner, filters.status),
             int(self.now.timestamp() // 60),
             [(pk, updated) for pk, _, _, updated, _ in self.live],
             sorted(self.unfinished.items()),
+            sorted(self.rounds.items()),
         ):
             digest.update(repr(part).encode())
         return digest.hexdigest()
@@ -194,19 +206,22 @@ def _today(now: datetime) -> datetime:
 
 
 def fleet_state(now: datetime | None = None) -> FleetState:
-    """One query: the live stagings, each with its operation not finished yet, if any."""
+    """One query: the live stagings, each with its operation not finished yet, if any, and
+    that operation's heartbeat and wake-up time."""
     now = now or timezone.now()
     rows = (Staging.objects.live().order_by()
             .annotate(unfinished=FilteredRelation("operations", condition=Q(
                 operations__status__in=sorted(UNFINISHED_OPERATION_STATUSES))))
             .values_list("pk", "db_mode", "created_at", "updated_at", "status",
-                         "unfinished__pk", "unfinished__kind"))
-    live, unfinished = [], {}
-    for pk, db_mode, created_at, updated_at, status, operation, kind in rows:
+                         "unfinished__pk", "unfinished__kind", "unfinished__heartbeat_at",
+                         "unfinished__wake_at"))
+    live, unfinished, rounds = [], {}, {}
+    for pk, db_mode, created_at, updated_at, status, operation, kind, beat, wake in rows:
         live.append((pk, db_mode, created_at, updated_at, status))
         if operation is not None:
             unfinished[pk] = (operation, kind)
-    return FleetState(now, live, unfinished)
+            rounds[pk] = (beat, wake)
+    return FleetState(now, live, unfinished, rounds)
 
 
 def _cache_key(kind: str, *parts) -> str:
@@ -301,14 +316,20 @@ def live_stagings(filters: FleetFilters, user: AbstractBaseUser) -> QuerySet[Sta
 
 def load_fleet(user: AbstractBaseUser, filters: FleetFilters, urls: RowUrls,
                state: FleetState | None = None) -> Fleet:
-    """Two queries besides the state's: the filtered table and today's destroyed stagings'
-    count (and, when that or the day changed, their rows and the closed days' costs)."""
+    """Two or three queries besides the state's: the filtered table, the steps of the
+    operations under way (when any) and today's destroyed stagings' count (and, when that or
+    the day changed, their rows and the closed days' costs; the medians of each operation kind
+    in flight, when not cached)."""
     state = state or fleet_state()
     rates = Rates()
     now = state.now
+    stagings = list(live_stagings(filters, user))
+    progress = load_unfinished_progress({
+        staging.pk: (staging, *state.unfinished[staging.pk])
+        for staging in stagings if staging.pk in state.unfinished})
     rows = []
     extend = row_change(RowChange.EXTEND)
-    for staging in live_stagings(filters, user):
+    for staging in stagings:
         queued = state.unfinished.get(staging.pk)
         rows.append(FleetRow(
             staging, rates.hourly(staging.db_mode),
@@ -316,6 +337,7 @@ def load_fleet(user: AbstractBaseUser, filters: FleetFilters, urls: RowUrls,
             queued=queued[1] if queued and not staging.is_busy else "", urls=urls,
             expiry=expiry_of(staging, now, rates.config),
             may_extend=not staging.kept and extend.allowed(user, staging),
+            progress=progress.get(staging.pk),
         ))
     totals, daily = fleet_costs(rates, state)
     return Fleet(rows, totals, state.busy, rates, daily, state.version(user, filters))

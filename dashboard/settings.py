@@ -71,6 +71,21 @@ if SANDBOX:
 
     apply_sandbox_environment(SANDBOX_STATE_DIR)
 
+# The pages say when AWS is the sandbox's (its links lead nowhere real; its demo login).
+DS_SANDBOX = SANDBOX
+# How long AWS takes here against real AWS: the estimates before this installation has timed
+# its own operations are the lifecycle registry's real-AWS durations times this. The sandbox
+# runs AWS at its delay scale; real AWS at 1.
+if SANDBOX:
+    from provisioning.sandbox.latency import DEFAULT_SCALE
+
+    DS_SANDBOX_DELAY_SCALE = env_float("DS_SANDBOX_DELAY_SCALE", DEFAULT_SCALE)
+else:
+    DS_SANDBOX_DELAY_SCALE = 1.0
+# The sandbox's demo login: `manage.py sandbox run` makes it, the sandbox's login page shows it.
+DS_DEMO_USERNAME = "demo"
+DS_DEMO_PASSWORD = env_str("DS_DEMO_PASSWORD", "demo-staging-123")
+
 DEBUG = env_bool("DJANGO_DEBUG", default=SANDBOX)
 # Commands that only read the code and sign nothing run without a secret key (a checkout checks
 # its migrations); anything that serves, queues or signs refuses to start without one.

@@ -21,6 +21,7 @@ problems it had, and never runs a check itself.
 from urllib.parse import quote as urlquote
 
 from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
@@ -113,6 +114,15 @@ def _fleet_context(request: HttpRequest, filters: fleet_queries.FleetFilters,
         "owner_filters": fleet_queries.OWNER_FILTERS,
         "statuses": fleet_queries.LIVE_STATUSES,
     }
+
+
+class LoginView(auth_views.LoginView):
+    """Django's login, which in the sandbox also shows the demo login `make run` made."""
+
+    redirect_authenticated_user = True
+
+    def get_context_data(self, **kwargs) -> dict:
+        return {**super().get_context_data(**kwargs), "demo_login": engine.demo_login()}
 
 
 def login_locked(request: HttpRequest, response=None, credentials=None) -> HttpResponse:
@@ -243,6 +253,7 @@ def _live_context(request: HttpRequest, staging: Staging) -> dict:
         # Polled every two seconds while the operation runs: only each step's newest lines.
         StepLog.objects.attach_to(
             progress.steps, LOG_LINES_KEPT_PER_STEP if settled else LOG_LINES_WHILE_POLLING)
+    rates = Rates()
     return {
         "staging": staging,
         "progress": progress,
@@ -252,23 +263,24 @@ def _live_context(request: HttpRequest, staging: Staging) -> dict:
         "resources": resource_links(outputs, cluster=config.cluster),
         "logs_url": service_logs_url(web_service, cluster=config.cluster) if web_service else "",
         "operations": recent,
+        # The facts at the top are polled too: a staging destroyed while its page is open
+        # must stop showing an hourly cost.
+        "hourly": rates.hourly(staging.db_mode) if staging.is_live else None,
+        "so_far": cost_so_far(rates, fleet_queries.lifetime_of(staging)),
+        "estimates": rates,
+        # Its URLs and console links lead nowhere real: the pages say so.
+        "sandbox": config.sandbox,
+        # The countdown is polled with the facts: a destroyed staging has none.
+        "expiry": expiry_of(staging),
+        "changes": engine.offered_changes(request.user, staging),
+        "ttl_hours": config.ttl_hours,
     }
 
 
 def _detail_context(request: HttpRequest, staging: Staging) -> dict:
-    rates = Rates()
     context = _live_context(request, staging)
-    context.update({
-        # Outside the polled part: the countdown is as of the page's load.
-        "expiry": expiry_of(staging),
-        "changes": engine.offered_changes(request.user, staging),
-        "ttl_hours": load_config().ttl_hours,
-        "hourly": rates.hourly(staging.db_mode) if staging.is_live else None,
-        "so_far": cost_so_far(rates, fleet_queries.lifetime_of(staging)),
-        "estimates": rates,
-        # Outside the polled part: read once per page, not every two seconds.
-        "audit_trail": audit.trail_for(staging),
-    })
+    # Outside the polled part: read once per page, not every two seconds.
+    context["audit_trail"] = audit.trail_for(staging)
     return context
 
 
@@ -426,6 +438,7 @@ def leftovers(request: HttpRequest) -> HttpResponse:
         "orphans": list(_current_orphans().order_by("kind", "arn")),
         "sweeps": audit.recent([AuditAction.SWEEP, AuditAction.SWEEP_DELETE]),
         "schedule_runs": tasks.recent_runs(),
+        "last_sweep_at": orphan_sweep.last_sweep_at(),
         "may_delete": request.user.is_staff,
     })
 

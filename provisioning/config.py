@@ -61,6 +61,13 @@ class EngineConfig:
     ttl_hours: float = 72.0
     max_ttl_hours: float = 336.0
     expiry_warn_hours: tuple[float, ...] = (24.0, 1.0)
+    # The sandbox: AWS is a local moto server. Its durations are real AWS's times
+    # ``aws_time_scale`` (1 on real AWS); its pages show its demo login and say that its
+    # staging URLs and console links lead nowhere.
+    sandbox: bool = False
+    aws_time_scale: float = 1.0
+    demo_username: str = ""
+    demo_password: str = ""
 
     def url_for(self, host: str) -> str:
         return f"{self.url_scheme}://{host}"
@@ -118,6 +125,10 @@ def load_config() -> EngineConfig:
         ttl_hours=s.DS_TTL_HOURS,
         max_ttl_hours=s.DS_MAX_TTL_HOURS,
         expiry_warn_hours=tuple(s.DS_EXPIRY_WARN_HOURS),
+        sandbox=s.DS_SANDBOX,
+        aws_time_scale=s.DS_SANDBOX_DELAY_SCALE,
+        demo_username=s.DS_DEMO_USERNAME,
+        demo_password=s.DS_DEMO_PASSWORD,
     )
 
 

@@ -39,10 +39,11 @@ from .steps.image import registry_id_of
 
 __all__ = [
     "BranchSuggestion", "CreateAllowance", "CreatePreview", "Extension", "SourceInfo",
-    "acting_user", "branch_suggestions", "branch_tags", "create_allowance", "derive_name",
-    "extend", "last_destroyed", "list_sources", "live_staging", "may", "may_act",
-    "may_redeploy", "offered_changes", "preview_create", "request_create", "request_destroy",
-    "request_recreate", "request_redeploy", "reveal_login", "set_kept", "staging_named",
+    "acting_user", "branch_suggestions", "branch_tags", "create_allowance", "demo_login",
+    "derive_name", "expected_step_seconds", "extend", "last_destroyed", "list_sources",
+    "live_staging", "may", "may_act", "may_redeploy", "offered_changes", "preview_create",
+    "request_create", "request_destroy", "request_recreate", "request_redeploy",
+    "reveal_login", "set_kept", "staging_named",
     # API tokens: who a bearer token acts for, and making and revoking them.
     "IssuedToken", "TokenRefused", "authenticate_token", "issue_token", "may_revoke_token",
     "revoke_token", "tokens_visible_to",
@@ -103,3 +104,20 @@ def branch_suggestions(image_tags: list[str]) -> list[BranchSuggestion]:
     the tag itself (our records only; see provisioning.branches). A create given one of
     these tags resolves it the same way."""
     return suggestions_for_tags(image_tags)
+
+
+def expected_step_seconds(kind: str) -> dict[str, float]:
+    """How long each step of an operation of ``kind`` takes on the AWS in use, before this
+    installation has timed its own: the registry's real-AWS durations, scaled to the sandbox
+    when AWS is the sandbox's."""
+    return lifecycle.rules_for(kind).expected_seconds(load_config().aws_time_scale)
+
+
+def demo_login() -> tuple[str, str] | None:
+    """The sandbox's demo login (user name, password) while its user exists; never outside
+    the sandbox."""
+    config = load_config()
+    if not config.sandbox or not get_user_model().objects.filter(
+            username=config.demo_username, is_active=True).exists():
+        return None
+    return config.demo_username, config.demo_password

@@ -5,8 +5,9 @@ about it, in one place.
 * the staging's status while it runs, after it succeeds and after it fails,
 * the statuses it may start from,
 * who may start it,
-* how long its steps usually take on AWS (the sandbox's latency profile cites the sources),
-  for estimates before this installation has measured its own.
+* how long its steps usually take on real AWS (the sandbox's latency profile cites the
+  sources), for estimates before this installation has measured its own; ``expected_seconds``
+  scales them to the AWS in use (the sandbox runs faster).
 
 Beside the operation kinds, the changes that are a row update rather than a graph of steps
 (extend, keep, recreate from the history) have their rules here too: who may make them and
@@ -58,6 +59,11 @@ class KindRules:
     jumps_queue: bool = False
     typical_seconds: dict[str, float] = field(default_factory=dict)
 
+    def expected_seconds(self, scale: float) -> dict[str, float]:
+        """Each step's usual duration on an AWS that takes ``scale`` times as long as the
+        real one (the sandbox's delay scale; 1 on AWS)."""
+        return {key: seconds * scale for key, seconds in self.typical_seconds.items()}
+
     def accepts(self, staging: Staging, last_kind: str | None) -> bool:
         if staging.status in self.starts_from:
             return True
@@ -74,10 +80,10 @@ KINDS: dict[str, KindRules] = {
         failure_status=StagingStatus.FAILED, starts_from=frozenset({StagingStatus.PENDING}),
         success_stamp="ready_at",
         typical_seconds={
-            "image": 2, "database": 600, "db_credentials": 90, "web_task_definition": 2,
-            "worker_task_definition": 2, "target_group": 2, "listener_rule": 2,
-            "web_service": 5, "worker_service": 5, "web_healthy": 120, "worker_steady": 60,
-            "account": 5, "report": 1,
+            "image": 2, "account_token": 2, "database": 600, "db_credentials": 90,
+            "web_task_definition": 2, "worker_task_definition": 2, "target_group": 2,
+            "listener_rule": 2, "web_service": 5, "worker_service": 5, "web_healthy": 120,
+            "worker_steady": 60, "account": 5, "report": 1,
         },
     ),
     OperationKind.REDEPLOY: KindRules(
@@ -85,10 +91,11 @@ KINDS: dict[str, KindRules] = {
         working_status=StagingStatus.UPDATING, success_status=StagingStatus.READY,
         failure_status=StagingStatus.FAILED, starts_from=frozenset({StagingStatus.READY}),
         retry_after_own_failure=True,
+        # A rolling update with the stagings' short deregistration delay: 2-3 min.
         typical_seconds={
-            "image": 2, "web_task_definition": 2, "worker_task_definition": 2,
-            "web_service": 5, "worker_service": 5, "web_healthy": 300, "worker_steady": 120,
-            "report": 1,
+            "image": 2, "account_token": 2, "web_task_definition": 2,
+            "worker_task_definition": 2, "web_service": 5, "worker_service": 5,
+            "web_healthy": 150, "worker_steady": 60, "report": 1,
         },
     ),
     OperationKind.DESTROY: KindRules(
@@ -96,10 +103,12 @@ KINDS: dict[str, KindRules] = {
         working_status=StagingStatus.DESTROYING, success_status=StagingStatus.DESTROYED,
         failure_status=StagingStatus.FAILED, starts_from=LIVE_STATUSES,
         success_stamp="destroyed_at", stop_on_failure=False, jumps_queue=True,
+        # A service goes once its task stopped (the stagings' target groups drain in 5 s);
+        # a database without a final snapshot in 3-6 min.
         typical_seconds={
-            "handover": 5, "account": 5, "listener_rule": 2, "web_service": 300,
-            "worker_service": 60, "target_group": 2, "task_definitions": 5, "database": 300,
-            "login_secret": 2, "verify": 3,
+            "handover": 5, "account": 5, "listener_rule": 2, "web_service": 30,
+            "worker_service": 30, "target_group": 2, "task_definitions": 5, "database": 240,
+            "login_secret": 2, "account_token": 2, "verify": 3,
         },
     ),
 }

@@ -44,7 +44,9 @@ def staging_summary(staging: Staging, *, with_steps: bool = False) -> dict:
         operation = staging.latest_operation()
         data["operation"] = operation.kind if operation else None
         data["operation_status"] = operation.status if operation else None
-        data["steps"] = [step_summary(s) for s in operation.steps.all()] if operation else []
+        steps = list(operation.steps.all()) if operation else []
+        data["steps"] = [step_summary(s) for s in steps]
+        data["outcome"] = operation_outcome(operation, steps) if operation else ""
     return data
 
 
@@ -57,3 +59,12 @@ def source_summary(source) -> dict:
         "snapshot": snapshot.identifier if snapshot else None,
         "snapshot_taken_at": snapshot.created_at if snapshot else None,
     }
+
+
+def operation_outcome(operation, steps) -> str:
+    """What a finished operation says it changed (a redeploy: "nothing changed: the image is
+    the same", or what it deployed); empty when it says nothing."""
+    if not operation.is_finished:
+        return ""
+    return next((step.outputs.get("outcome", "") for step in steps
+                 if step.key == "report" and step.outputs), "")

@@ -35,6 +35,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q
@@ -44,7 +45,16 @@ from . import audit, gone
 from .aws import ecs, elbv2, rds, secretsmanager, tagging
 from .config import EngineConfig, load_config
 from .errors import ExternalCallFailed
-from .models import AuditAction, Orphan, PoolDatabase, PoolStatus, Staging, StagingStatus
+from .models import (
+    AuditAction,
+    AuditEvent,
+    Orphan,
+    PoolDatabase,
+    PoolStatus,
+    ScheduleRun,
+    Staging,
+    StagingStatus,
+)
 from .names import STAGING_TAG_KEY, managed_tags
 
 log = logging.getLogger(__name__)
@@ -247,6 +257,20 @@ def sweep(delete: bool = False, actor: AbstractBaseUser | None = None) -> list[O
     if delete and rows:
         _delete_rows(rows, {item.arn: item for item in found}, config, actor)
     return rows
+
+
+def last_sweep_at() -> datetime | None:
+    """When a sweep last finished: one a person asked for (its audit event), or a scheduled
+    one that did not fail (its ScheduleRun; a scheduled sweep that finds nothing new leaves no
+    audit event). None before the first: the leftovers then are not known, not none."""
+    from .tasks import sweep_orphans
+
+    asked = (AuditEvent.objects.filter(action=AuditAction.SWEEP).order_by("-created_at")
+             .values_list("created_at", flat=True).first())
+    scheduled = (ScheduleRun.objects.filter(name=sweep_orphans.every.name, error="",
+                                            finished_at__isnull=False)
+                 .order_by("-started_at").values_list("finished_at", flat=True).first())
+    return max((moment for moment in (asked, scheduled) if moment), default=None)
 
 
 def delete_orphans(orphan_ids: Iterable[int], actor: AbstractBaseUser | None) -> list[Orphan]:

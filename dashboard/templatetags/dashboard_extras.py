@@ -98,3 +98,17 @@ def expires_in(seconds_left: float | None) -> str:
 def hours(value: float | None) -> str:
     """A number of hours as set (24, 0.5), without trailing zeros."""
     return "" if value is None else f"{value:g} h"
+
+
+@register.filter
+def rough_duration(value: timedelta | float | None) -> str:
+    """A duration as people say it ("40 s", "3 min", "1.5 h"): beside a median, seconds of a
+    long wait mean nothing."""
+    seconds = _seconds(value)
+    if seconds is None:
+        return ""
+    if seconds < 90:
+        return f"{round(seconds)} s"
+    if seconds < 90 * 60:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"

@@ -6,14 +6,15 @@ the same time, so the slowest chain (usually the database) sets the time.
 """
 
 from .. import account_api
-from ..config import load_config
+from ..config import EngineConfig, load_config
 from ..models import DbMode, Operation
 from ..pool import pool_enabled
 from ..stepkit import StepSpec
 from . import account, database, handover, image, report, routing, services, task_definitions
 
 
-def _database_steps(operation: Operation) -> tuple[list[StepSpec], tuple[str, ...]]:
+def _database_steps(operation: Operation,
+                    config: EngineConfig) -> tuple[list[StepSpec], tuple[str, ...]]:
     """The DB steps, and what the web service's health wait needs of them. The services start
     as soon as the restore is available; a password change then runs while their tasks boot
     (see steps/database.py)."""
@@ -21,33 +22,34 @@ def _database_steps(operation: Operation) -> tuple[list[StepSpec], tuple[str, ..
     if staging.db_mode != DbMode.DEDICATED:
         return [], ()
     label = (f"Take a warm database of {staging.source} (or restore one)"
-             if pool_enabled(load_config(), staging.source)
+             if pool_enabled(config, staging.source)
              else f"Restore database from {staging.source}")
     steps = [StepSpec("database", label, database.restore_database)]
-    if load_config().needs_host_password(staging.source):
+    if config.needs_host_password(staging.source):
         steps.append(StepSpec("db_credentials", "Give the database the host's credentials",
                               database.align_credentials, after=("database",)))
     return steps, tuple(step.key for step in steps)
 
 
-def _token_steps() -> tuple[list[StepSpec], tuple[str, ...]]:
+def _token_steps(config: EngineConfig) -> tuple[list[StepSpec], tuple[str, ...]]:
     """The staging's own account API token, when its app serves the API: the task
     definitions hand it to the containers, so they wait for it."""
-    if not account.own_token(load_config()):
+    if not account.own_token(config):
         return [], ()
     return [StepSpec("account_token", "Make the staging's account API token",
                      account.make_account_token)], ("account_token",)
 
 
 def create_plan(operation: Operation) -> list[StepSpec]:
-    db_steps, db_ready = _database_steps(operation)
+    config = load_config()  # read once: the progress estimate builds plans on every poll
+    db_steps, db_ready = _database_steps(operation, config)
     db_made = db_ready[:1]
-    token_steps, token_made = _token_steps()
+    token_steps, token_made = _token_steps(config)
     account_after = ("web_healthy",) if account_api.targets_staging(
-        load_config().account_api_url) else ()
+        config.account_api_url) else ()
     # A database taken from the pool has an id known only once the database step took it.
     definitions_after = ("image", *db_made) if db_made and pool_enabled(
-        load_config(), operation.staging.source) else ("image",)
+        config, operation.staging.source) else ("image",)
     definitions_after += token_made
     return [
         StepSpec("image", "Find the branch's image", image.resolve_image_step),
@@ -76,7 +78,7 @@ def create_plan(operation: Operation) -> list[StepSpec]:
 
 
 def redeploy_plan(operation: Operation) -> list[StepSpec]:
-    token_steps, token_made = _token_steps()
+    token_steps, token_made = _token_steps(load_config())
     return [
         StepSpec("image", "Find the new image", image.resolve_image_step),
         *token_steps,
@@ -93,8 +95,10 @@ def redeploy_plan(operation: Operation) -> list[StepSpec]:
                  services.wait_web_healthy, after=("web_service",)),
         StepSpec("worker_steady", "Wait until the worker is running",
                  services.wait_worker_steady, after=("worker_service",)),
-        StepSpec("report", "Report the URL", report.report_ready,
-                 after=("web_healthy", "worker_steady")),
+        # Also after the steps whose outputs say what changed (done by then anyway).
+        StepSpec("report", "Report the URL and what changed", report.report_redeployed,
+                 after=("web_healthy", "worker_steady", "image", "web_service",
+                        "worker_service")),
     ]
 
 

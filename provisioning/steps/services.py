@@ -83,14 +83,24 @@ def update_worker_service(ctx: StepContext) -> dict:
     return _update(ctx, ctx.names.worker_service, ctx.output("worker_task_definition")["arn"])
 
 
+# Set once the step asked ECS to deploy: a rerun finds the service on the new task
+# definition already and must still report that it deployed.
+DEPLOYED = "deployed"
+
+
 def _update(ctx: StepContext, service: str, task_definition: str) -> dict:
     existing = _describe(ctx, service)
     if existing is None:
         raise Skip(f"{service} does not exist; destroy and create the staging again")
     if existing.task_definition != task_definition:
+        ctx.remember(DEPLOYED, True)
         ecs.update_service(cluster=ctx.config.cluster, service=service,
                            task_definition=task_definition, desired_count=1)
-    return {"arn": existing.arn, "task_definition": task_definition}
+        ctx.progress(f"deploying {task_definition.rsplit('/', 1)[-1]}")
+    elif not ctx.recall(DEPLOYED, False):
+        ctx.progress(f"already on {task_definition.rsplit('/', 1)[-1]}: nothing to deploy")
+    return {"arn": existing.arn, "task_definition": task_definition,
+            "deployed": bool(ctx.recall(DEPLOYED, False))}
 
 
 def _deployment_failed(deployment: ecs.Deployment | None) -> bool:

@@ -373,8 +373,8 @@ class Command(BaseCommand):
     def _print_human(self, staging: Staging) -> None:
         summary = staging_summary(staging, with_steps=True)
         summary["expires"] = _expires_column(summary) if staging.is_live else ""
-        for key in ("name", "status", "url", "branch", "image_tag", "source", "db_mode",
-                    "owner", "expires", "login_username", "error"):
+        for key in ("name", "status", "outcome", "url", "branch", "image_tag", "source",
+                    "db_mode", "owner", "expires", "login_username", "error"):
             if summary.get(key):
                 self.stdout.write(f"{key + ':':<16}{summary[key]}")
         for step in summary.get("steps", []):

@@ -7,15 +7,13 @@
   find it through ``<state dir>/env.json``.
 """
 
-import os
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-DEMO_USERNAME = "demo"
-DEFAULT_DEMO_PASSWORD = "demo-staging-123"
+from provisioning.config import load_config
 
 
 class Command(BaseCommand):
@@ -99,8 +97,9 @@ class Command(BaseCommand):
     def _ensure_demo_user(self) -> str:
         from django.contrib.auth import get_user_model
 
-        password = os.environ.get("DS_DEMO_PASSWORD") or DEFAULT_DEMO_PASSWORD
-        user, _ = get_user_model().objects.get_or_create(username=DEMO_USERNAME)
+        config = load_config()
+        password = config.demo_password
+        user, _ = get_user_model().objects.get_or_create(username=config.demo_username)
         # A new hash would sign every browser out (sessions carry a hash of the password):
         # set it only when it is not the demo password already.
         if not user.check_password(password):
@@ -114,7 +113,8 @@ class Command(BaseCommand):
         default_dir = launcher.default_state_dir(settings.BASE_DIR).resolve()
         prefix = "" if state_dir == default_dir else f"DS_SANDBOX_STATE_DIR={state_dir} "
         self.stdout.write(self.style.SUCCESS(
-            f"Dashboard: http://127.0.0.1:{port}/  login: {DEMO_USERNAME} / {password}"
+            f"Dashboard: http://127.0.0.1:{port}/  login: {load_config().demo_username} / "
+            f"{password}"
         ))
         self.stdout.write(
             f"In another terminal: {prefix}DS_SANDBOX=1 .venv/bin/python manage.py ds list"
