@@ -124,7 +124,8 @@ def test_one_staging_with_its_steps_progress_and_time_left(alice, alices):
                                                                ("database", "running")]
     progress = body["progress"]
     assert (progress["done"], progress["finished"]) == (1, False)
-    assert progress["total"] == 2 and progress["percent"] == 50
+    # The bar follows expected time: the image is seconds, the restore minutes.
+    assert progress["total"] == 2 and 0 <= progress["percent"] < 5
     assert progress["seconds_left"] > 0
 
 
