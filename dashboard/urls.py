@@ -1,8 +1,8 @@
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.urls import path
+from mozilla_django_oidc.views import OIDCLogoutView
 
-from . import views
+from . import sso, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -19,7 +19,12 @@ urlpatterns = [
     path("sweep/run/", views.sweep_now, name="sweep_now"),
     path("sweep/delete/", views.delete_leftovers, name="delete_leftovers"),
     path("setup/", views.setup, name="setup"),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("login/", sso.LoginView.as_view(), name="login"),
+    # POST only; ends the provider's session too for whoever signed in there (dashboard/sso.py).
+    path("logout/", OIDCLogoutView.as_view(), name="logout"),
+    # The names mozilla-django-oidc reverses.
+    path("oidc/authenticate/", sso.SignInStart.as_view(), name="oidc_authentication_init"),
+    path("oidc/callback/", sso.SignInCallback.as_view(), name="oidc_authentication_callback"),
+    path("admin/login/", sso.admin_login, name="admin_login"),
     path("admin/", admin.site.urls),
 ]

@@ -260,6 +260,15 @@ class AuditAction(models.TextChoices):
     REVEAL_LOGIN = "reveal-login"
     REVEAL_REFUSED = "reveal-refused"
     LOGIN_LOCKOUT = "login-lockout"
+    SIGN_IN = "sign-in"
+
+
+class SignInMethod(models.TextChoices):
+    """How the actor of an audit event signed in to the dashboard; blank for whoever did not
+    sign in there (the command line, a schedule)."""
+
+    OIDC = "oidc", "identity provider"
+    PASSWORD = "password", "password"
 
 
 class AuditEvent(models.Model):
@@ -273,6 +282,7 @@ class AuditEvent(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
     )
     actor_name = models.CharField(max_length=150, blank=True)
+    actor_sign_in = models.CharField(max_length=16, blank=True, choices=SignInMethod.choices)
     action = models.CharField(max_length=16, choices=AuditAction.choices)
     detail = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
