@@ -237,6 +237,22 @@ class SignInBackend(OIDCAuthenticationBackend):
             return None
         return super().authenticate(request, **kwargs)
 
+    def retrieve_matching_jwk(self, token):
+        """The library finds the key by the token's ``kid``; a provider with one key may name
+        none, and then its one signing key is the key."""
+        if "kid" in jwt.get_unverified_header(token):
+            return super().retrieve_matching_jwk(token)
+        answer = requests.get(self.OIDC_OP_JWKS_ENDPOINT,
+                              timeout=import_from_settings("OIDC_TIMEOUT", None))
+        answer.raise_for_status()
+        keys = [key for key in answer.json().get("keys", [])
+                if key.get("use", "sig") == "sig"
+                and key.get("alg", self.OIDC_RP_SIGN_ALGO) == self.OIDC_RP_SIGN_ALGO]
+        if len(keys) != 1:
+            raise SuspiciousOperation("the ID token names no key, and the provider has "
+                                      f"{len(keys)} signing keys")
+        return jwt.PyJWK(keys[0])
+
     def verify_token(self, token, **kwargs):
         """Signature and nonce (the library), expiry (PyJWT), and what the library leaves
         out: the token must come from our issuer and be meant for our client."""
@@ -386,6 +402,13 @@ class SignInCallback(OIDCAuthenticationCallbackView):
             logger.warning("sign-in not verified: %s", exc)
             return _refused(request, "This sign-in could not be verified, so it was not "
                                      "accepted. Start again from the login page.", 400)
+        except requests.HTTPError as exc:
+            # The token endpoint refused the dashboard itself (client id, secret, redirect URI).
+            logger.error("the identity provider refused the dashboard's client: %s", exc)
+            return _refused(request, f"{load_config().provider_name} refused this dashboard's "
+                                     "sign-in request, so nobody can sign in with it until the "
+                                     "dashboard's client settings are fixed (ds doctor checks "
+                                     "them).", 502)
         except (ProviderUnreachable, requests.RequestException) as exc:
             return _unreachable(request, exc)
 
