@@ -121,6 +121,11 @@ class EngineConfig:
     def stagings_need_sign_in(self) -> bool:
         return self.staging_auth == STAGING_AUTH_OIDC
 
+    @property
+    def rules_per_staging(self) -> int:
+        """Listener rules one staging takes: its own, and the bypass rule before it."""
+        return 2 if self.stagings_need_sign_in and self.staging_bypass_header else 1
+
     def url_for(self, host: str) -> str:
         return f"{self.url_scheme}://{host}"
 

@@ -27,12 +27,13 @@ from .operations import (
 )
 from .steps.account import read_login_password
 from .steps.image import registry_id_of
+from .steps.routing import bypass_token_of
 
 __all__ = [
     "BranchSuggestion", "CreateAllowance", "CreatePreview", "SourceInfo", "acting_user",
     "branch_suggestions", "branch_tags", "create_allowance", "derive_name", "list_sources",
     "live_staging", "may_act", "may_redeploy", "preview_create", "reveal_login",
-    "request_create", "request_destroy", "request_redeploy", "staging_named",
+    "request_create", "request_destroy", "request_redeploy", "reveal_bypass", "staging_named",
 ]
 
 
@@ -51,6 +52,16 @@ def acting_user(username: str) -> AbstractBaseUser:
     DS_USER; later a Slack user's or a token's owner)."""
     user, _ = get_user_model().objects.get_or_create(username=username)
     return user
+
+
+def reveal_bypass(staging: Staging) -> tuple[str, str] | None:
+    """The header and token with which automated tests skip a staging's sign-in (staff only:
+    the caller checks), or None when its rules have no bypass."""
+    config = load_config()
+    if not (staging.is_live and config.stagings_need_sign_in and config.staging_bypass_header):
+        return None
+    token = bypass_token_of(staging.name, config)
+    return (config.staging_bypass_header, token) if token else None
 
 
 def reveal_login(staging: Staging) -> str:
