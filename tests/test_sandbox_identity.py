@@ -83,3 +83,13 @@ def test_the_client_secret_is_checked(signs_in_with_sandbox, settings):
     assert response.status_code == 502
     assert "client settings are fixed" in response.content.decode()
     assert client.get(reverse("home")).status_code == 302  # not signed in
+
+
+def test_doctor_asks_the_sandbox_provider_about_the_client(sandbox_provider):
+    from provisioning.oidc import ACCEPTED, REFUSED, discover, probe_client
+
+    token_endpoint = discover(sandbox_provider.issuer).token_endpoint
+    ask = {"token_endpoint": token_endpoint, "client_id": sandbox_provider.client_id,
+           "redirect_uri": "http://testserver/oidc/callback/"}
+    assert probe_client(client_secret=sandbox_provider.client_secret, **ask).verdict == ACCEPTED
+    assert probe_client(client_secret="wrong", **ask).verdict == REFUSED

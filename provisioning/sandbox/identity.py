@@ -23,6 +23,7 @@ import json
 import os
 import threading
 import urllib.request
+import warnings
 from dataclasses import dataclass
 
 PROVIDER_NAME = "Sandbox SSO"
@@ -91,7 +92,10 @@ def start_identity_provider(*, dashboard_url: str, port: int = 0) -> SandboxIden
     at ``dashboard_url`` as its client."""
     # authlib refuses OAuth over plain http unless told that this is a test.
     os.environ["AUTHLIB_INSECURE_TRANSPORT"] = "1"
-    import oidc_provider_mock
+    with warnings.catch_warnings():
+        # Its authlib version warns about its own modules: nothing a sandbox user can act on.
+        warnings.simplefilter("ignore")
+        import oidc_provider_mock
     import werkzeug.serving
 
     people = [
