@@ -18,6 +18,7 @@ from django.core.exceptions import ImproperlyConfigured
 from dashboard.private_files import create_private
 from provisioning.config import (
     check_fargate_size,
+    check_sign_in_settings,
     check_ttl,
     parse_hours,
     parse_pool_sizes,
@@ -136,6 +137,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Sends a page request of someone signed in with the identity provider back to it now and
+    # then, so that somebody it no longer lets in loses the dashboard too.
+    "dashboard.sso.ProviderRecheckMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -214,9 +218,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 # django-axes first: it refuses a locked-out user name or address before a password is checked.
+# Then passwords (refused unless local logins are on), then the identity provider's callback
+# (dashboard/sso.py), which answers nothing else.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    "dashboard.sso.LocalPasswordBackend",
+    "dashboard.sso.SignInBackend",
 ]
 DS_LOGIN_FAILURE_LIMIT = env_int("DS_LOGIN_FAILURE_LIMIT", 5)
 DS_LOGIN_LOCKOUT_MINUTES = env_int("DS_LOGIN_LOCKOUT_MINUTES", 15)
@@ -231,6 +238,40 @@ DS_BEHIND_PROXY = env_bool("DJANGO_BEHIND_PROXY")
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+
+# --- signing in with the company's identity provider (OpenID Connect, dashboard/sso.py) -------
+# The endpoints come from the issuer's discovery document, read when first needed.
+DS_OIDC_ISSUER = env_str("DS_OIDC_ISSUER").rstrip("/")
+DS_OIDC_CLIENT_ID = env_str("DS_OIDC_CLIENT_ID")
+DS_OIDC_CLIENT_SECRET = env_secret("DS_OIDC_CLIENT_SECRET")
+DS_OIDC_PROVIDER_NAME = env_str("DS_OIDC_PROVIDER_NAME")
+DS_OIDC_ALLOWED_DOMAINS = [d.lstrip("@") for d in env_list("DS_OIDC_ALLOWED_DOMAINS")]
+DS_OIDC_STAFF_GROUPS = env_list("DS_OIDC_STAFF_GROUPS")
+DS_OIDC_GROUPS_CLAIM = env_str("DS_OIDC_GROUPS_CLAIM", "groups")
+DS_OIDC_SCOPES = env_str("DS_OIDC_SCOPES", "openid email profile")
+DS_OIDC_RECHECK_MINUTES = env_int("DS_OIDC_RECHECK_MINUTES", 15)
+# Unset: on exactly when no identity provider is configured (provisioning/config.py).
+DS_LOCAL_LOGIN = env_bool("DS_LOCAL_LOGIN") if env_str("DS_LOCAL_LOGIN") else None
+# What mozilla-django-oidc reads as it is; the rest it asks of dashboard/sso.py.
+OIDC_RP_SIGN_ALGO = "RS256"
+OIDC_USE_PKCE = True
+OIDC_PKCE_CODE_CHALLENGE_METHOD = "S256"
+OIDC_USE_NONCE = True
+OIDC_STORE_ID_TOKEN = True  # the logout's id_token_hint
+OIDC_TIMEOUT = 10
+OIDC_OP_LOGOUT_URL_METHOD = "dashboard.sso.provider_logout_url"
+
+# --- signing in in front of every staging (the load balancer's authenticate-oidc action) -------
+DS_STAGING_AUTH = env_str("DS_STAGING_AUTH").lower()
+DS_STAGING_OIDC_ISSUER = env_str("DS_STAGING_OIDC_ISSUER")
+DS_STAGING_OIDC_AUTHORIZATION_ENDPOINT = env_str("DS_STAGING_OIDC_AUTHORIZATION_ENDPOINT")
+DS_STAGING_OIDC_TOKEN_ENDPOINT = env_str("DS_STAGING_OIDC_TOKEN_ENDPOINT")
+DS_STAGING_OIDC_USERINFO_ENDPOINT = env_str("DS_STAGING_OIDC_USERINFO_ENDPOINT")
+DS_STAGING_OIDC_CLIENT_ID = env_str("DS_STAGING_OIDC_CLIENT_ID")
+DS_STAGING_OIDC_SECRET_NAME = env_str("DS_STAGING_OIDC_SECRET_NAME")
+DS_STAGING_BYPASS_HEADER = env_str("DS_STAGING_BYPASS_HEADER")
+check_sign_in_settings(issuer=DS_OIDC_ISSUER, client_id=DS_OIDC_CLIENT_ID,
+                       staging_auth=DS_STAGING_AUTH)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -1,8 +1,8 @@
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.urls import path
+from mozilla_django_oidc.views import OIDCLogoutView
 
-from . import api, tokens, views
+from . import api, sso, tokens, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -25,7 +25,12 @@ urlpatterns = [
     path("tokens/", tokens.api_tokens, name="api_tokens"),
     path("tokens/<int:pk>/revoke/", tokens.revoke, name="revoke_api_token"),
     api.urls(),
-    path("login/", views.LoginView.as_view(), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("login/", sso.LoginView.as_view(), name="login"),
+    # POST only; ends the provider's session too for whoever signed in there (dashboard/sso.py).
+    path("logout/", OIDCLogoutView.as_view(), name="logout"),
+    # The names mozilla-django-oidc reverses.
+    path("oidc/authenticate/", sso.SignInStart.as_view(), name="oidc_authentication_init"),
+    path("oidc/callback/", sso.SignInCallback.as_view(), name="oidc_authentication_callback"),
+    path("admin/login/", sso.admin_login, name="admin_login"),
     path("admin/", admin.site.urls),
 ]

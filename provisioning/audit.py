@@ -7,6 +7,9 @@ already under way asks for nothing new and adds no row. Callers that write an op
 call ``record`` inside the same transaction, so the trail never names an operation that was
 rolled back, nor misses one that was made. The actor's name is copied onto the row: the trail
 still reads right after a user is deleted.
+Each row also says how its actor signed in to the dashboard (``SignInMethod``): the
+authentication backend that loads a signed-in user marks it (dashboard/sso.py), and every
+sign-in is an event of its own.
 Nothing secret goes into ``detail``.
 
 Each event says through which channel it was asked for (the web pages, the ``ds`` command,
@@ -19,10 +22,12 @@ from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
 
-from .models import ApiToken, AuditAction, AuditChannel, AuditEvent, Staging
+from .models import ApiToken, AuditAction, AuditChannel, AuditEvent, SignInMethod, Staging
 
 # Shown as the actor of what a schedule did on its own ("system: expiry" names which).
 SYSTEM_ACTOR = "system"
+# The attribute a signed-in user object carries: a SignInMethod value.
+SIGNED_IN_WITH = "signed_in_with"
 # Enough for a staging's whole life; a page never grows without bound.
 TRAIL_LENGTH = 50
 
@@ -63,10 +68,17 @@ def record(action: str, *, actor: AbstractBaseUser | None, staging: Staging | No
         staging_name=staging.name if staging is not None else staging_name,
         actor=actor if known_user else None,
         actor_name=actor.get_username() if known_user else system_actor(system),
+        actor_sign_in=sign_in_method(actor) if known_user else "",
         detail=detail,
         channel=channel.kind if channel else "",
         channel_detail=channel.detail[:150] if channel else "",
     )
+
+
+def sign_in_method(actor: AbstractBaseUser) -> str:
+    """How this user signed in for the request at hand, as the backend that loaded it said."""
+    method = getattr(actor, SIGNED_IN_WITH, "")
+    return method if method in SignInMethod.values else ""
 
 
 def trail_for(staging: Staging, limit: int = TRAIL_LENGTH) -> list[AuditEvent]:

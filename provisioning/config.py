@@ -4,11 +4,40 @@ setting has one name in code (tests/test_configuration.py holds every module to 
 
 import math
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from .fargate import FARGATE_MEMORY_BY_CPU, describe_sizes, is_fargate_size, memory_sizes_text
+
+STAGING_AUTH_OIDC = "oidc"
+STAGING_AUTH_CHOICES = ("", STAGING_AUTH_OIDC)
+
+
+@dataclass(frozen=True)
+class StagingOidc:
+    """What each staging's authenticate-oidc action is given (DS_STAGING_OIDC_*): the client
+    secret itself stays in Secrets Manager until a rule is made."""
+
+    issuer: str
+    authorization_endpoint: str
+    token_endpoint: str
+    userinfo_endpoint: str
+    client_id: str
+    client_secret_name: str
+
+    def missing(self) -> list[str]:
+        """The DS_STAGING_OIDC_* settings that are empty."""
+        values = {
+            "DS_STAGING_OIDC_ISSUER": self.issuer,
+            "DS_STAGING_OIDC_AUTHORIZATION_ENDPOINT": self.authorization_endpoint,
+            "DS_STAGING_OIDC_TOKEN_ENDPOINT": self.token_endpoint,
+            "DS_STAGING_OIDC_USERINFO_ENDPOINT": self.userinfo_endpoint,
+            "DS_STAGING_OIDC_CLIENT_ID": self.client_id,
+            "DS_STAGING_OIDC_SECRET_NAME": self.client_secret_name,
+        }
+        return [name for name, value in values.items() if not value]
 
 
 @dataclass(frozen=True)
@@ -68,6 +97,47 @@ class EngineConfig:
     aws_time_scale: float = 1.0
     demo_username: str = ""
     demo_password: str = ""
+    # Signing in to the dashboard with the company's identity provider (dashboard/sso.py).
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    oidc_provider_name: str = ""
+    oidc_allowed_domains: tuple[str, ...] = ()
+    oidc_staff_groups: tuple[str, ...] = ()
+    oidc_groups_claim: str = "groups"
+    oidc_scopes: str = "openid email profile"
+    oidc_recheck_minutes: int = 15
+    # None: password logins are on exactly when no identity provider is configured.
+    local_login_setting: bool | None = None
+    # Signing in in front of every staging (the load balancer's authenticate-oidc action).
+    staging_auth: str = ""
+    staging_oidc: StagingOidc | None = None
+    staging_bypass_header: str = ""
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_issuer and self.oidc_client_id)
+
+    @property
+    def local_login(self) -> bool:
+        """Username and password logins: a break-glass admin's way in once the identity
+        provider is configured (DS_LOCAL_LOGIN=1), the only way in while it is not."""
+        if self.local_login_setting is None:
+            return not self.oidc_enabled
+        return self.local_login_setting
+
+    @property
+    def provider_name(self) -> str:
+        return self.oidc_provider_name or urlsplit(self.oidc_issuer).hostname or "SSO"
+
+    @property
+    def stagings_need_sign_in(self) -> bool:
+        return self.staging_auth == STAGING_AUTH_OIDC
+
+    @property
+    def rules_per_staging(self) -> int:
+        """Listener rules one staging takes: its own, and the bypass rule before it."""
+        return 2 if self.stagings_need_sign_in and self.staging_bypass_header else 1
 
     def url_for(self, host: str) -> str:
         return f"{self.url_scheme}://{host}"
@@ -129,6 +199,26 @@ def load_config() -> EngineConfig:
         aws_time_scale=s.DS_SANDBOX_DELAY_SCALE,
         demo_username=s.DS_DEMO_USERNAME,
         demo_password=s.DS_DEMO_PASSWORD,
+        oidc_issuer=s.DS_OIDC_ISSUER,
+        oidc_client_id=s.DS_OIDC_CLIENT_ID,
+        oidc_client_secret=s.DS_OIDC_CLIENT_SECRET,
+        oidc_provider_name=s.DS_OIDC_PROVIDER_NAME,
+        oidc_allowed_domains=tuple(d.lower() for d in s.DS_OIDC_ALLOWED_DOMAINS),
+        oidc_staff_groups=tuple(s.DS_OIDC_STAFF_GROUPS),
+        oidc_groups_claim=s.DS_OIDC_GROUPS_CLAIM,
+        oidc_scopes=s.DS_OIDC_SCOPES,
+        oidc_recheck_minutes=s.DS_OIDC_RECHECK_MINUTES,
+        local_login_setting=s.DS_LOCAL_LOGIN,
+        staging_auth=s.DS_STAGING_AUTH,
+        staging_oidc=StagingOidc(
+            issuer=s.DS_STAGING_OIDC_ISSUER,
+            authorization_endpoint=s.DS_STAGING_OIDC_AUTHORIZATION_ENDPOINT,
+            token_endpoint=s.DS_STAGING_OIDC_TOKEN_ENDPOINT,
+            userinfo_endpoint=s.DS_STAGING_OIDC_USERINFO_ENDPOINT,
+            client_id=s.DS_STAGING_OIDC_CLIENT_ID,
+            client_secret_name=s.DS_STAGING_OIDC_SECRET_NAME,
+        ),
+        staging_bypass_header=s.DS_STAGING_BYPASS_HEADER,
     )
 
 
@@ -219,3 +309,20 @@ def parse_warn_hours(raw: str) -> tuple[float, ...]:
         if item:
             windows.add(parse_hours("DS_EXPIRY_WARN_HOURS", item, 0.0))
     return tuple(sorted(windows, reverse=True))
+
+
+def check_sign_in_settings(*, issuer: str, client_id: str, staging_auth: str) -> None:
+    """Half an identity provider is a typo, not a choice: refuse to start rather than show a
+    login page whose button fails (or quietly keep password logins on)."""
+    if bool(issuer) != bool(client_id):
+        given, missing = (("DS_OIDC_ISSUER", "DS_OIDC_CLIENT_ID") if issuer
+                          else ("DS_OIDC_CLIENT_ID", "DS_OIDC_ISSUER"))
+        raise ImproperlyConfigured(f"{given} is set but {missing} is not: set both (or "
+                                   "neither) to sign in with the identity provider.")
+    if issuer and urlsplit(issuer).scheme not in {"http", "https"}:
+        raise ImproperlyConfigured(
+            f"DS_OIDC_ISSUER: {issuer!r} is not a URL (e.g. https://login.example.com).")
+    if staging_auth not in STAGING_AUTH_CHOICES:
+        raise ImproperlyConfigured(
+            f"DS_STAGING_AUTH: {staging_auth!r} is not known; leave it empty (stagings are "
+            f"open to whoever reaches the load balancer) or set {STAGING_AUTH_OIDC!r}.")

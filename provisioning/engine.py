@@ -36,6 +36,7 @@ from .operations import (
 )
 from .steps.account import read_login_password
 from .steps.image import registry_id_of
+from .steps.routing import bypass_token_of
 
 __all__ = [
     "BranchSuggestion", "CreateAllowance", "CreatePreview", "Extension", "SourceInfo",
@@ -43,7 +44,7 @@ __all__ = [
     "derive_name", "expected_step_seconds", "extend", "last_destroyed", "list_sources",
     "live_staging", "may", "may_act", "may_redeploy", "offered_changes", "preview_create",
     "request_create", "request_destroy", "request_recreate", "request_redeploy",
-    "reveal_login", "set_kept", "staging_named",
+    "reveal_bypass", "reveal_login", "set_kept", "staging_named",
     # API tokens: who a bearer token acts for, and making and revoking them.
     "IssuedToken", "TokenRefused", "authenticate_token", "issue_token", "may_revoke_token",
     "revoke_token", "tokens_visible_to",
@@ -83,6 +84,16 @@ def acting_user(username: str) -> AbstractBaseUser:
     DS_USER; later a Slack user's or a token's owner)."""
     user, _ = get_user_model().objects.get_or_create(username=username)
     return user
+
+
+def reveal_bypass(staging: Staging) -> tuple[str, str] | None:
+    """The header and token with which automated tests skip a staging's sign-in (staff only:
+    the caller checks), or None when its rules have no bypass."""
+    config = load_config()
+    if not (staging.is_live and config.stagings_need_sign_in and config.staging_bypass_header):
+        return None
+    token = bypass_token_of(staging.name, config)
+    return (config.staging_bypass_header, token) if token else None
 
 
 def reveal_login(staging: Staging) -> str:

@@ -83,7 +83,7 @@ KINDS: dict[str, KindRules] = {
             "image": 2, "account_token": 2, "database": 600, "db_credentials": 90,
             "web_task_definition": 2, "worker_task_definition": 2, "target_group": 2,
             "listener_rule": 2, "web_service": 5, "worker_service": 5, "web_healthy": 120,
-            "worker_steady": 60, "account": 5, "report": 1,
+            "worker_steady": 60, "account": 5, "report": 1, "bypass_token": 1,
         },
     ),
     OperationKind.REDEPLOY: KindRules(
@@ -108,7 +108,7 @@ KINDS: dict[str, KindRules] = {
         typical_seconds={
             "handover": 5, "account": 5, "listener_rule": 2, "web_service": 30,
             "worker_service": 30, "target_group": 2, "task_definitions": 5, "database": 240,
-            "login_secret": 2, "account_token": 2, "verify": 3,
+            "login_secret": 2, "account_token": 2, "bypass_token": 2, "verify": 3,
         },
     ),
 }

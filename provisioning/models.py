@@ -278,6 +278,7 @@ class AuditAction(models.TextChoices):
     RECREATE = "recreate"
     TOKEN_CREATE = "token-create"
     TOKEN_REVOKE = "token-revoke"
+    SIGN_IN = "sign-in"
 
 
 class AuditChannel(models.TextChoices):
@@ -287,6 +288,14 @@ class AuditChannel(models.TextChoices):
     WEB = "web", "the dashboard"
     CLI = "cli", "the ds command"
     API = "api", "the API"
+
+
+class SignInMethod(models.TextChoices):
+    """How the actor of an audit event signed in to the dashboard; blank for whoever did not
+    sign in there (the command line, a schedule)."""
+
+    OIDC = "oidc", "identity provider"
+    PASSWORD = "password", "password"
 
 
 class AuditEvent(models.Model):
@@ -300,6 +309,7 @@ class AuditEvent(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
     )
     actor_name = models.CharField(max_length=150, blank=True)
+    actor_sign_in = models.CharField(max_length=16, blank=True, choices=SignInMethod.choices)
     action = models.CharField(max_length=16, choices=AuditAction.choices)
     detail = models.TextField(blank=True)
     channel = models.CharField(max_length=8, choices=AuditChannel.choices, blank=True)

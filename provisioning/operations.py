@@ -188,14 +188,16 @@ def list_sources() -> list[SourceInfo]:
 
 
 def _check_load_balancer_room(config: EngineConfig) -> None:
-    """A staging adds one rule and one target group to the load balancer; both quotas are
-    per load balancer (across all its listeners) and cannot be raised."""
+    """A staging adds one target group and one rule, two with a bypass rule, to the load
+    balancer; both quotas are per load balancer (across all its listeners) and cannot be
+    raised."""
     usage = elbv2.load_balancer_usage(listener_arn=config.listener_arn)
-    if usage.rules + 1 > elbv2.MAX_RULES_PER_ALB:
+    needed = config.rules_per_staging
+    if usage.rules + needed > elbv2.MAX_RULES_PER_ALB:
         raise UserError(
-            f"The load balancer holds {usage.rules} rules across its listeners, and AWS allows "
-            f"{elbv2.MAX_RULES_PER_ALB} (quota \"Rules per Application Load Balancer\"): "
-            "destroy a staging first.", code=Refusal.LIMIT_REACHED)
+            f"The load balancer holds {usage.rules} rules across its listeners, a staging "
+            f"needs {needed}, and AWS allows {elbv2.MAX_RULES_PER_ALB} (quota \"Rules per "
+            "Application Load Balancer\"): destroy a staging first.", code=Refusal.LIMIT_REACHED)
     if usage.target_groups + 1 > elbv2.MAX_TARGET_GROUPS_PER_ALB:
         raise UserError(
             f"The load balancer has {usage.target_groups} target groups, and AWS allows "
@@ -229,6 +231,24 @@ def _check_configuration(config: EngineConfig, source: str, db_mode: str) -> Non
             "neither DS_HOST_DB_PASSWORD_SECRET (the host's password, given to the database) "
             f"nor a DS_SOURCE_DB_SECRETS entry for {source} is set: ask an operator to set one "
             "(see `ds doctor`).", field="source", code=Refusal.NOT_CONFIGURED)
+
+
+def _check_staging_sign_in(config: EngineConfig) -> None:
+    """DS_STAGING_AUTH=oidc needs its settings and an HTTPS listener: the load balancer
+    refuses an authenticate action on any other (it would fail at the rule, after a target
+    group was made)."""
+    if not config.stagings_need_sign_in:
+        return
+    missing = config.staging_oidc.missing()
+    if missing:
+        raise UserError(f"DS_STAGING_AUTH=oidc needs {', '.join(missing)}: ask an operator to "
+                        "set them (see `ds doctor`).")
+    listener = elbv2.describe_listener(listener_arn=config.listener_arn)
+    if listener is not None and listener.protocol != "HTTPS":
+        raise UserError(
+            f"DS_STAGING_AUTH=oidc signs people in at the load balancer, which it does only on "
+            f"an HTTPS listener, and DS_LISTENER_ARN is {listener.protocol}:{listener.port}: "
+            "ask an operator to move the stagings to an HTTPS listener (see `ds doctor`).")
 
 
 def _create_detail(staging: Staging) -> str:
@@ -305,6 +325,7 @@ def _create(
         snapshot_id = info.newest_snapshot.identifier
         _check_database_quota(source)
     image = resolve_image(config, branch=branch)
+    _check_staging_sign_in(config)
     _check_load_balancer_room(config)
     now = timezone.now()
     staging = Staging(name=name, branch=branch, source=source, snapshot_id=snapshot_id,

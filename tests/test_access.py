@@ -54,6 +54,11 @@ URLS = {
     "login": {"public"},
     # Logging out needs no login: it only ever ends a session (POST), and GET is refused.
     "logout": {"public", "post"},
+    # Signing in with the identity provider (the login page while none is configured), and
+    # the admin's login, which sends the browser to ours.
+    "oidc_authentication_init": {"public"},
+    "oidc_authentication_callback": {"public"},
+    "admin_login": {"public"},
 }
 
 

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from . import account_limits, ecs_rules, rds_rules
+from . import account_limits, ecs_rules, elbv2_rules, rds_rules
 from .latency import DEFAULT_SCALE, scaled
 
 _settings = {"scale": DEFAULT_SCALE, "paused": False, "installed": False}
@@ -258,6 +258,7 @@ def install(scale: float) -> None:
     _install_call_latencies()
     ecs_rules.install()
     rds_rules.install()
+    elbv2_rules.install()
     account_limits.install()
     from . import tagging_rules  # imports delays: only once this module is loaded
     tagging_rules.install()

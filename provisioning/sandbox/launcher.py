@@ -27,7 +27,8 @@ REGION = STATIC_ENVIRONMENT["AWS_REGION"]
 POLL_SECONDS = "0.5"
 # Only these may differ from the sandbox's own values in the app processes ``run`` starts:
 # everything else (endpoint, ARNs, account API port and token) belongs to this very sandbox.
-OPERATOR_TUNABLE = {"DS_POLL_SECONDS", "DS_SANDBOX_DELAY_SCALE"}
+OPERATOR_TUNABLE = {"DS_POLL_SECONDS", "DS_SANDBOX_DELAY_SCALE", "DS_LOCAL_LOGIN",
+                    "DS_OIDC_RECHECK_MINUTES"}
 # Present in a developer's shell, these would send the app to a real account or break boto3.
 FOREIGN_AWS_VARIABLES = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
 QCLUSTER_STOP_SECONDS = 30.0
@@ -78,15 +79,21 @@ class SandboxAws:
     env_file: Path
     moto_server: object
     account_server: object
+    identity_provider: object = None
 
     def stop(self) -> None:
         self.env_file.unlink(missing_ok=True)
+        if self.identity_provider is not None:
+            self.identity_provider.stop()
         self.account_server.shutdown()
         self.moto_server.stop()
 
 
-def start_sandbox_aws(*, state_dir: Path, port: int = 0, scale: float | None = None) -> SandboxAws:
-    """Run moto with AWS-like delays on loopback, seed the host, write env.json."""
+def start_sandbox_aws(*, state_dir: Path, port: int = 0, scale: float | None = None,
+                      sign_in_for: str = "") -> SandboxAws:
+    """Run moto with AWS-like delays on loopback, seed the host, write env.json. With
+    ``sign_in_for`` (the dashboard's URL), also the identity provider, the dashboard registered
+    with it and configured for it (identity.py)."""
     scale = scale_from_environment() if scale is None else scale
     moto_server, endpoint_url = _start_moto(port, scale)
     from . import delays
@@ -106,8 +113,15 @@ def start_sandbox_aws(*, state_dir: Path, port: int = 0, scale: float | None = N
         "DS_POLL_SECONDS": POLL_SECONDS,
         "DS_SANDBOX_DELAY_SCALE": str(scale),
     }
+    identity_provider = None
+    if sign_in_for:
+        from .identity import start_identity_provider
+
+        identity_provider = start_identity_provider(dashboard_url=sign_in_for)
+        environment.update(identity_provider.environment)
     env_file = write_env_file(Path(state_dir), environment)
-    return SandboxAws(endpoint_url, environment, env_file, moto_server, account_server)
+    return SandboxAws(endpoint_url, environment, env_file, moto_server, account_server,
+                      identity_provider)
 
 
 def _start_moto(port: int, scale: float) -> tuple[object, str]:

@@ -40,9 +40,19 @@ def _token_steps(config: EngineConfig) -> tuple[list[StepSpec], tuple[str, ...]]
                      account.make_account_token)], ("account_token",)
 
 
+def _bypass_steps(config: EngineConfig) -> tuple[list[StepSpec], tuple[str, ...]]:
+    """The staging's bypass token, when its rules let automated tests skip signing in: the
+    bypass rule carries it, so the rules wait for it."""
+    if not routing.bypass_wanted(config):
+        return [], ()
+    return [StepSpec("bypass_token", "Make the staging's bypass token",
+                     routing.make_bypass_token)], ("bypass_token",)
+
+
 def create_plan(operation: Operation) -> list[StepSpec]:
     config = load_config()  # read once: the progress estimate builds plans on every poll
     db_steps, db_ready = _database_steps(operation, config)
+    bypass_steps, bypass_made = _bypass_steps(config)
     db_made = db_ready[:1]
     token_steps, token_made = _token_steps(config)
     account_after = ("web_healthy",) if account_api.targets_staging(
@@ -60,8 +70,9 @@ def create_plan(operation: Operation) -> list[StepSpec]:
         StepSpec("worker_task_definition", "Register the worker task definition",
                  task_definitions.register_worker_task_definition, after=definitions_after),
         StepSpec("target_group", "Create the target group", routing.create_target_group),
+        *bypass_steps,
         StepSpec("listener_rule", "Add the listener rule", routing.create_listener_rule,
-                 after=("target_group",)),
+                 after=("target_group", *bypass_made)),
         StepSpec("web_service", "Start the web service", services.create_web_service,
                  after=("web_task_definition", "target_group", "listener_rule", *db_made)),
         StepSpec("worker_service", "Start the worker service", services.create_worker_service,
@@ -127,7 +138,9 @@ def destroy_plan(operation: Operation) -> list[StepSpec]:
                  after=("account",)),
         StepSpec("account_token", "Delete the account API token",
                  account.remove_account_token, after=("account",)),
+        StepSpec("bypass_token", "Delete the bypass token", routing.remove_bypass_token,
+                 after=("listener_rule",)),
         StepSpec("verify", "Check that nothing is left", report.verify_nothing_left,
                  after=("target_group", "task_definitions", "database", "login_secret",
-                        "account_token")),
+                        "account_token", "bypass_token")),
     ]

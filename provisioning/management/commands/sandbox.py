@@ -1,7 +1,8 @@
 """``manage.py sandbox``: run the product on a local, seeded moto server instead of AWS.
 
 * ``sandbox run``: everything a new user needs in one foreground command: migrations, a demo
-  login, the sandbox AWS, the background workers and the dashboard. Ctrl-C stops it all.
+  login, the sandbox AWS, an identity provider to sign in with (unless DS_OIDC_ISSUER names
+  another), the background workers and the dashboard. Ctrl-C stops it all.
 * ``sandbox aws``: only the sandbox AWS (moto with AWS-like delays, the seeded host environment
   and the account API), until SIGTERM or Ctrl-C. Other processes started with ``DS_SANDBOX=1``
   find it through ``<state dir>/env.json``.
@@ -26,6 +27,9 @@ class Command(BaseCommand):
         aws.add_argument("--state-dir", type=Path, default=None,
                          help="where env.json goes (default: $DS_SANDBOX_STATE_DIR or "
                               "var/sandbox)")
+        aws.add_argument("--sign-in-for", default="", metavar="DASHBOARD_URL",
+                         help="also run the identity provider, with the dashboard at this URL "
+                              "registered as its client")
         run = modes.add_parser("run", help="Sandbox AWS, workers and dashboard together.")
         run.add_argument("--port", type=int, default=8000, help="the dashboard's port")
         run.add_argument("--aws-port", type=int, default=0, help="moto's port (0: any free one)")
@@ -58,16 +62,19 @@ class Command(BaseCommand):
         except launcher.SandboxError as exc:
             raise CommandError(str(exc)) from exc
 
-    def _start_aws(self, launcher, state_dir: Path, port: int, options):
+    def _start_aws(self, launcher, state_dir: Path, port: int, options, sign_in_for: str = ""):
         sandbox = launcher.start_sandbox_aws(
-            state_dir=state_dir, port=port, scale=options["delay_scale"]
+            state_dir=state_dir, port=port, scale=options["delay_scale"], sign_in_for=sign_in_for
         )
         self.stdout.write(f"sandbox AWS ready at {sandbox.endpoint_url}")
+        if sandbox.identity_provider is not None:
+            self.stdout.write(f"identity provider at {sandbox.identity_provider.issuer}")
         self.stdout.flush()
         return sandbox
 
     def _aws(self, launcher, state_dir: Path, options, stop) -> None:
-        sandbox = self._start_aws(launcher, state_dir, options["port"], options)
+        sandbox = self._start_aws(launcher, state_dir, options["port"], options,
+                                  options["sign_in_for"])
         try:
             launcher.wait_until(stop)
         finally:
@@ -76,13 +83,17 @@ class Command(BaseCommand):
     def _run(self, launcher, state_dir: Path, options, stop) -> None:
         call_command("migrate", interactive=False, verbosity=0)
         password = self._ensure_demo_user()
-        sandbox = self._start_aws(launcher, state_dir, options["aws_port"], options)
+        # An operator who points DS_OIDC_ISSUER at a provider of their own keeps it.
+        sign_in_for = "" if load_config().oidc_issuer else \
+            f"http://127.0.0.1:{options['port']}"
+        sandbox = self._start_aws(launcher, state_dir, options["aws_port"], options, sign_in_for)
         children, failure = {}, None
         try:
             environment = launcher.app_environment(sandbox, state_dir)
             children = launcher.start_app(settings.BASE_DIR, options["port"], environment)
             if launcher.wait_for_port(options["port"], children):
-                self._greet(options["port"], password, state_dir, launcher)
+                self._greet(options["port"], password, state_dir, launcher,
+                            signs_in=sandbox.identity_provider is not None)
             else:
                 self.stderr.write(f"The dashboard does not answer on port {options['port']}.")
             failure = launcher.supervise(children, stop)
@@ -99,7 +110,11 @@ class Command(BaseCommand):
 
         config = load_config()
         password = config.demo_password
+        from provisioning.sandbox.identity import DEMO_EMAIL
+
         user, _ = get_user_model().objects.get_or_create(username=config.demo_username)
+        # The identity provider's demo person has this e-mail: signing in there is this user.
+        user.email = DEMO_EMAIL
         # A new hash would sign every browser out (sessions carry a hash of the password):
         # set it only when it is not the demo password already.
         if not user.check_password(password):
@@ -109,13 +124,27 @@ class Command(BaseCommand):
         user.save()
         return password
 
-    def _greet(self, port: int, password: str, state_dir: Path, launcher) -> None:
+    def _greet(self, port: int, password: str, state_dir: Path, launcher,
+               signs_in: bool = False) -> None:
+        from provisioning.sandbox import identity
+
         default_dir = launcher.default_state_dir(settings.BASE_DIR).resolve()
         prefix = "" if state_dir == default_dir else f"DS_SANDBOX_STATE_DIR={state_dir} "
-        self.stdout.write(self.style.SUCCESS(
-            f"Dashboard: http://127.0.0.1:{port}/  login: {load_config().demo_username} / "
-            f"{password}"
-        ))
+        demo = load_config().demo_username
+        if signs_in:
+            self.stdout.write(self.style.SUCCESS(
+                f"Dashboard: http://127.0.0.1:{port}/  press \"Sign in with "
+                f"{identity.PROVIDER_NAME}\" and pick {identity.DEMO_EMAIL} (staff)"
+            ))
+            self.stdout.write(
+                f"  also there: {identity.COLLEAGUE_EMAIL} (not staff), "
+                f"{identity.OUTSIDER_EMAIL} (another domain: refused); break-glass password "
+                f"login: {demo} / {password}"
+            )
+        else:
+            self.stdout.write(self.style.SUCCESS(
+                f"Dashboard: http://127.0.0.1:{port}/  login: {demo} / {password}"
+            ))
         self.stdout.write(
             f"In another terminal: {prefix}DS_SANDBOX=1 .venv/bin/python manage.py ds list"
         )
