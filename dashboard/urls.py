@@ -19,6 +19,8 @@ urlpatterns = [
     path("sweep/run/", views.sweep_now, name="sweep_now"),
     path("sweep/delete/", views.delete_leftovers, name="delete_leftovers"),
     path("setup/", views.setup, name="setup"),
+    path("notifications/", views.notifications_page, name="notifications"),
+    path("notifications/read/", views.mark_notifications_read, name="notifications_read"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

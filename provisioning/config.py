@@ -55,6 +55,9 @@ class EngineConfig:
     login_lockout_minutes: int = 15
     behind_proxy: bool = False
     max_cookie_bytes: int = 8 * 1024
+    # Notifications: the dashboard's address for links, and whether e-mail is configured.
+    dashboard_url: str = ""
+    email_enabled: bool = False
 
     def url_for(self, host: str) -> str:
         return f"{self.url_scheme}://{host}"
@@ -109,6 +112,8 @@ def load_config() -> EngineConfig:
         login_lockout_minutes=s.DS_LOGIN_LOCKOUT_MINUTES,
         behind_proxy=s.DS_BEHIND_PROXY,
         max_cookie_bytes=s.DS_MAX_COOKIE_BYTES,
+        dashboard_url=s.DS_DASHBOARD_URL,
+        email_enabled=s.DS_EMAIL_ENABLED,
     )
 
 

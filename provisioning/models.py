@@ -407,3 +407,66 @@ class ScheduleRun(models.Model):
         if not self.finished_at:
             return None
         return self.finished_at - self.started_at
+
+
+class NotificationStatus(models.TextChoices):
+    PENDING = "pending"
+    # Taken by one delivery (a conditional update): no other one sends it. A worker that dies
+    # here leaves it so: told at most once rather than twice.
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class Notification(models.Model):
+    """One thing told to one person on one channel (see provisioning/notifications.py).
+
+    ``key`` names what is told ("operation-12-ready"): with the channel it is unique, so a
+    second delivery of the same signal, a retry or a second qcluster node finds the row made
+    and tells nobody again."""
+
+    key = models.CharField(max_length=128)
+    channel = models.CharField(max_length=32)
+    # ready, failed, destroyed; other events (expiry warnings) come with their own words.
+    event = models.CharField(max_length=32)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
+    )
+    staging = models.ForeignKey(
+        Staging, on_delete=models.SET_NULL, null=True, blank=True, related_name="notifications"
+    )
+    staging_name = models.CharField(max_length=63, blank=True)
+    operation = models.ForeignKey(
+        Operation, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    text = models.TextField()
+    # Where the channel sends it (an e-mail address, a Slack conversation); never a secret.
+    target = models.JSONField(default=dict, blank=True)
+    status = models.CharField(
+        max_length=16, choices=NotificationStatus.choices, default=NotificationStatus.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # A pending one is delivered by this time at the latest (a lost enqueue, a retry).
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            # A person's list and unread count (on every page), and the deliveries due.
+            models.Index(fields=["user", "channel", "read_at"], name="notification_inbox"),
+            models.Index(fields=["status", "next_attempt_at"], name="notification_due"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["key", "channel"], name="notification_told_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} {self.key}"
+
+    @property
+    def is_unread(self) -> bool:
+        return self.read_at is None

@@ -118,6 +118,13 @@ def enqueue_orphan_deletion(orphan_ids: list[int], actor_id: int | None) -> None
                task_name=f"delete-leftovers-{'-'.join(map(str, orphan_ids))}"[:100])
 
 
+def enqueue_notification(notification_id: int) -> None:
+    """Send a notification outside the transaction that made it (a slow mail server or Slack
+    never holds up an operation's end)."""
+    async_task(_dotted(deliver_notification_task), notification_id,
+               task_name=f"notification-{notification_id}")
+
+
 def run_operation_task(operation_id: int) -> bool:
     from .runner import run_operation
 
@@ -308,7 +315,26 @@ def delete_orphans_task(orphan_ids: list[int], actor_id: int | None) -> int:
     return len(delete_orphans(orphan_ids, actor))
 
 
-SCHEDULES = (resume_stalled_operations.every, sweep_orphans.every, refill_pools.every)
+def deliver_notification_task(notification_id: int) -> str:
+    from .notifications import deliver
+
+    return deliver(notification_id)
+
+
+def _delivered(ids: list[int]) -> tuple[str, str]:
+    return (f"{len(ids)} notification(s) sent" if ids else "nothing due"), ""
+
+
+@scheduled("deliver due notifications", minutes=1, describe=_delivered)
+def deliver_due_notifications() -> list[int]:
+    """Retries of failed sends, and notifications whose queued delivery was lost."""
+    from .notifications import deliver_due
+
+    return deliver_due()
+
+
+SCHEDULES = (resume_stalled_operations.every, sweep_orphans.every, refill_pools.every,
+             deliver_due_notifications.every)
 
 
 def recent_runs(per_schedule: int = 5) -> list[tuple[Every, list]]:

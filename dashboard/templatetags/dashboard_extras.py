@@ -53,3 +53,11 @@ def time_left(value: timedelta | float | None) -> str:
     if minutes < 90:
         return f"about {minutes} min"
     return f"about {seconds / 3600:.1f} h"
+
+
+@register.simple_tag
+def unread_notifications(user) -> int:
+    """The nav's count: one indexed query per full page (the polled partials do not ask)."""
+    from provisioning.notifications import unread_count
+
+    return unread_count(user) if user.is_authenticated else 0

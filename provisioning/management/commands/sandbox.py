@@ -15,6 +15,9 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 DEMO_USERNAME = "demo"
+# Notifications are e-mailed here (files under the state directory), and a Slack user with it
+# is taken for demo (`sandbox slack`).
+DEMO_EMAIL = "demo@example.com"
 DEFAULT_DEMO_PASSWORD = "demo-staging-123"
 
 
@@ -107,6 +110,7 @@ class Command(BaseCommand):
             user.set_password(password)
         user.is_staff = True
         user.is_active = True
+        user.email = user.email or DEMO_EMAIL
         user.save()
         return password
 
