@@ -338,3 +338,10 @@ if not EMAIL_HOST and SANDBOX:
     EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
     EMAIL_FILE_PATH = SANDBOX_STATE_DIR / "mail"
 DS_EMAIL_ENABLED = bool(EMAIL_HOST) or SANDBOX
+
+# --- stagingbot (Slack) --------------------------------------------------------------------
+# Without a signing secret /slack/* refuses everything; the sandbox sets all three to its fake
+# Slack Web API.
+DS_SLACK_SIGNING_SECRET = env_secret("DS_SLACK_SIGNING_SECRET")
+DS_SLACK_BOT_TOKEN = env_secret("DS_SLACK_BOT_TOKEN")
+DS_SLACK_API_URL = env_str("DS_SLACK_API_URL", "https://slack.com/api/")

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import views
+from . import slack_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -24,4 +24,6 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("slack/commands", slack_views.commands, name="slack_commands"),
+    path("slack/interactions", slack_views.interactions, name="slack_interactions"),
 ]

@@ -7,10 +7,14 @@ already under way asks for nothing new and adds no row. Callers that write an op
 call ``record`` inside the same transaction, so the trail never names an operation that was
 rolled back, nor misses one that was made. The actor's name is copied onto the row: the trail
 still reads right after a user is deleted.
-Nothing secret goes into ``detail``.
+Nothing secret goes into ``detail``. Each row names the channel the request came through
+(``via``): an entry point other than the pages and the command line says which it is once,
+around its calls to the engine, rather than every engine function passing it along.
 """
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 
 from django.contrib.auth.models import AbstractBaseUser
 
@@ -20,6 +24,18 @@ from .models import AuditAction, AuditEvent, Staging
 SYSTEM_ACTOR = "system"
 # Enough for a staging's whole life; a page never grows without bound.
 TRAIL_LENGTH = 50
+
+_channel: ContextVar[str] = ContextVar("audit_channel", default="")
+
+
+@contextlib.contextmanager
+def via(channel: str) -> Iterator[None]:
+    """Events recorded inside come through ``channel`` (e.g. "slack")."""
+    token = _channel.set(channel)
+    try:
+        yield
+    finally:
+        _channel.reset(token)
 
 
 def record(action: str, *, actor: AbstractBaseUser | None, staging: Staging | None = None,
@@ -36,6 +52,7 @@ def record(action: str, *, actor: AbstractBaseUser | None, staging: Staging | No
         actor=actor if known_user else None,
         actor_name=actor.get_username() if known_user else SYSTEM_ACTOR,
         detail=detail,
+        channel=_channel.get(),
     )
 
 

@@ -58,6 +58,10 @@ class EngineConfig:
     # Notifications: the dashboard's address for links, and whether e-mail is configured.
     dashboard_url: str = ""
     email_enabled: bool = False
+    # stagingbot: Slack's signing secret, the bot's token and the Web API's address.
+    slack_signing_secret: str = ""
+    slack_bot_token: str = ""
+    slack_api_url: str = "https://slack.com/api/"
 
     def url_for(self, host: str) -> str:
         return f"{self.url_scheme}://{host}"
@@ -114,6 +118,10 @@ def load_config() -> EngineConfig:
         max_cookie_bytes=s.DS_MAX_COOKIE_BYTES,
         dashboard_url=s.DS_DASHBOARD_URL,
         email_enabled=s.DS_EMAIL_ENABLED,
+        slack_signing_secret=s.DS_SLACK_SIGNING_SECRET,
+        slack_bot_token=s.DS_SLACK_BOT_TOKEN,
+        # slack_sdk joins method names onto it: it must end with a slash.
+        slack_api_url=s.DS_SLACK_API_URL.rstrip("/") + "/",
     )
 
 

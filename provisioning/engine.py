@@ -25,7 +25,7 @@ from .steps.image import registry_id_of
 __all__ = [
     "SourceInfo", "acting_user", "branch_tags", "derive_name", "list_sources", "live_staging",
     "may_act", "reveal_login", "request_create", "request_destroy", "request_redeploy",
-    "staging_named",
+    "staging_named", "user_with_email",
 ]
 
 
@@ -44,6 +44,15 @@ def acting_user(username: str) -> AbstractBaseUser:
     DS_USER; later a Slack user's or a token's owner)."""
     user, _ = get_user_model().objects.get_or_create(username=username)
     return user
+
+
+def user_with_email(email: str) -> AbstractBaseUser | None:
+    """The one active dashboard user with this e-mail address (a Slack user's), else None:
+    nobody has it, or several do and none can be told apart."""
+    if not email:
+        return None
+    found = list(get_user_model().objects.filter(email__iexact=email, is_active=True)[:2])
+    return found[0] if len(found) == 1 else None
 
 
 def reveal_login(staging: Staging) -> str:

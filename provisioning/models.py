@@ -263,6 +263,8 @@ class AuditEvent(models.Model):
     action = models.CharField(max_length=16, choices=AuditAction.choices)
     detail = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # Where the request came from ("slack"); blank: the dashboard or the command line.
+    channel = models.CharField(max_length=16, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
@@ -470,3 +472,56 @@ class Notification(models.Model):
     @property
     def is_unread(self) -> bool:
         return self.read_at is None
+
+
+class SlackRequestStatus(models.TextChoices):
+    RECEIVED = "received"
+    # Taken by one worker (conditional update): a redelivered task finds it taken.
+    WORKING = "working"
+    ANSWERED = "answered"
+
+
+class SlackRequest(models.Model):
+    """A slash command or a button press from Slack, answered from the queue
+    (provisioning/slack/). What it started is kept, so its end is told where it was asked."""
+
+    kind = models.CharField(max_length=16)  # "command" or "action"
+    # The command's text ("create feature/x --shared-db"), or the button's action and value.
+    text = models.CharField(max_length=1000)
+    slack_user_id = models.CharField(max_length=32)
+    slack_team_id = models.CharField(max_length=32, blank=True)
+    channel_id = models.CharField(max_length=32, blank=True)
+    response_url = models.CharField(max_length=512, blank=True, db_index=True)
+    status = models.CharField(max_length=16, choices=SlackRequestStatus.choices,
+                              default=SlackRequestStatus.RECEIVED)
+    reply = models.TextField(blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+"
+    )
+    staging = models.ForeignKey(
+        Staging, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    operation = models.ForeignKey(
+        Operation, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    received_at = models.DateTimeField(default=timezone.now)
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.text[:40]}"
+
+
+class SlackSignature(models.Model):
+    """A request signature already accepted: the same one again within Slack's five-minute
+    window is a replay. Rows older than the window are dropped as new ones come."""
+
+    signature = models.CharField(max_length=128, unique=True)
+    timestamp = models.BigIntegerField()
+    seen_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return self.signature

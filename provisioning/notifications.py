@@ -34,6 +34,7 @@ from .models import (
     NotificationStatus,
     Operation,
     OperationKind,
+    OperationStatus,
     Staging,
     StepState,
 )
@@ -197,6 +198,17 @@ def on_operation_finished(sender, *, operation_id: int, succeeded: bool, **_ids)
     event, text = describe_outcome(operation, succeeded)
     recipient = operation.requested_by or operation.staging.owner
     notify(recipient, operation.staging, event, text, operation=operation)
+
+
+def tell_if_finished(operation_id: int) -> None:
+    """For an entry point that links itself to an operation after starting it (a Slack
+    conversation): the operation may have ended before the link existed, so its end is told
+    again now. Nothing is told twice (``notify`` is keyed); a channel that had no address then
+    and has one now gets its notification."""
+    operation = Operation.objects.filter(pk=operation_id).only("status").first()
+    if operation is not None and operation.is_finished:
+        on_operation_finished(None, operation_id=operation_id,
+                              succeeded=operation.status == OperationStatus.SUCCEEDED)
 
 
 def deliver(notification_id: int) -> str:

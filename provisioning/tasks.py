@@ -125,6 +125,19 @@ def enqueue_notification(notification_id: int) -> None:
                task_name=f"notification-{notification_id}")
 
 
+def enqueue_slack_request(request_id: int) -> None:
+    """A slash command or button press: Slack wants its answer within 3 seconds, and who
+    typed it, the engine and AWS may take longer, so the request only records it."""
+    async_task(_dotted(answer_slack_request_task), request_id,
+               task_name=f"slack-request-{request_id}")
+
+
+def answer_slack_request_task(request_id: int) -> str:
+    from .slack.bot import answer
+
+    return answer(request_id)
+
+
 def run_operation_task(operation_id: int) -> bool:
     from .runner import run_operation
 
