@@ -2,9 +2,11 @@
 
 * ``sandbox run``: everything a new user needs in one foreground command: migrations, a demo
   login, the sandbox AWS, the background workers and the dashboard. Ctrl-C stops it all.
-* ``sandbox aws``: only the sandbox AWS (moto with AWS-like delays, the seeded host environment
-  and the account API), until SIGTERM or Ctrl-C. Other processes started with ``DS_SANDBOX=1``
-  find it through ``<state dir>/env.json``.
+* ``sandbox aws``: only the sandbox AWS (moto with AWS-like delays, the seeded host environment,
+  the account API and a fake Slack), until SIGTERM or Ctrl-C. Other processes started with
+  ``DS_SANDBOX=1`` find it through ``<state dir>/env.json``.
+* ``sandbox slack "/staging create feature/x" [--user demo]``: type a slash command as Slack
+  would send it to the running dashboard, and print what comes back.
 """
 
 import os
@@ -38,8 +40,21 @@ class Command(BaseCommand):
             sub.add_argument("--delay-scale", type=float, default=None,
                              help="fraction of real AWS durations (default: "
                                   "$DS_SANDBOX_DELAY_SCALE or 0.07)")
+        slack = modes.add_parser("slack", help="Send a signed slash command to the dashboard "
+                                               "and print what comes back.")
+        slack.add_argument("typed", help='what is typed in Slack, e.g. "/staging list"')
+        slack.add_argument("--user", default=DEMO_USERNAME,
+                           help="the dashboard user typing it (default: demo)")
+        slack.add_argument("--url", default=None,
+                           help="the dashboard (default: $DS_DASHBOARD_URL or "
+                                "http://127.0.0.1:8000)")
+        slack.add_argument("--timeout", type=float, default=900,
+                           help="seconds to wait for what the command started (default 900)")
 
     def handle(self, *args, **options):
+        if options["mode"] == "slack":
+            self._slack(options)
+            return
         # Imported here: nothing of the sandbox (or moto) loads unless it is asked for.
         from provisioning.sandbox import launcher
 
@@ -63,6 +78,27 @@ class Command(BaseCommand):
         except launcher.SandboxError as exc:
             raise CommandError(str(exc)) from exc
 
+    def _slack(self, options) -> None:
+        from provisioning.config import load_config
+        from provisioning.sandbox import slack_command
+
+        typed = slack_command.split_typed(options["typed"])
+        url = options["url"] or load_config().dashboard_url or "http://127.0.0.1:8000"
+        try:
+            status, text, response_url, after = slack_command.send(
+                typed, username=options["user"], dashboard_url=url)
+            self.stdout.write(f"{typed.command} {typed.text}  (as {options['user']})")
+            self.stdout.write(f"HTTP {status}: {text}")
+            if status != 200:
+                raise CommandError(f"The dashboard refused the command (HTTP {status}).")
+            done = slack_command.follow(response_url, after, timeout=options["timeout"],
+                                        write=lambda line: (self.stdout.write(line),
+                                                            self.stdout.flush()))
+        except slack_command.SlackSandboxError as exc:
+            raise CommandError(str(exc)) from exc
+        if not done:
+            raise CommandError(f"Still not finished after {options['timeout']:.0f} s.")
+
     def _start_aws(self, launcher, state_dir: Path, port: int, options):
         sandbox = launcher.start_sandbox_aws(
             state_dir=state_dir, port=port, scale=options["delay_scale"]
@@ -85,6 +121,8 @@ class Command(BaseCommand):
         children, failure = {}, None
         try:
             environment = launcher.app_environment(sandbox, state_dir)
+            # Links in e-mails and Slack messages point at this dashboard.
+            environment.setdefault("DS_DASHBOARD_URL", f"http://127.0.0.1:{options['port']}")
             children = launcher.start_app(settings.BASE_DIR, options["port"], environment)
             if launcher.wait_for_port(options["port"], children):
                 self._greet(options["port"], password, state_dir, launcher)
