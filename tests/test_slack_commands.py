@@ -208,3 +208,14 @@ def test_the_parser_keeps_quoted_words_whole():
     assert command.options["branch"] == "feature/with space"
     with pytest.raises(CommandProblem):
         parse("create")
+
+
+def test_a_fault_of_ours_is_still_answered(run, monkeypatch, alice):
+    def broken(name):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(engine, "staging_named", broken)
+    _, [said] = run("show shop")
+    assert said == ("Something went wrong on our side (it is in the dashboard's log); try "
+                    "again in a minute.")
+    assert SlackRequest.objects.get().status == SlackRequestStatus.ANSWERED

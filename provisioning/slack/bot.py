@@ -48,6 +48,10 @@ def answer(request_id: int) -> str:
     except ExternalCallFailed as exc:
         body = messages.ephemeral(f"AWS did not answer as expected ({exc.call}: {exc.code}); "
                                   "try again in a minute.")
+    except Exception:  # a bug must not leave the person waiting for an answer that never comes
+        log.exception("answering Slack request %s failed", request_id)
+        body = messages.ephemeral("Something went wrong on our side (it is in the dashboard's "
+                                  "log); try again in a minute.")
     SlackRequest.objects.filter(pk=request_id).update(
         status=SlackRequestStatus.ANSWERED, reply=body.get("text", ""),
         answered_at=timezone.now())
