@@ -391,3 +391,27 @@ if DS_BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # A request whose Cookie header is larger is refused (400) before anything parses it.
 DS_MAX_COOKIE_BYTES = env_int("DS_MAX_COOKIE_BYTES", 8 * 1024)
+
+# --- notifications -------------------------------------------------------------------------
+# Where people open the dashboard: links in e-mails and Slack messages (no links when unset).
+DS_DASHBOARD_URL = env_str("DS_DASHBOARD_URL").rstrip("/")
+# E-mail is sent when an SMTP host is configured; the sandbox writes each e-mail to a file
+# under its state directory instead.
+EMAIL_HOST = env_str("DJANGO_EMAIL_HOST")
+EMAIL_PORT = env_int("DJANGO_EMAIL_PORT", 587)
+EMAIL_HOST_USER = env_str("DJANGO_EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_secret("DJANGO_EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("DJANGO_EMAIL_USE_TLS", default=True)
+EMAIL_TIMEOUT = 30
+DEFAULT_FROM_EMAIL = env_str("DJANGO_DEFAULT_FROM_EMAIL", "dynamic-stagings@localhost")
+if not EMAIL_HOST and SANDBOX:
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = SANDBOX_STATE_DIR / "mail"
+DS_EMAIL_ENABLED = bool(EMAIL_HOST) or SANDBOX
+
+# --- stagingbot (Slack) --------------------------------------------------------------------
+# Without a signing secret /slack/* refuses everything; the sandbox sets all three to its fake
+# Slack Web API.
+DS_SLACK_SIGNING_SECRET = env_secret("DS_SLACK_SIGNING_SECRET")
+DS_SLACK_BOT_TOKEN = env_secret("DS_SLACK_BOT_TOKEN")
+DS_SLACK_API_URL = env_str("DS_SLACK_API_URL", "https://slack.com/api/")

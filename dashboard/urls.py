@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import path
 from mozilla_django_oidc.views import OIDCLogoutView
 
-from . import api, sso, tokens, views
+from . import api, slack_views, sso, tokens, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -25,6 +25,8 @@ urlpatterns = [
     path("tokens/", tokens.api_tokens, name="api_tokens"),
     path("tokens/<int:pk>/revoke/", tokens.revoke, name="revoke_api_token"),
     api.urls(),
+    path("notifications/", views.notifications_page, name="notifications"),
+    path("notifications/read/", views.mark_notifications_read, name="notifications_read"),
     path("login/", sso.LoginView.as_view(), name="login"),
     # POST only; ends the provider's session too for whoever signed in there (dashboard/sso.py).
     path("logout/", OIDCLogoutView.as_view(), name="logout"),
@@ -33,4 +35,6 @@ urlpatterns = [
     path("oidc/callback/", sso.SignInCallback.as_view(), name="oidc_authentication_callback"),
     path("admin/login/", sso.admin_login, name="admin_login"),
     path("admin/", admin.site.urls),
+    path("slack/commands", slack_views.commands, name="slack_commands"),
+    path("slack/interactions", slack_views.interactions, name="slack_interactions"),
 ]

@@ -33,7 +33,7 @@ from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from provisioning import audit, doctor, engine, tasks
+from provisioning import audit, doctor, engine, notifications, tasks
 from provisioning import sweep as orphan_sweep
 from provisioning.config import load_config
 from provisioning.costs import Rates, cost_so_far
@@ -499,3 +499,27 @@ def setup(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         return redirect("setup")
     return render(request, "setup.html", {"report": report})
+
+
+NOTIFICATIONS_SHOWN = 50
+
+
+@login_required
+@require_GET
+def notifications_page(request: HttpRequest) -> HttpResponse:
+    shown = list(notifications.inbox(request.user).select_related("staging")
+                 [:NOTIFICATIONS_SHOWN])
+    return render(request, "notifications.html", {
+        "notifications": shown,
+        "unread": sum(1 for item in shown if item.is_unread),
+        "email_note": load_config().email_enabled and bool(request.user.email),
+    })
+
+
+@login_required
+@require_POST
+def mark_notifications_read(request: HttpRequest) -> HttpResponse:
+    """One notification (``id``) or, without it, all of the user's: marked read."""
+    raw = request.POST.get("id", "")
+    notifications.mark_read(request.user, int(raw) if raw.isdecimal() else None)
+    return redirect(_safe_next(request, reverse("notifications")))

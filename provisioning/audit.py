@@ -31,7 +31,6 @@ SIGNED_IN_WITH = "signed_in_with"
 # Enough for a staging's whole life; a page never grows without bound.
 TRAIL_LENGTH = 50
 
-
 def system_actor(schedule: str = "") -> str:
     return f"{SYSTEM_ACTOR}: {schedule}" if schedule else SYSTEM_ACTOR
 
@@ -44,6 +43,7 @@ class Channel:
 
 WEB = Channel(AuditChannel.WEB)
 CLI = Channel(AuditChannel.CLI)
+SLACK = Channel(AuditChannel.SLACK)
 
 
 def api_channel(token: ApiToken) -> Channel:

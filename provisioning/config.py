@@ -138,6 +138,13 @@ class EngineConfig:
     def rules_per_staging(self) -> int:
         """Listener rules one staging takes: its own, and the bypass rule before it."""
         return 2 if self.stagings_need_sign_in and self.staging_bypass_header else 1
+    # Notifications: the dashboard's address for links, and whether e-mail is configured.
+    dashboard_url: str = ""
+    email_enabled: bool = False
+    # stagingbot: Slack's signing secret, the bot's token and the Web API's address.
+    slack_signing_secret: str = ""
+    slack_bot_token: str = ""
+    slack_api_url: str = "https://slack.com/api/"
 
     def url_for(self, host: str) -> str:
         return f"{self.url_scheme}://{host}"
@@ -219,6 +226,12 @@ def load_config() -> EngineConfig:
             client_secret_name=s.DS_STAGING_OIDC_SECRET_NAME,
         ),
         staging_bypass_header=s.DS_STAGING_BYPASS_HEADER,
+        dashboard_url=s.DS_DASHBOARD_URL,
+        email_enabled=s.DS_EMAIL_ENABLED,
+        slack_signing_secret=s.DS_SLACK_SIGNING_SECRET,
+        slack_bot_token=s.DS_SLACK_BOT_TOKEN,
+        # slack_sdk joins method names onto it: it must end with a slash.
+        slack_api_url=s.DS_SLACK_API_URL.rstrip("/") + "/",
     )
 
 

@@ -44,7 +44,7 @@ __all__ = [
     "derive_name", "expected_step_seconds", "extend", "last_destroyed", "list_sources",
     "live_staging", "may", "may_act", "may_redeploy", "offered_changes", "preview_create",
     "request_create", "request_destroy", "request_recreate", "request_redeploy",
-    "reveal_bypass", "reveal_login", "set_kept", "staging_named",
+    "reveal_bypass", "reveal_login", "set_kept", "staging_named", "user_with_email",
     # API tokens: who a bearer token acts for, and making and revoking them.
     "IssuedToken", "TokenRefused", "authenticate_token", "issue_token", "may_revoke_token",
     "revoke_token", "tokens_visible_to",
@@ -94,6 +94,15 @@ def reveal_bypass(staging: Staging) -> tuple[str, str] | None:
         return None
     token = bypass_token_of(staging.name, config)
     return (config.staging_bypass_header, token) if token else None
+
+
+def user_with_email(email: str) -> AbstractBaseUser | None:
+    """The one active dashboard user with this e-mail address (a Slack user's), else None:
+    nobody has it, or several do and none can be told apart."""
+    if not email:
+        return None
+    found = list(get_user_model().objects.filter(email__iexact=email, is_active=True)[:2])
+    return found[0] if len(found) == 1 else None
 
 
 def reveal_login(staging: Staging) -> str:

@@ -288,6 +288,7 @@ class AuditChannel(models.TextChoices):
     WEB = "web", "the dashboard"
     CLI = "cli", "the ds command"
     API = "api", "the API"
+    SLACK = "slack", "Slack"
 
 
 class SignInMethod(models.TextChoices):
@@ -533,3 +534,119 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class NotificationStatus(models.TextChoices):
+    PENDING = "pending"
+    # Taken by one delivery (a conditional update): no other one sends it. A worker that dies
+    # here leaves it so: told at most once rather than twice.
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class Notification(models.Model):
+    """One thing told to one person on one channel (see provisioning/notifications.py).
+
+    ``key`` names what is told ("operation-12-ready"): with the channel it is unique, so a
+    second delivery of the same signal, a retry or a second qcluster node finds the row made
+    and tells nobody again."""
+
+    key = models.CharField(max_length=128)
+    channel = models.CharField(max_length=32)
+    # ready, failed, destroyed; other events (expiry warnings) come with their own words.
+    event = models.CharField(max_length=32)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
+    )
+    staging = models.ForeignKey(
+        Staging, on_delete=models.SET_NULL, null=True, blank=True, related_name="notifications"
+    )
+    staging_name = models.CharField(max_length=63, blank=True)
+    operation = models.ForeignKey(
+        Operation, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    text = models.TextField()
+    # Where the channel sends it (an e-mail address, a Slack conversation); never a secret.
+    target = models.JSONField(default=dict, blank=True)
+    status = models.CharField(
+        max_length=16, choices=NotificationStatus.choices, default=NotificationStatus.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # A pending one is delivered by this time at the latest (a lost enqueue, a retry).
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            # A person's list and unread count (on every page), and the deliveries due.
+            models.Index(fields=["user", "channel", "read_at"], name="notification_inbox"),
+            models.Index(fields=["status", "next_attempt_at"], name="notification_due"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["key", "channel"], name="notification_told_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} {self.key}"
+
+    @property
+    def is_unread(self) -> bool:
+        return self.read_at is None
+
+
+class SlackRequestStatus(models.TextChoices):
+    RECEIVED = "received"
+    # Taken by one worker (conditional update): a redelivered task finds it taken.
+    WORKING = "working"
+    ANSWERED = "answered"
+
+
+class SlackRequest(models.Model):
+    """A slash command or a button press from Slack, answered from the queue
+    (provisioning/slack/). What it started is kept, so its end is told where it was asked."""
+
+    kind = models.CharField(max_length=16)  # "command" or "action"
+    # The command's text ("create feature/x --shared-db"), or the button's action and value.
+    text = models.CharField(max_length=1000)
+    slack_user_id = models.CharField(max_length=32)
+    slack_team_id = models.CharField(max_length=32, blank=True)
+    channel_id = models.CharField(max_length=32, blank=True)
+    response_url = models.CharField(max_length=512, blank=True, db_index=True)
+    status = models.CharField(max_length=16, choices=SlackRequestStatus.choices,
+                              default=SlackRequestStatus.RECEIVED)
+    reply = models.TextField(blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+"
+    )
+    staging = models.ForeignKey(
+        Staging, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    operation = models.ForeignKey(
+        Operation, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    received_at = models.DateTimeField(default=timezone.now)
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.text[:40]}"
+
+
+class SlackSignature(models.Model):
+    """A request signature already accepted: the same one again within Slack's five-minute
+    window is a replay. Rows older than the window are dropped as new ones come."""
+
+    signature = models.CharField(max_length=128, unique=True)
+    timestamp = models.BigIntegerField()
+    seen_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return self.signature

@@ -118,6 +118,26 @@ def enqueue_orphan_deletion(orphan_ids: list[int], actor_id: int | None) -> None
                task_name=f"delete-leftovers-{'-'.join(map(str, orphan_ids))}"[:100])
 
 
+def enqueue_notification(notification_id: int) -> None:
+    """Send a notification outside the transaction that made it (a slow mail server or Slack
+    never holds up an operation's end)."""
+    async_task(_dotted(deliver_notification_task), notification_id,
+               task_name=f"notification-{notification_id}")
+
+
+def enqueue_slack_request(request_id: int) -> None:
+    """A slash command or button press: Slack wants its answer within 3 seconds, and who
+    typed it, the engine and AWS may take longer, so the request only records it."""
+    async_task(_dotted(answer_slack_request_task), request_id,
+               task_name=f"slack-request-{request_id}")
+
+
+def answer_slack_request_task(request_id: int) -> str:
+    from .slack.bot import answer
+
+    return answer(request_id)
+
+
 def run_operation_task(operation_id: int) -> bool:
     from .runner import run_operation
 
@@ -321,8 +341,26 @@ def delete_orphans_task(orphan_ids: list[int], actor_id: int | None) -> int:
     return len(delete_orphans(orphan_ids, actor))
 
 
+def deliver_notification_task(notification_id: int) -> str:
+    from .notifications import deliver
+
+    return deliver(notification_id)
+
+
+def _delivered(ids: list[int]) -> tuple[str, str]:
+    return (f"{len(ids)} notification(s) sent" if ids else "nothing due"), ""
+
+
+@scheduled("deliver due notifications", minutes=1, describe=_delivered)
+def deliver_due_notifications() -> list[int]:
+    """Retries of failed sends, and notifications whose queued delivery was lost."""
+    from .notifications import deliver_due
+
+    return deliver_due()
+
+
 SCHEDULES = (resume_stalled_operations.every, sweep_orphans.every, refill_pools.every,
-             expire_stagings.every)
+             expire_stagings.every, deliver_due_notifications.every)
 
 
 def recent_runs(per_schedule: int = 5) -> list[tuple[Every, list]]:

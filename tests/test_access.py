@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TEMPLATES = ROOT / "templates"
 
 # What each URL is, by name. "post" views answer 405 to a GET; "owner" views are for the
-# staging's owner and staff; "staff" views for staff only.
+# staging's owner and staff; "staff" views for staff only; "signed" views need no login nor
+# CSRF token but a request signature instead (Slack's).
 URLS = {
     "home": set(),
     "fleet_partial": set(),
@@ -59,6 +60,10 @@ URLS = {
     "oidc_authentication_init": {"public"},
     "oidc_authentication_callback": {"public"},
     "admin_login": {"public"},
+    "notifications": set(),
+    "notifications_read": {"post"},
+    "slack_commands": {"signed", "post"},
+    "slack_interactions": {"signed", "post"},
 }
 
 
@@ -118,7 +123,7 @@ def test_every_url_is_classified():
     assert sorted(url_names()) == sorted(URLS)
 
 
-@pytest.mark.parametrize("name", [n for n in URLS if "public" not in URLS[n]])
+@pytest.mark.parametrize("name", [n for n in URLS if not URLS[n] & {"public", "signed"}])
 def test_every_url_needs_a_login(client, staging, name):
     url = url_for(name, staging)
     for method in (client.get, client.post):
@@ -191,7 +196,20 @@ def test_no_page_fails_for_a_colleague(staging, bob):
         assert response.status_code in {200, 302, 403, 405}, name
 
 
-@pytest.mark.parametrize("name", [*URLS, "admin:index", "admin:login"])
+@pytest.mark.parametrize("name", [n for n in URLS if "signed" in URLS[n]])
+def test_a_signed_url_refuses_an_unsigned_post(staging, settings, name):
+    """With or without stagingbot configured, and whoever is logged in."""
+    settings.DS_SLACK_SIGNING_SECRET = ""
+    assert Client().post(url_for(name, staging), {"text": "destroy shop"}).status_code == 503
+    settings.DS_SLACK_SIGNING_SECRET = "configured"
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(staging.owner)
+    assert client.post(url_for(name, staging), {"text": "destroy shop"}).status_code == 401
+    assert staging.operations.count() == 0
+
+
+@pytest.mark.parametrize("name", [*(n for n in URLS if "signed" not in URLS[n]), "admin:index",
+                                  "admin:login"])
 def test_every_post_needs_the_csrf_token(staging, alice, admin, name):
     url = reverse(name) if name.startswith("admin:") else url_for(name, staging)
     client = Client(enforce_csrf_checks=True)

@@ -312,7 +312,7 @@ def test_history_pages_run_newest_first_to_the_oldest(alice, history,
     client = client_for(alice)
     names = list(Staging.objects.destroyed().order_by("-destroyed_at", "-pk")
                  .values_list("name", flat=True))
-    with django_assert_max_num_queries(5):  # session, user, count, ids, rows
+    with django_assert_max_num_queries(6):  # session, user, unread count, count, ids, rows
         first = client.get(reverse("history")).content.decode()
     last = client.get(reverse("history") + "?page=2").content.decode()
     assert "Page 1 of 2" in first and "Page 2 of 2" in last

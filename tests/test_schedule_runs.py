@@ -28,7 +28,7 @@ def runs_of(every: tasks.Every) -> list[ScheduleRun]:
 def test_every_schedule_is_recorded_under_its_name():
     assert [every.func for every in tasks.SCHEDULES] == [
         tasks.resume_stalled_operations, tasks.sweep_orphans, tasks.refill_pools,
-        tasks.expire_stagings]
+        tasks.expire_stagings, tasks.deliver_due_notifications]
     assert len({every.name for every in tasks.SCHEDULES}) == len(tasks.SCHEDULES)
 
 

@@ -409,8 +409,8 @@ def test_fleet_table_queries_do_not_grow_with_the_fleet(alice, bob):
     # stagings with their owners, and (once a day) the closed days' costs
     assert large <= 6
     assert _count_queries(client, reverse("fleet_partial"), **HTMX) <= 5
-    # the full page also counts the sweep's open leftovers, once
-    assert _cold_queries(client, "/") == _cold_queries(client, "/") <= 7
+    # the full page also counts the sweep's open leftovers and the unread notifications, once
+    assert _cold_queries(client, "/") == _cold_queries(client, "/") <= 8
 
 
 def test_progress_partial_queries_do_not_grow(alice, bob):

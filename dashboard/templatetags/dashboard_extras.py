@@ -112,3 +112,11 @@ def rough_duration(value: timedelta | float | None) -> str:
     if seconds < 90 * 60:
         return f"{round(seconds / 60)} min"
     return f"{seconds / 3600:.1f} h"
+
+
+@register.simple_tag
+def unread_notifications(user) -> int:
+    """The nav's count: one indexed query per full page (the polled partials do not ask)."""
+    from provisioning.notifications import unread_count
+
+    return unread_count(user) if user.is_authenticated else 0

@@ -79,6 +79,7 @@ class SandboxAws:
     env_file: Path
     moto_server: object
     account_server: object
+    slack_server: object
     identity_provider: object = None
 
     def stop(self) -> None:
@@ -86,6 +87,7 @@ class SandboxAws:
         if self.identity_provider is not None:
             self.identity_provider.stop()
         self.account_server.shutdown()
+        self.slack_server.shutdown()
         self.moto_server.stop()
 
 
@@ -99,17 +101,24 @@ def start_sandbox_aws(*, state_dir: Path, port: int = 0, scale: float | None = N
     from . import delays
     from .account_api import start_account_api
     from .seed import seed_host_environment
+    from .slack_api import start_slack_api
 
     with delays.paused():
         environment = seed_host_environment(endpoint_url, REGION)
     token = secrets.token_urlsafe(24)
     account_url, account_server = start_account_api(token)
+    # stagingbot's Slack: a fake Web API that records what the bot posts (slack_api.py).
+    bot_token = f"xoxb-sandbox-{secrets.token_hex(12)}"
+    slack_url, slack_server = start_slack_api(bot_token, Path(state_dir))
     environment = {
         **STATIC_ENVIRONMENT,
         "AWS_ENDPOINT_URL": endpoint_url,
         **environment,
         "DS_ACCOUNT_API_URL": account_url,
         "DS_ACCOUNT_API_TOKEN": token,
+        "DS_SLACK_API_URL": f"{slack_url}/api/",
+        "DS_SLACK_BOT_TOKEN": bot_token,
+        "DS_SLACK_SIGNING_SECRET": secrets.token_hex(16),
         "DS_POLL_SECONDS": POLL_SECONDS,
         "DS_SANDBOX_DELAY_SCALE": str(scale),
     }
@@ -121,7 +130,7 @@ def start_sandbox_aws(*, state_dir: Path, port: int = 0, scale: float | None = N
         environment.update(identity_provider.environment)
     env_file = write_env_file(Path(state_dir), environment)
     return SandboxAws(endpoint_url, environment, env_file, moto_server, account_server,
-                      identity_provider)
+                      slack_server, identity_provider)
 
 
 def _start_moto(port: int, scale: float) -> tuple[object, str]:

@@ -3,9 +3,11 @@
 * ``sandbox run``: everything a new user needs in one foreground command: migrations, a demo
   login, the sandbox AWS, an identity provider to sign in with (unless DS_OIDC_ISSUER names
   another), the background workers and the dashboard. Ctrl-C stops it all.
-* ``sandbox aws``: only the sandbox AWS (moto with AWS-like delays, the seeded host environment
-  and the account API), until SIGTERM or Ctrl-C. Other processes started with ``DS_SANDBOX=1``
-  find it through ``<state dir>/env.json``.
+* ``sandbox aws``: only the sandbox AWS (moto with AWS-like delays, the seeded host environment,
+  the account API and a fake Slack), until SIGTERM or Ctrl-C. Other processes started with
+  ``DS_SANDBOX=1`` find it through ``<state dir>/env.json``.
+* ``sandbox slack "/staging create feature/x" [--user demo]``: type a slash command as Slack
+  would send it to the running dashboard, and print what comes back.
 """
 
 from pathlib import Path
@@ -37,8 +39,21 @@ class Command(BaseCommand):
             sub.add_argument("--delay-scale", type=float, default=None,
                              help="fraction of real AWS durations (default: "
                                   "$DS_SANDBOX_DELAY_SCALE or 0.07)")
+        slack = modes.add_parser("slack", help="Send a signed slash command to the dashboard "
+                                               "and print what comes back.")
+        slack.add_argument("typed", help='what is typed in Slack, e.g. "/staging list"')
+        slack.add_argument("--user", default=None,
+                           help="the dashboard user typing it (default: the demo user)")
+        slack.add_argument("--url", default=None,
+                           help="the dashboard (default: $DS_DASHBOARD_URL or "
+                                "http://127.0.0.1:8000)")
+        slack.add_argument("--timeout", type=float, default=900,
+                           help="seconds to wait for what the command started (default 900)")
 
     def handle(self, *args, **options):
+        if options["mode"] == "slack":
+            self._slack(options)
+            return
         # Imported here: nothing of the sandbox (or moto) loads unless it is asked for.
         from provisioning.sandbox import launcher
 
@@ -61,6 +76,28 @@ class Command(BaseCommand):
                 claim.release()
         except launcher.SandboxError as exc:
             raise CommandError(str(exc)) from exc
+
+    def _slack(self, options) -> None:
+        from provisioning.sandbox import slack_command
+
+        typed = slack_command.split_typed(options["typed"])
+        config = load_config()
+        options["user"] = options["user"] or config.demo_username
+        url = options["url"] or config.dashboard_url or "http://127.0.0.1:8000"
+        try:
+            status, text, response_url, after = slack_command.send(
+                typed, username=options["user"], dashboard_url=url)
+            self.stdout.write(f"{typed.command} {typed.text}  (as {options['user']})")
+            self.stdout.write(f"HTTP {status}: {text}")
+            if status != 200:
+                raise CommandError(f"The dashboard refused the command (HTTP {status}).")
+            done = slack_command.follow(response_url, after, timeout=options["timeout"],
+                                        write=lambda line: (self.stdout.write(line),
+                                                            self.stdout.flush()))
+        except slack_command.SlackSandboxError as exc:
+            raise CommandError(str(exc)) from exc
+        if not done:
+            raise CommandError(f"Still not finished after {options['timeout']:.0f} s.")
 
     def _start_aws(self, launcher, state_dir: Path, port: int, options, sign_in_for: str = ""):
         sandbox = launcher.start_sandbox_aws(
@@ -90,6 +127,8 @@ class Command(BaseCommand):
         children, failure = {}, None
         try:
             environment = launcher.app_environment(sandbox, state_dir)
+            # Links in e-mails and Slack messages point at this dashboard.
+            environment.setdefault("DS_DASHBOARD_URL", f"http://127.0.0.1:{options['port']}")
             children = launcher.start_app(settings.BASE_DIR, options["port"], environment)
             if launcher.wait_for_port(options["port"], children):
                 self._greet(options["port"], password, state_dir, launcher,
