@@ -24,6 +24,7 @@ from provisioning.models import (
     Operation,
     OperationKind,
     Staging,
+    StagingStatus,
     Step,
     StepState,
 )
@@ -158,10 +159,11 @@ class Offered:
 
     redeploy: bool
     destroy: bool
+    recreate: bool = False
 
 
 def offered_actions(staging: Staging, progress: Progress | None, may_act: bool) -> Offered:
-    if not may_act or not staging.is_live:
+    if not may_act or staging.status == StagingStatus.DESTROYED:
         return Offered(False, False)
     running = progress is not None and not progress.is_finished
     last_kind = progress.operation.kind if progress else None
@@ -170,4 +172,5 @@ def offered_actions(staging: Staging, progress: Progress | None, may_act: bool) 
         running and last_kind == OperationKind.DESTROY)
     redeploy = not running and lifecycle.rules_for(OperationKind.REDEPLOY).accepts(
         staging, last_kind)
-    return Offered(redeploy=redeploy, destroy=not destroying)
+    recreate = not running and staging.status in lifecycle.RECREATABLE_STATUSES
+    return Offered(redeploy=redeploy, destroy=not destroying, recreate=recreate)

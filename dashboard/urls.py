@@ -14,6 +14,7 @@ urlpatterns = [
     path("stagings/<int:pk>/progress/", views.staging_progress_partial, name="staging_progress"),
     path("stagings/<int:pk>/destroy/", views.destroy, name="destroy"),
     path("stagings/<int:pk>/redeploy/", views.redeploy, name="redeploy"),
+    path("stagings/<int:pk>/recreate/", views.recreate, name="recreate"),
     path("stagings/<int:pk>/login/", views.reveal_login, name="reveal_login"),
     path("sweep/", views.leftovers, name="leftovers"),
     path("sweep/run/", views.sweep_now, name="sweep_now"),

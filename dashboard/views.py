@@ -34,7 +34,6 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseStopPolling
 
 from provisioning import audit, doctor, engine, tasks
-from provisioning import sweep as orphan_sweep
 from provisioning.config import load_config
 from provisioning.costs import Rates, cost_so_far
 from provisioning.errors import ExternalCallFailed, UserError
@@ -46,6 +45,7 @@ from provisioning.models import (
     StagingStatus,
     StepLog,
 )
+from provisioning.reconcile import reconcile
 
 from . import fleet as fleet_queries
 from .charts import daily_cost_chart
@@ -93,7 +93,8 @@ def _safe_next(request: HttpRequest, default: str) -> str:
 def _row_urls() -> fleet_queries.RowUrls:
     marker = fleet_queries.RowUrls.MARKER
     return fleet_queries.RowUrls.from_reversed(reverse("staging", args=[marker]),
-                                               reverse("destroy", args=[marker]))
+                                               reverse("destroy", args=[marker]),
+                                               reverse("recreate", args=[marker]))
 
 
 def _fleet_context(request: HttpRequest, filters: fleet_queries.FleetFilters,
@@ -344,6 +345,24 @@ def redeploy(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
+@require_POST
+def recreate(request: HttpRequest, pk: int) -> HttpResponse:
+    """Make a lost staging again in place (its name, branch, source and database mode)."""
+    staging = _staging_for_action(request, pk)
+    back = _safe_next(request, _staging_url(staging))
+    try:
+        engine.request_recreate(staging, user=request.user)
+    except UserError as exc:
+        messages.error(request, exc.message)
+    except ExternalCallFailed as exc:
+        messages.error(request, aws_problem(exc))
+    else:
+        messages.success(request, f"Recreating {staging.name} from the newest image of "
+                                  f"{staging.branch}.")
+    return redirect(back)
+
+
+@login_required
 @require_GET
 def leftovers(request: HttpRequest) -> HttpResponse:
     return render(request, "leftovers.html", {
@@ -368,10 +387,15 @@ def _leftovers_phrase(count: int) -> str:
 def sweep_now(request: HttpRequest) -> HttpResponse:
     _require_staff(request)
     try:
-        found = orphan_sweep.sweep(delete=False, actor=request.user)
+        reconciled = reconcile(delete=False, actor=request.user)
     except ExternalCallFailed as exc:
         messages.error(request, _sweep_problem(exc))
     else:
+        found = reconciled.orphans
+        if reconciled.lost:
+            messages.warning(request, "AWS no longer has the resources of "
+                             + ", ".join(judged.name for judged in reconciled.lost)
+                             + ": marked lost (destroy or recreate each on its page).")
         if found:
             messages.warning(request, f"The sweep found {_leftovers_phrase(len(found))} in AWS.")
         else:

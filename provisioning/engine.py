@@ -17,6 +17,7 @@ from .operations import (
     may_act,
     request_create,
     request_destroy,
+    request_recreate,
     request_redeploy,
 )
 from .steps.account import read_login_password
@@ -24,17 +25,19 @@ from .steps.image import registry_id_of
 
 __all__ = [
     "SourceInfo", "acting_user", "branch_tags", "derive_name", "list_sources", "live_staging",
-    "may_act", "reveal_login", "request_create", "request_destroy", "request_redeploy",
-    "staging_named",
+    "may_act", "reveal_login", "request_create", "request_destroy", "request_recreate",
+    "request_redeploy", "staging_named",
 ]
 
 
 def live_staging(name: str) -> Staging | None:
-    return Staging.objects.live().filter(name=name).select_related("owner").first()
+    """The staging that holds the name: a live one, or a lost one."""
+    return Staging.objects.holding_names().filter(name=name).select_related("owner").first()
 
 
 def staging_named(name: str) -> Staging | None:
-    """The live staging of that name, else the newest destroyed one (its history)."""
+    """The staging holding the name (live or lost), else the newest destroyed one (its
+    history)."""
     return live_staging(name) or Staging.objects.filter(name=name).select_related(
         "owner").first()
 

@@ -54,7 +54,16 @@ class KindRules:
                 and last_kind == self.kind)
 
 
-LIVE_STATUSES = frozenset(set(StagingStatus.values) - {StagingStatus.DESTROYED})
+LIVE_STATUSES = frozenset(set(StagingStatus.values) - {StagingStatus.DESTROYED,
+                                                      StagingStatus.LOST})
+# A lost staging (AWS no longer has its resources, see reconcile.py) neither costs nor counts
+# as live, but keeps its name until a destroy finishes its bookkeeping, or is made again in
+# place (a create of the same row: recreate).
+NAME_HOLDING_STATUSES = LIVE_STATUSES | {StagingStatus.LOST}
+RECREATABLE_STATUSES = frozenset({StagingStatus.LOST})
+# What the reconcile may find lost: a staging no operation runs for, that was ready once (so
+# it had all its resources). A create that failed before that is left to its destroy.
+JUDGED_STATUSES = frozenset({StagingStatus.READY, StagingStatus.FAILED})
 
 KINDS: dict[str, KindRules] = {
     OperationKind.CREATE: KindRules(
@@ -83,7 +92,7 @@ KINDS: dict[str, KindRules] = {
     OperationKind.DESTROY: KindRules(
         kind=OperationKind.DESTROY, plan=destroy_plan,
         working_status=StagingStatus.DESTROYING, success_status=StagingStatus.DESTROYED,
-        failure_status=StagingStatus.FAILED, starts_from=LIVE_STATUSES,
+        failure_status=StagingStatus.FAILED, starts_from=NAME_HOLDING_STATUSES,
         success_stamp="destroyed_at", stop_on_failure=False,
         typical_seconds={
             "handover": 5, "account": 5, "listener_rule": 2, "web_service": 300,
@@ -93,10 +102,12 @@ KINDS: dict[str, KindRules] = {
     ),
 }
 
-# A staging in one of these has no operation running for it: where operations end.
+# A staging in one of these has no operation running for it: where operations end, and
+# where the reconcile puts a staging it finds lost.
 SETTLED_STATUSES = frozenset(
     status for rules in KINDS.values() for status in (rules.success_status,
-                                                        rules.failure_status))
+                                                        rules.failure_status)
+) | {StagingStatus.LOST}
 
 
 def rules_for(kind: str) -> KindRules:

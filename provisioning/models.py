@@ -18,18 +18,32 @@ class StagingStatus(models.TextChoices):
     READY = "ready"
     UPDATING = "updating"
     FAILED = "failed"
+    # AWS no longer has its resources (found by the reconcile, see reconcile.py): it costs
+    # nothing, keeps its name, and waits for a destroy (the bookkeeping) or a recreate.
+    LOST = "lost"
     DESTROYING = "destroying"
     DESTROYED = "destroyed"
 
 
 class StagingQuerySet(models.QuerySet):
     def live(self) -> "StagingQuerySet":
-        """Stagings not destroyed: they hold AWS resources (or are about to), cost money and
-        keep their name. Spelled as the statuses that are live, not "not destroyed": an index
-        on status serves ``IN``, while ``<>`` reads every staging there ever was."""
+        """Stagings neither destroyed nor lost: they hold AWS resources (or are about to),
+        cost money and keep their name. Spelled as the statuses that are live, not "not
+        destroyed": an index on status serves ``IN``, while ``<>`` reads every staging there
+        ever was."""
         from .lifecycle import LIVE_STATUSES
 
         return self.filter(status__in=sorted(LIVE_STATUSES))
+
+    def lost(self) -> "StagingQuerySet":
+        return self.filter(status=StagingStatus.LOST)
+
+    def holding_names(self) -> "StagingQuerySet":
+        """The live stagings and the lost ones: each keeps its name (and owns whatever AWS
+        still holds under it) until it is destroyed."""
+        from .lifecycle import NAME_HOLDING_STATUSES
+
+        return self.filter(status__in=sorted(NAME_HOLDING_STATUSES))
 
     def destroyed(self) -> "StagingQuerySet":
         return self.filter(status=StagingStatus.DESTROYED)
@@ -70,6 +84,8 @@ class Staging(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     ready_at = models.DateTimeField(null=True, blank=True)
     destroyed_at = models.DateTimeField(null=True, blank=True)
+    # When the reconcile found its resources gone: its costs end there.
+    lost_at = models.DateTimeField(null=True, blank=True)
 
     objects = StagingQuerySet.as_manager()
 
@@ -98,7 +114,13 @@ class Staging(models.Model):
 
     @property
     def is_live(self) -> bool:
-        return self.status != StagingStatus.DESTROYED
+        from .lifecycle import LIVE_STATUSES
+
+        return self.status in LIVE_STATUSES
+
+    @property
+    def is_lost(self) -> bool:
+        return self.status == StagingStatus.LOST
 
     @property
     def is_busy(self) -> bool:
@@ -244,6 +266,8 @@ class AuditAction(models.TextChoices):
     DESTROY = "destroy"
     SWEEP = "sweep"
     SWEEP_DELETE = "sweep-delete"
+    LOST = "lost"
+    RECREATE = "recreate"
     REVEAL_LOGIN = "reveal-login"
     REVEAL_REFUSED = "reveal-refused"
     LOGIN_LOCKOUT = "login-lockout"

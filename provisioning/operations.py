@@ -77,7 +77,11 @@ def derive_name(branch: str, name: str | None = None) -> str:
 
 
 def _check_name_free(name: str) -> None:
-    if Staging.objects.live().filter(name=name).exists():
+    holder = Staging.objects.holding_names().filter(name=name).only("status").first()
+    if holder is not None and holder.is_lost:
+        raise UserError(f"The name {name!r} is held by a lost staging (AWS no longer has its "
+                        "resources): destroy it first, or recreate it.", field="name")
+    if holder is not None:
         raise UserError(f"The name {name!r} is taken by a live staging; choose another.",
                         field="name")
 
@@ -212,11 +216,7 @@ def request_create(
     _check_caps(owner)
     snapshot_id = ""
     if db_mode == DbMode.DEDICATED:
-        info = source_info(config, source)
-        if info.newest_snapshot is None:
-            raise UserError(f"The source {source!r} has no available snapshot yet.",
-                            field="source")
-        snapshot_id = info.newest_snapshot.identifier
+        snapshot_id = _newest_snapshot(config, source)
         _check_database_quota(source)
     image = resolve_image(config, branch=branch)
     _check_load_balancer_room(config)
@@ -252,6 +252,58 @@ def request_redeploy(staging: Staging, *, user: AbstractBaseUser,
         return _start(staging, OperationKind.REDEPLOY, user, {"tag": image.tag})
     except IntegrityError as exc:
         raise UserError(f"{staging.name} is busy with another operation.") from exc
+
+
+def _newest_snapshot(config: EngineConfig, source: str) -> str:
+    info = source_info(config, source)
+    if info.newest_snapshot is None:
+        raise UserError(f"The source {source!r} has no available snapshot yet.", field="source")
+    return info.newest_snapshot.identifier
+
+
+def request_recreate(staging: Staging, *, user: AbstractBaseUser) -> Operation:
+    """Make a lost staging again in place: a create of the same row (its name, branch,
+    source and database mode) with the branch's image and, for a dedicated database, the
+    source's newest available snapshot as they are now. Checked like a create."""
+    if staging.status not in lifecycle.RECREATABLE_STATUSES:
+        raise UserError(f"{staging.name} is {staging.status}; only a lost staging can be "
+                        "recreated.")
+    config = load_config()
+    _check_source(config, staging.source)
+    _check_configuration(config, staging.source, staging.db_mode)
+    live = Staging.objects.live()
+    if live.count() >= config.max_live_stagings:
+        raise UserError(f"There are already {config.max_live_stagings} live stagings, the "
+                        "most allowed: destroy one first.")
+    if live.filter(owner_id=staging.owner_id).count() >= config.max_live_per_user:
+        raise UserError(f"{staging.owner.get_username()} already has "
+                        f"{config.max_live_per_user} live stagings, the most allowed per "
+                        "person: destroy one first.")
+    _check_inflight(user)
+    snapshot_id = ""
+    if staging.db_mode == DbMode.DEDICATED:
+        snapshot_id = _newest_snapshot(config, staging.source)
+        _check_database_quota(staging.source)
+    image = resolve_image(config, branch=staging.branch)
+    _check_load_balancer_room(config)
+    rules = lifecycle.rules_for(OperationKind.CREATE)
+    with transaction.atomic():
+        # What belonged to the lost resources goes; the account id stays, so the account step
+        # removes that account before it makes a new one.
+        reset = Staging.objects.filter(pk=staging.pk, status=StagingStatus.LOST).update(
+            status=rules.working_status, image=image.uri, image_tag=image.tag,
+            snapshot_id=snapshot_id, db_instance="", url="", error="", ready_at=None,
+            lost_at=None, login_username="", login_url="", login_secret_arn="",
+            updated_at=timezone.now())
+        if not reset:
+            raise UserError(f"{staging.name} changed meanwhile; look again.")
+        staging.refresh_from_db()
+        operation = Operation.objects.create(staging=staging, kind=OperationKind.CREATE,
+                                             requested_by=user)
+        audit.record(AuditAction.RECREATE, actor=user, staging=staging,
+                     detail=_create_detail(staging))
+        transaction.on_commit(lambda: tasks.enqueue_operation(operation.pk))
+    return operation
 
 
 def request_destroy(staging: Staging, *, user: AbstractBaseUser) -> Operation:

@@ -41,6 +41,7 @@ URLS = {
     "staging_progress": set(),
     "destroy": {"owner"},
     "redeploy": {"owner", "post"},
+    "recreate": {"owner", "post"},
     "reveal_login": {"owner", "post"},
     "leftovers": set(),
     "sweep_now": {"staff", "post"},

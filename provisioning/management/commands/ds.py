@@ -1,5 +1,5 @@
-"""The ``ds`` command: create, list, show, destroy and redeploy dynamic stagings, and check the
-host they are cloned from (``doctor``).
+"""The ``ds`` command: create, list, show, destroy, redeploy and recreate dynamic stagings,
+compare our records with AWS (``sweep``), and check the host they are cloned from (``doctor``).
 
 Exit codes scripts can rely on: 0 success, 1 the operation failed (or AWS refused), 2 a usage
 or user error, with a one-line reason on stderr.
@@ -21,7 +21,7 @@ from provisioning.config import load_config
 from provisioning.errors import ExternalCallFailed, UserError
 from provisioning.models import Operation, Staging, StagingStatus
 from provisioning.presenters import staging_summary
-from provisioning.sweep import sweep
+from provisioning.reconcile import reconcile
 
 EXIT_FAILED = 1
 EXIT_USER_ERROR = 2
@@ -53,7 +53,7 @@ class Command(BaseCommand):
                             help="use the host's database instead of a dedicated one")
         create.add_argument("--wait", action="store_true", help="wait until ready or failed")
         create.add_argument("--json", action="store_true", help="print the staging as JSON")
-        listing = sub.add_parser("list", help="list live stagings")
+        listing = sub.add_parser("list", help="list live (and lost) stagings")
         listing.add_argument("--json", action="store_true")
         listing.add_argument("--all", action="store_true", help="include destroyed stagings")
         show = sub.add_parser("show", help="show one staging and its last operation")
@@ -63,12 +63,18 @@ class Command(BaseCommand):
         destroy.add_argument("name")
         destroy.add_argument("--wait", action="store_true")
         destroy.add_argument("--json", action="store_true")
+        recreate = sub.add_parser("recreate", help="make a lost staging again, same name")
+        recreate.add_argument("name")
+        recreate.add_argument("--wait", action="store_true")
+        recreate.add_argument("--json", action="store_true")
         redeploy = sub.add_parser("redeploy", help="deploy a new image of the branch")
         redeploy.add_argument("name")
         redeploy.add_argument("--tag", help="image tag to deploy (default: the branch's)")
         redeploy.add_argument("--wait", action="store_true")
         redeploy.add_argument("--json", action="store_true")
-        sweeping = sub.add_parser("sweep", help="list (or delete) what no live staging owns")
+        sweeping = sub.add_parser(
+            "sweep", help="compare our records with AWS: mark the stagings AWS lost, list (or "
+                          "delete) what no staging owns")
         sweeping.add_argument("--delete", action="store_true", help="delete what is found")
         sweeping.add_argument("--json", action="store_true")
         checking = sub.add_parser("doctor", help="check the host against what a create needs")
@@ -107,8 +113,13 @@ class Command(BaseCommand):
     def do_list(self, *, json: bool, all: bool, **_) -> None:
         stagings = Staging.objects.select_related("owner")
         if not all:
-            stagings = stagings.live()
+            stagings = stagings.holding_names()
         summaries = [staging_summary(s) for s in stagings]
+        lost = [s["name"] for s in summaries if s["status"] == StagingStatus.LOST]
+        if lost:
+            sys.stderr.write(f"{len(lost)} staging(s) lost (AWS no longer has their resources): "
+                             f"{', '.join(lost)}; `ds destroy NAME` finishes the bookkeeping, "
+                             "`ds recreate NAME` makes one again.\n")
         if json:
             self._print_json(summaries)
             return
@@ -134,24 +145,43 @@ class Command(BaseCommand):
         engine.request_destroy(staging, user=self._cli_user())
         self._finish(staging, wait=wait, as_json=json)
 
+    def do_recreate(self, *, name: str, wait: bool, json: bool, **_) -> None:
+        staging = self._staging(name)
+        engine.request_recreate(staging, user=self._cli_user())
+        self._finish(staging, wait=wait, as_json=json)
+
     def do_redeploy(self, *, name: str, tag: str | None, wait: bool, json: bool, **_) -> None:
         staging = self._staging(name)
         engine.request_redeploy(staging, user=self._cli_user(), tag=tag)
         self._finish(staging, wait=wait, as_json=json)
 
     def do_sweep(self, *, delete: bool, json: bool, **_) -> None:
-        rows = sweep(delete=delete, actor=self._cli_user())
+        found = reconcile(delete=delete, actor=self._cli_user())
+        rows = found.orphans
         if json:
-            self._print_json([
-                {"arn": r.arn, "kind": r.kind, "staging": r.staging_name,
-                 "first_seen_at": r.first_seen_at, "deleted_at": r.deleted_at, "error": r.error}
-                for r in rows
-            ])
+            self._print_json({
+                "orphans": [
+                    {"arn": r.arn, "kind": r.kind, "staging": r.staging_name,
+                     "first_seen_at": r.first_seen_at, "deleted_at": r.deleted_at,
+                     "error": r.error}
+                    for r in rows
+                ],
+                "lost": [{"staging": j.name, "gone": list(j.gone)} for j in found.lost],
+                "incomplete": [{"staging": j.name, "gone": list(j.gone), "there": list(j.there)}
+                               for j in found.incomplete],
+            })
         else:
+            for judged in found.lost:
+                self.stdout.write(f"{'lost staging':<36} {judged.name:<28} {judged.describe()}")
+            for judged in found.incomplete:
+                self.stdout.write(f"{'incomplete staging':<36} {judged.name:<28} "
+                                  f"{judged.describe()}")
             for r in rows:
                 state = "deleted" if r.deleted_at else (f"error: {r.error}" if r.error else "")
                 self.stdout.write(f"{r.kind:<36} {r.staging_name or '-':<28} {r.arn} {state}")
-            self.stderr.write(f"{len(rows)} orphaned resource(s)")
+            self.stderr.write(f"{len(rows)} orphaned resource(s); {found.judged} staging(s) "
+                              f"checked, {len(found.lost)} newly lost, "
+                              f"{len(found.incomplete)} incomplete")
         if delete and any(r.error for r in rows):
             raise Exit(EXIT_FAILED, "error: some orphaned resources could not be deleted")
 
