@@ -64,6 +64,8 @@ class Reconciled:
     lost: list[Judged] = field(default_factory=list)  # marked lost by this run
     incomplete: list[Judged] = field(default_factory=list)
     judged: int = 0  # stagings asked about
+    # Lost before this run, still waiting for a destroy or a recreate.
+    still_lost: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         parts = [f"{len(self.orphans)} leftover(s) found"]
@@ -79,6 +81,8 @@ class Reconciled:
         """What a person reads: one line per finding, or one saying all is in order."""
         found = [f"lost: {j.name}: {j.describe()}; marked lost (destroy it to finish, or "
                  "recreate it)" for j in self.lost]
+        found += [f"lost earlier: {name}; destroy it to finish, or recreate it" for name in
+                  self.still_lost]
         found += [f"incomplete: {j.name}: {j.describe()}; left as it is" for j in
                   self.incomplete]
         found += [f"leftover: {o.kind} {o.arn}" + (f" ({o.staging_name})" if o.staging_name
@@ -172,7 +176,8 @@ def find_lost(config: EngineConfig | None = None,
     """Judge the settled stagings and mark the lost ones (no orphan sweep)."""
     config = config or load_config()
     stagings = list(judged_stagings())
-    result = Reconciled(judged=len(stagings))
+    result = Reconciled(judged=len(stagings), still_lost=list(
+        Staging.objects.lost().order_by("name").values_list("name", flat=True)))
     by_name = {staging.name: staging for staging in stagings}
     for judged in judge(stagings, config, sleep):
         if judged.is_lost:

@@ -167,12 +167,16 @@ class Command(BaseCommand):
                     for r in rows
                 ],
                 "lost": [{"staging": j.name, "gone": list(j.gone)} for j in found.lost],
+                "still_lost": found.still_lost,
                 "incomplete": [{"staging": j.name, "gone": list(j.gone), "there": list(j.there)}
                                for j in found.incomplete],
             })
         else:
             for judged in found.lost:
                 self.stdout.write(f"{'lost staging':<36} {judged.name:<28} {judged.describe()}")
+            for name in found.still_lost:
+                self.stdout.write(f"{'lost staging':<36} {name:<28} lost earlier: destroy it "
+                                  "to finish, or recreate it")
             for judged in found.incomplete:
                 self.stdout.write(f"{'incomplete staging':<36} {judged.name:<28} "
                                   f"{judged.describe()}")

@@ -5,6 +5,12 @@
 * ``sandbox aws``: only the sandbox AWS (moto with AWS-like delays, the seeded host environment
   and the account API), until SIGTERM or Ctrl-C. Other processes started with ``DS_SANDBOX=1``
   find it through ``<state dir>/env.json``.
+* ``sandbox reconcile``: compare the dashboard's records with the running sandbox AWS, both
+  ways (provisioning/reconcile.py), and say what it found. ``sandbox run`` runs it as it
+  starts, once the sandbox AWS is up and before the dashboard serves.
+
+The sandbox AWS keeps its state in the state directory across restarts (sandbox/persistence.py);
+``--fresh`` starts it newly seeded instead.
 """
 
 import os
@@ -35,6 +41,11 @@ class Command(BaseCommand):
             sub.add_argument("--delay-scale", type=float, default=None,
                              help="fraction of real AWS durations (default: "
                                   "$DS_SANDBOX_DELAY_SCALE or 0.07)")
+            sub.add_argument("--fresh", action="store_true",
+                             help="start from a newly seeded AWS instead of the state the "
+                                  "last run saved (that state is kept as aws-state.pickle.old)")
+        modes.add_parser("reconcile", help="Compare the dashboard's records with the running "
+                                           "sandbox AWS (sandbox run does it as it starts).")
 
     def handle(self, *args, **options):
         # Imported here: nothing of the sandbox (or moto) loads unless it is asked for.
@@ -42,6 +53,10 @@ class Command(BaseCommand):
 
         state_dir = Path(options.get("state_dir") or launcher.default_state_dir(settings.BASE_DIR))
         state_dir = state_dir.resolve()
+        if options["mode"] == "reconcile":
+            # Runs beside the sandbox, which holds the state directory.
+            self._reconcile(state_dir)
+            return
         try:
             # Everything that could make a second start fail is checked before anything is
             # touched: the state directory's lock, then the ports asked for.
@@ -62,11 +77,22 @@ class Command(BaseCommand):
 
     def _start_aws(self, launcher, state_dir: Path, port: int, options):
         sandbox = launcher.start_sandbox_aws(
-            state_dir=state_dir, port=port, scale=options["delay_scale"]
+            state_dir=state_dir, port=port, scale=options["delay_scale"],
+            fresh=options["fresh"],
         )
-        self.stdout.write(f"sandbox AWS ready at {sandbox.endpoint_url}")
+        self.stdout.write(f"sandbox AWS ready at {sandbox.endpoint_url}, {sandbox.origin}")
         self.stdout.flush()
         return sandbox
+
+    def _reconcile(self, state_dir: Path) -> None:
+        from provisioning.reconcile import reconcile
+        from provisioning.sandbox.environment import NOT_RUNNING, sandbox_is_running
+
+        if not sandbox_is_running(state_dir):
+            raise CommandError(NOT_RUNNING)
+        found = reconcile()
+        for line in found.lines():
+            self.stdout.write(f"reconcile: {line}")
 
     def _aws(self, launcher, state_dir: Path, options, stop) -> None:
         sandbox = self._start_aws(launcher, state_dir, options["port"], options)
@@ -82,6 +108,9 @@ class Command(BaseCommand):
         children, failure = {}, None
         try:
             environment = launcher.app_environment(sandbox, state_dir)
+            # Before the dashboard serves: nobody sees a staging as ready whose resources the
+            # sandbox AWS does not have.
+            launcher.reconcile_records(settings.BASE_DIR, environment)
             children = launcher.start_app(settings.BASE_DIR, options["port"], environment)
             if launcher.wait_for_port(options["port"], children):
                 self._greet(options["port"], password, state_dir, launcher)
