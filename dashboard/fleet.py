@@ -426,7 +426,8 @@ def history_page(user: AbstractBaseUser, owner: str, number, size: int) -> Page:
 
 
 def name_is_taken(name: str) -> bool:
-    return Staging.objects.live().filter(name=name).exists()
+    """Held by a live staging, or by a lost one until it is destroyed or recreated."""
+    return Staging.objects.holding_names().filter(name=name).exists()
 
 
 def resource_outputs(staging: Staging) -> dict[str, dict]:
