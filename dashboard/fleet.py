@@ -142,6 +142,10 @@ class FleetRow:
     def destroy_url(self) -> str:
         return self.urls.destroy.format(pk=self.staging.pk)
 
+    @property
+    def recreate_url(self) -> str:
+        return self.urls.recreate.format(pk=self.staging.pk)
+
 
 @dataclass(frozen=True)
 class FleetState:
@@ -186,10 +190,19 @@ def lifetime_of(staging: Staging) -> Lifetime:
 
 
 def _end_of(staging: Staging) -> datetime | None:
-    if staging.status != StagingStatus.DESTROYED:
+    return _cost_end(staging.status, staging.destroyed_at, staging.updated_at, staging.lost_at)
+
+
+def _cost_end(status: str, destroyed_at, updated_at, lost_at) -> datetime | None:
+    """When a staging stopped costing: when the reconcile found its resources gone (also
+    for one destroyed since, the destroy only finishing the bookkeeping), when it was
+    destroyed, or never yet."""
+    if lost_at is not None and status in {StagingStatus.LOST, StagingStatus.DESTROYED}:
+        return lost_at
+    if status != StagingStatus.DESTROYED:
         return None
     # A destroyed row always has destroyed_at from the runner; updated_at covers older rows.
-    return staging.destroyed_at or staging.updated_at
+    return destroyed_at or updated_at
 
 
 def _destroyed_since(since: datetime, *columns: str) -> tuple[QuerySet, QuerySet]:
@@ -241,8 +254,9 @@ def _destroyed_today_cost(rates: Rates, now: datetime) -> float:
     key = _cache_key("destroyed-today", today, seen["count"], seen["last"], rates.fingerprint)
     cost = cache.get(key)
     if cost is None:
-        lifetimes = [Lifetime(*row) for row in
-                     destroyed.values_list("db_mode", "created_at", "destroyed_at")]
+        lifetimes = [Lifetime(db_mode, created_at, lost_at or destroyed_at)
+                     for db_mode, created_at, destroyed_at, lost_at in destroyed.values_list(
+                         "db_mode", "created_at", "destroyed_at", "lost_at")]
         cost = sum(bucket_costs(rates, lifetimes, [today], now))
         cache.set(key, cost, CLOSED_DAYS_CACHE_SECONDS)
     return cost
@@ -258,13 +272,14 @@ def _closed_days(rates: Rates, now: datetime) -> list[DailyCost]:
     if cached is not None:
         return cached
     starts = [first + timedelta(days=back) for back in range((today - first).days)]
-    columns = ("db_mode", "created_at", "destroyed_at", "updated_at", "status")
+    columns = ("db_mode", "created_at", "destroyed_at", "updated_at", "status", "lost_at")
+    # The lost ones are few (a destroy or a recreate takes each out of that status).
     rows = (Staging.objects.live().order_by().values_list(*columns)
-            .union(*_destroyed_since(first, *columns), all=True))
+            .union(*_destroyed_since(first, *columns),
+                   Staging.objects.lost().order_by().values_list(*columns), all=True))
     lifetimes = [
-        Lifetime(db_mode, created_at, None if status != StagingStatus.DESTROYED
-                 else destroyed_at or updated_at)
-        for db_mode, created_at, destroyed_at, updated_at, status in rows
+        Lifetime(db_mode, created_at, _cost_end(status, destroyed_at, updated_at, lost_at))
+        for db_mode, created_at, destroyed_at, updated_at, status, lost_at in rows
     ]
     days = [DailyCost(start.date(), cost)
             for start, cost in zip(starts, bucket_costs(rates, lifetimes, starts, today),
@@ -281,6 +296,8 @@ class Fleet:
     rates: Rates
     daily: list[DailyCost]  # the chart's days, today (so far) last
     version: str = ""
+    # Stagings whose resources AWS no longer has: shown apart, costing nothing more.
+    lost: list[FleetRow] = field(default_factory=list)
 
 
 def fleet_costs(rates: Rates, state: FleetState) -> tuple[FleetTotals, list[DailyCost]]:
@@ -301,11 +318,13 @@ def fleet_costs(rates: Rates, state: FleetState) -> tuple[FleetTotals, list[Dail
 # What the table shows and its costs and rights need: the rest of a row (errors, images,
 # logins) is not read on every poll.
 TABLE_FIELDS = ("name", "branch", "status", "db_mode", "source", "created_at", "updated_at",
-                "destroyed_at", "owner__username", "expires_at", "kept")
+                "destroyed_at", "lost_at", "owner__username", "expires_at", "kept")
 
 
 def live_stagings(filters: FleetFilters, user: AbstractBaseUser) -> QuerySet[Staging]:
-    stagings = (Staging.objects.live()
+    """The table's stagings with their owners, the lost ones among them (shown apart): one
+    query for both."""
+    stagings = (Staging.objects.holding_names()
                 .select_related("owner").only(*TABLE_FIELDS).order_by("-created_at", "-pk"))
     if filters.owner == "mine":
         stagings = stagings.filter(owner=user)
@@ -327,9 +346,14 @@ def load_fleet(user: AbstractBaseUser, filters: FleetFilters, urls: RowUrls,
     progress = load_unfinished_progress({
         staging.pk: (staging, *state.unfinished[staging.pk])
         for staging in stagings if staging.pk in state.unfinished})
-    rows = []
+    rows, lost = [], []
     extend = row_change(RowChange.EXTEND)
     for staging in stagings:
+        if staging.is_lost:
+            # Costing nothing more: what it cost until AWS lost it.
+            lost.append(FleetRow(staging, 0.0, cost_so_far(rates, lifetime_of(staging), now),
+                                 may_act(user, staging), urls=urls))
+            continue
         queued = state.unfinished.get(staging.pk)
         rows.append(FleetRow(
             staging, rates.hourly(staging.db_mode),
@@ -340,7 +364,7 @@ def load_fleet(user: AbstractBaseUser, filters: FleetFilters, urls: RowUrls,
             progress=progress.get(staging.pk),
         ))
     totals, daily = fleet_costs(rates, state)
-    return Fleet(rows, totals, state.busy, rates, daily, state.version(user, filters))
+    return Fleet(rows, totals, state.busy, rates, daily, state.version(user, filters), lost)
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from provisioning.models import (
     OperationKind,
     OperationStatus,
     Staging,
+    StagingStatus,
     Step,
     StepState,
 )
@@ -323,10 +324,11 @@ class Offered:
 
     redeploy: bool
     destroy: bool
+    recreate: bool = False
 
 
 def offered_actions(staging: Staging, progress: Progress | None, may_act: bool) -> Offered:
-    if not may_act or not staging.is_live:
+    if not may_act or staging.status == StagingStatus.DESTROYED:
         return Offered(False, False)
     running = progress is not None and not progress.is_finished
     last_kind = progress.operation.kind if progress else None
@@ -335,4 +337,5 @@ def offered_actions(staging: Staging, progress: Progress | None, may_act: bool) 
         running and last_kind == OperationKind.DESTROY)
     redeploy = not running and lifecycle.rules_for(OperationKind.REDEPLOY).accepts(
         staging, last_kind)
-    return Offered(redeploy=redeploy, destroy=not destroying)
+    recreate = not running and staging.status in lifecycle.RECREATABLE_STATUSES
+    return Offered(redeploy=redeploy, destroy=not destroying, recreate=recreate)

@@ -48,6 +48,7 @@ from provisioning.models import (
     StagingStatus,
     StepLog,
 )
+from provisioning.reconcile import reconcile
 
 from . import fleet as fleet_queries
 from .charts import daily_cost_chart
@@ -419,7 +420,7 @@ def keep(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def recreate(request: HttpRequest, pk: int) -> HttpResponse:
-    """The destroyed staging made again; its new page, or the old one saying why not."""
+    """The destroyed (or lost) staging made again; its page, or the old one saying why not."""
     staging = _staging_for_change(request, pk, RowChange.RECREATE)
     try:
         again = engine.request_recreate(staging, user=request.user)
@@ -459,10 +460,15 @@ def _leftovers_phrase(count: int) -> str:
 def sweep_now(request: HttpRequest) -> HttpResponse:
     _require_staff(request)
     try:
-        found = orphan_sweep.sweep(delete=False, actor=request.user)
+        reconciled = reconcile(delete=False, actor=request.user)
     except ExternalCallFailed as exc:
         messages.error(request, _sweep_problem(exc))
     else:
+        found = reconciled.orphans
+        if reconciled.lost:
+            messages.warning(request, "AWS no longer has the resources of "
+                             + ", ".join(judged.name for judged in reconciled.lost)
+                             + ": marked lost (destroy or recreate each on its page).")
         if found:
             messages.warning(request, f"The sweep found {_leftovers_phrase(len(found))} in AWS.")
         else:

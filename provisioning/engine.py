@@ -52,7 +52,8 @@ __all__ = [
 
 
 def live_staging(name: str) -> Staging | None:
-    return Staging.objects.live().filter(name=name).select_related("owner").first()
+    """The staging that holds the name: a live one, or a lost one."""
+    return Staging.objects.holding_names().filter(name=name).select_related("owner").first()
 
 
 def last_destroyed(name: str) -> Staging | None:
@@ -62,7 +63,8 @@ def last_destroyed(name: str) -> Staging | None:
 
 
 def staging_named(name: str) -> Staging | None:
-    """The live staging of that name, else the newest destroyed one (its history)."""
+    """The staging holding the name (live or lost), else the newest destroyed one (its
+    history)."""
     return live_staging(name) or Staging.objects.filter(name=name).select_related(
         "owner").first()
 

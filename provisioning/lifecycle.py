@@ -71,7 +71,17 @@ class KindRules:
                 and last_kind == self.kind)
 
 
-LIVE_STATUSES = frozenset(set(StagingStatus.values) - {StagingStatus.DESTROYED})
+LIVE_STATUSES = frozenset(set(StagingStatus.values) - {StagingStatus.DESTROYED,
+                                                      StagingStatus.LOST})
+# A lost staging (AWS no longer has its resources, see reconcile.py) neither costs nor counts
+# as live, but keeps its name until a destroy finishes its bookkeeping, or is made again in
+# place (a create of the same row: recreate).
+NAME_HOLDING_STATUSES = LIVE_STATUSES | {StagingStatus.LOST}
+# Made again by a recreate: a lost one in place, a destroyed one as a new staging of its name.
+RECREATABLE_STATUSES = frozenset({StagingStatus.LOST, StagingStatus.DESTROYED})
+# What the reconcile may find lost: a staging no operation runs for, that was ready once (so
+# it had all its resources). A create that failed before that is left to its destroy.
+JUDGED_STATUSES = frozenset({StagingStatus.READY, StagingStatus.FAILED})
 
 KINDS: dict[str, KindRules] = {
     OperationKind.CREATE: KindRules(
@@ -101,7 +111,7 @@ KINDS: dict[str, KindRules] = {
     OperationKind.DESTROY: KindRules(
         kind=OperationKind.DESTROY, plan=destroy_plan,
         working_status=StagingStatus.DESTROYING, success_status=StagingStatus.DESTROYED,
-        failure_status=StagingStatus.FAILED, starts_from=LIVE_STATUSES,
+        failure_status=StagingStatus.FAILED, starts_from=NAME_HOLDING_STATUSES,
         success_stamp="destroyed_at", stop_on_failure=False, jumps_queue=True,
         # A service goes once its task stopped (the stagings' target groups drain in 5 s);
         # a database without a final snapshot in 3-6 min.
@@ -113,10 +123,12 @@ KINDS: dict[str, KindRules] = {
     ),
 }
 
-# A staging in one of these has no operation running for it: where operations end.
+# A staging in one of these has no operation running for it: where operations end, and
+# where the reconcile puts a staging it finds lost.
 SETTLED_STATUSES = frozenset(
     status for rules in KINDS.values() for status in (rules.success_status,
-                                                        rules.failure_status))
+                                                        rules.failure_status)
+) | {StagingStatus.LOST}
 
 
 def rules_for(kind: str) -> KindRules:
@@ -164,7 +176,7 @@ ROW_CHANGES: dict[str, RowChangeRules] = {
     RowChange.KEEP: RowChangeRules(RowChange.KEEP, staff_only, _STILL_WANTED),
     # From the history: the same branch, source, DB mode and name again.
     RowChange.RECREATE: RowChangeRules(RowChange.RECREATE, owner_or_staff,
-                                       frozenset({StagingStatus.DESTROYED})),
+                                       RECREATABLE_STATUSES),
 }
 
 

@@ -20,18 +20,32 @@ class StagingStatus(models.TextChoices):
     READY = "ready"
     UPDATING = "updating"
     FAILED = "failed"
+    # AWS no longer has its resources (found by the reconcile, see reconcile.py): it costs
+    # nothing, keeps its name, and waits for a destroy (the bookkeeping) or a recreate.
+    LOST = "lost"
     DESTROYING = "destroying"
     DESTROYED = "destroyed"
 
 
 class StagingQuerySet(models.QuerySet):
     def live(self) -> "StagingQuerySet":
-        """Stagings not destroyed: they hold AWS resources (or are about to), cost money and
-        keep their name. Spelled as the statuses that are live, not "not destroyed": an index
-        on status serves ``IN``, while ``<>`` reads every staging there ever was."""
+        """Stagings neither destroyed nor lost: they hold AWS resources (or are about to),
+        cost money and keep their name. Spelled as the statuses that are live, not "not
+        destroyed": an index on status serves ``IN``, while ``<>`` reads every staging there
+        ever was."""
         from .lifecycle import LIVE_STATUSES
 
         return self.filter(status__in=sorted(LIVE_STATUSES))
+
+    def lost(self) -> "StagingQuerySet":
+        return self.filter(status=StagingStatus.LOST)
+
+    def holding_names(self) -> "StagingQuerySet":
+        """The live stagings and the lost ones: each keeps its name (and owns whatever AWS
+        still holds under it) until it is destroyed."""
+        from .lifecycle import NAME_HOLDING_STATUSES
+
+        return self.filter(status__in=sorted(NAME_HOLDING_STATUSES))
 
     def destroyed(self) -> "StagingQuerySet":
         return self.filter(status=StagingStatus.DESTROYED)
@@ -85,6 +99,8 @@ class Staging(models.Model):
     # The smallest warning window (hours) already announced for this expiry, so each window is
     # announced once; cleared whenever the expiry moves.
     expiry_warned_hours = models.FloatField(null=True, blank=True)
+    # When the reconcile found its resources gone: its costs end there.
+    lost_at = models.DateTimeField(null=True, blank=True)
 
     objects = StagingQuerySet.as_manager()
 
@@ -123,7 +139,13 @@ class Staging(models.Model):
 
     @property
     def is_live(self) -> bool:
-        return self.status != StagingStatus.DESTROYED
+        from .lifecycle import LIVE_STATUSES
+
+        return self.status in LIVE_STATUSES
+
+    @property
+    def is_lost(self) -> bool:
+        return self.status == StagingStatus.LOST
 
     @property
     def is_busy(self) -> bool:
@@ -269,13 +291,14 @@ class AuditAction(models.TextChoices):
     DESTROY = "destroy"
     SWEEP = "sweep"
     SWEEP_DELETE = "sweep-delete"
+    LOST = "lost"
+    RECREATE = "recreate"
     REVEAL_LOGIN = "reveal-login"
     REVEAL_REFUSED = "reveal-refused"
     LOGIN_LOCKOUT = "login-lockout"
     EXTEND = "extend"
     KEEP = "keep"
     KEEP_OFF = "keep-off"
-    RECREATE = "recreate"
     TOKEN_CREATE = "token-create"
     TOKEN_REVOKE = "token-revoke"
     SIGN_IN = "sign-in"

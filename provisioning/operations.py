@@ -93,7 +93,12 @@ def _name_taken(name: str) -> UserError:
 
 
 def _check_name_free(name: str) -> None:
-    if Staging.objects.live().filter(name=name).exists():
+    holder = Staging.objects.holding_names().filter(name=name).only("status").first()
+    if holder is not None and holder.is_lost:
+        raise UserError(f"The name {name!r} is held by a lost staging (AWS no longer has its "
+                        "resources): destroy it first, or recreate it.", field="name",
+                        code=Refusal.NAME_TAKEN)
+    if holder is not None:
         raise _name_taken(name)
 
 
@@ -318,11 +323,7 @@ def _create(
     _check_caps(owner)
     snapshot_id = ""
     if db_mode == DbMode.DEDICATED:
-        info = source_info(config, source)
-        if info.newest_snapshot is None:
-            raise UserError(f"The source {source!r} has no available snapshot yet.",
-                            field="source")
-        snapshot_id = info.newest_snapshot.identifier
+        snapshot_id = _newest_snapshot(config, source)
         _check_database_quota(source)
     image = resolve_image(config, branch=branch)
     _check_staging_sign_in(config)
@@ -415,6 +416,57 @@ def request_redeploy(staging: Staging, *, user: AbstractBaseUser, tag: str | Non
                         code=Refusal.WRONG_STATUS) from exc
 
 
+def _newest_snapshot(config: EngineConfig, source: str) -> str:
+    info = source_info(config, source)
+    if info.newest_snapshot is None:
+        raise UserError(f"The source {source!r} has no available snapshot yet.", field="source")
+    return info.newest_snapshot.identifier
+
+
+def _recreate_lost(staging: Staging, *, user: AbstractBaseUser,
+                   channel: audit.Channel) -> Staging:
+    """Make a lost staging again in place: a create of the same row (its name, branch,
+    source and database mode) with the branch's image and, for a dedicated database, the
+    source's newest available snapshot as they are now. Checked like a create."""
+    config = load_config()
+    _check_source(config, staging.source)
+    _check_configuration(config, staging.source, staging.db_mode)
+    live = Staging.objects.live()
+    if live.count() >= config.max_live_stagings:
+        raise UserError(f"There are already {config.max_live_stagings} live stagings, the "
+                        "most allowed: destroy one first.", code=Refusal.LIMIT_REACHED)
+    if live.filter(owner_id=staging.owner_id).count() >= config.max_live_per_user:
+        raise UserError(f"{staging.owner.get_username()} already has "
+                        f"{config.max_live_per_user} live stagings, the most allowed per "
+                        "person: destroy one first.", code=Refusal.LIMIT_REACHED)
+    _check_inflight(user)
+    snapshot_id = ""
+    if staging.db_mode == DbMode.DEDICATED:
+        snapshot_id = _newest_snapshot(config, staging.source)
+        _check_database_quota(staging.source)
+    image = resolve_image(config, branch=staging.branch)
+    _check_load_balancer_room(config)
+    rules = lifecycle.rules_for(OperationKind.CREATE)
+    with transaction.atomic():
+        # What belonged to the lost resources goes; the account id stays, so the account step
+        # removes that account before it makes a new one.
+        reset = Staging.objects.filter(pk=staging.pk, status=StagingStatus.LOST).update(
+            status=rules.working_status, image=image.uri, image_tag=image.tag,
+            snapshot_id=snapshot_id, db_instance="", url="", error="", ready_at=None,
+            lost_at=None, login_username="", login_url="", login_secret_arn="",
+            updated_at=timezone.now())
+        if not reset:
+            raise UserError(f"{staging.name} changed meanwhile; look again.",
+                            code=Refusal.WRONG_STATUS)
+        staging.refresh_from_db()
+        operation = Operation.objects.create(staging=staging, kind=OperationKind.CREATE,
+                                             requested_by=user)
+        audit.record(AuditAction.RECREATE, actor=user, staging=staging, channel=channel,
+                     detail="in place, its resources lost; " + _create_detail(staging))
+        transaction.on_commit(lambda: tasks.enqueue_operation(operation.pk))
+    return staging
+
+
 def request_destroy(staging: Staging, *, user: AbstractBaseUser,
                     channel: audit.Channel = audit.WEB) -> Operation:
     """Start a teardown, superseding a create or redeploy still running. A destroy already
@@ -481,15 +533,19 @@ class _StartedMeanwhile(Exception):
     """Another operation was requested between the check's read and its write."""
 
 
-def request_recreate(staging: Staging, *, user: AbstractBaseUser) -> Staging:
-    """A destroyed staging made again: its branch (newest image), source (newest snapshot),
-    DB mode, name and TTL, owned by whoever asks."""
+def request_recreate(staging: Staging, *, user: AbstractBaseUser,
+                     channel: audit.Channel = audit.WEB) -> Staging:
+    """A staging made again with its branch (newest image), source (newest snapshot), DB mode
+    and name: a lost one in place (it keeps its owner), a destroyed one as a new staging of
+    its name and TTL, owned by whoever asks."""
     rules = lifecycle.row_change(lifecycle.RowChange.RECREATE)
     if not rules.may_start(user, staging):
         raise NotAllowed(f"Only the owner of {staging.name} or an admin may recreate it.")
     if not rules.accepts(staging):
-        raise UserError(f"{staging.name} is {staging.status}: only a destroyed staging can be "
-                        "recreated.", code=Refusal.WRONG_STATUS)
+        raise UserError(f"{staging.name} is {staging.status}: only a destroyed or lost staging "
+                        "can be recreated.", code=Refusal.WRONG_STATUS)
+    if staging.is_lost:
+        return _recreate_lost(staging, user=user, channel=channel)
     live = Staging.objects.live().filter(name=staging.name).select_related("owner").first()
     if live is not None:
         raise UserError(f"The name {staging.name!r} is live again (a staging of "
@@ -499,5 +555,5 @@ def request_recreate(staging: Staging, *, user: AbstractBaseUser) -> Staging:
     ttl = None if staging.ttl_hours is None else min(staging.ttl_hours, config.max_ttl_hours)
     return _create(branch=staging.branch, owner=user, name=staging.name,
                    source=staging.source, db_mode=staging.db_mode, ttl_hours=ttl,
-                   action=AuditAction.RECREATE,
+                   action=AuditAction.RECREATE, channel=channel,
                    detail=f"again as staging #{staging.pk} was; ")

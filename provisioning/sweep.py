@@ -2,7 +2,8 @@
 
 Found:
 * every resource tagged ``managed-by=dynamic-stagings`` (Resource Groups Tagging API) whose
-  ``dynamic-staging`` tag names no live staging (a Staging row not destroyed); a warm-pool
+  ``dynamic-staging`` tag names no staging that is live or lost (a Staging row not destroyed:
+  a lost staging's destroy removes what is left of it); a warm-pool
   database (tagged ``dynamic-staging-pool=<source>``) is owned while a PoolDatabase row names it,
   and any database is owned while a live staging uses it as its ``db_instance``;
 * every rule on the dynamic stagings listener whose host header lies under ``DS_DOMAIN`` and
@@ -82,7 +83,8 @@ class _Owners:
 
 
 def _owners() -> _Owners:
-    live = Staging.objects.live()
+    # A lost staging still owns what AWS has left of it: its destroy removes that.
+    live = Staging.objects.holding_names()
     databases = set(live.exclude(db_instance="").values_list("db_instance", flat=True))
     # A pool database belongs to the pool until a staging claims it, then to that staging.
     pool = PoolDatabase.objects.exclude(

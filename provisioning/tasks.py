@@ -295,16 +295,21 @@ def resume_after_start(**_signal) -> None:
         log.exception("could not bring the resume schedule forward")
 
 
-def _swept(count: int) -> tuple[str, str]:
-    return f"{count} leftover(s) found", ""
+def _swept(result) -> tuple[str, str]:
+    return result.summary(), ""
 
 
 @scheduled("sweep orphaned resources", minutes=15, describe=_swept)
-def sweep_orphans() -> int:
-    """Record what AWS holds that no live staging owns (run every 15 minutes)."""
+def sweep_orphans():
+    """Compare our records with AWS both ways (run every 15 minutes): mark the stagings whose
+    resources AWS no longer has lost, and record what AWS holds that no staging owns (never
+    deleting it). What it found (reconcile.Reconciled)."""
+    from .reconcile import find_lost
     from .sweep import sweep
 
-    return len(sweep(delete=False))
+    found = find_lost()
+    found.orphans = sweep(delete=False)
+    return found
 
 
 def _refilled(result) -> tuple[str, str]:

@@ -63,7 +63,7 @@ def test_a_schedule_that_fails_records_the_error_and_still_fails(monkeypatch):
 
 def test_a_sweep_records_how_many_leftovers_it_found(monkeypatch):
     monkeypatch.setattr("provisioning.sweep.sweep", lambda delete=False: ["a", "b"])
-    assert tasks.sweep_orphans() == 2
+    assert len(tasks.sweep_orphans().orphans) == 2
     (run,) = runs_of(tasks.sweep_orphans.every)
     assert (run.outcome, run.error) == ("2 leftover(s) found", "")
 

@@ -1,6 +1,6 @@
 """The ``ds`` command: create, list, show, destroy, redeploy, extend, keep and recreate dynamic
-stagings, check the host they are cloned from (``doctor``), and make, list and revoke API
-tokens (``token``).
+stagings, compare our records with AWS (``sweep``), check the host they are cloned from
+(``doctor``), and make, list and revoke API tokens (``token``).
 
 Exit codes scripts can rely on: 0 success, 1 the operation failed (or AWS refused), 2 a usage
 or user error, with a one-line reason on stderr.
@@ -24,7 +24,7 @@ from provisioning.config import load_config
 from provisioning.errors import BranchHasStaging, ExternalCallFailed, UserError
 from provisioning.models import ApiToken, Operation, Staging, StagingStatus, TokenScope
 from provisioning.presenters import staging_summary
-from provisioning.sweep import sweep
+from provisioning.reconcile import reconcile
 
 EXIT_FAILED = 1
 EXIT_USER_ERROR = 2
@@ -61,7 +61,7 @@ class Command(BaseCommand):
                                  "(default DS_TTL_HOURS, at most DS_MAX_TTL_HOURS)")
         create.add_argument("--wait", action="store_true", help="wait until ready or failed")
         create.add_argument("--json", action="store_true", help="print the staging as JSON")
-        listing = sub.add_parser("list", help="list live stagings")
+        listing = sub.add_parser("list", help="list live (and lost) stagings")
         listing.add_argument("--json", action="store_true")
         listing.add_argument("--all", action="store_true", help="include destroyed stagings")
         show = sub.add_parser("show", help="show one staging and its last operation")
@@ -87,12 +87,14 @@ class Command(BaseCommand):
         keeping.add_argument("--off", action="store_true",
                              help="stop keeping it: it expires DS_TTL_HOURS from now")
         keeping.add_argument("--json", action="store_true")
-        recreate = sub.add_parser("recreate", help="make a destroyed staging again (same "
-                                                   "branch, source, DB mode and name)")
+        recreate = sub.add_parser("recreate", help="make a destroyed or lost staging again "
+                                                   "(same branch, source, DB mode and name)")
         recreate.add_argument("name")
         recreate.add_argument("--wait", action="store_true", help="wait until ready or failed")
         recreate.add_argument("--json", action="store_true")
-        sweeping = sub.add_parser("sweep", help="list (or delete) what no live staging owns")
+        sweeping = sub.add_parser(
+            "sweep", help="compare our records with AWS: mark the stagings AWS lost, list (or "
+                          "delete) what no staging owns")
         sweeping.add_argument("--delete", action="store_true", help="delete what is found")
         sweeping.add_argument("--json", action="store_true")
         checking = sub.add_parser("doctor", help="check the host against what a create needs")
@@ -162,8 +164,13 @@ class Command(BaseCommand):
     def do_list(self, *, json: bool, all: bool, **_) -> None:
         stagings = Staging.objects.select_related("owner")
         if not all:
-            stagings = stagings.live()
+            stagings = stagings.holding_names()
         summaries = [staging_summary(s) for s in stagings]
+        lost = [s["name"] for s in summaries if s["status"] == StagingStatus.LOST]
+        if lost:
+            sys.stderr.write(f"{len(lost)} staging(s) lost (AWS no longer has their resources): "
+                             f"{', '.join(lost)}; `ds destroy NAME` finishes the bookkeeping, "
+                             "`ds recreate NAME` makes one again.\n")
         if json:
             self._print_json(summaries)
             return
@@ -215,23 +222,42 @@ class Command(BaseCommand):
         self._show(staging, with_steps=False, as_json=json)
 
     def do_recreate(self, *, name: str, wait: bool, json: bool, **_) -> None:
-        destroyed = engine.last_destroyed(name) or self._staging(name)
-        staging = engine.request_recreate(destroyed, user=self._cli_user())
+        # The staging holding the name if it is lost, else the newest destroyed one.
+        staging = engine.request_recreate(self._staging(name), user=self._cli_user(),
+                                          channel=audit.CLI)
         self._finish(staging, wait=wait, as_json=json)
 
     def do_sweep(self, *, delete: bool, json: bool, **_) -> None:
-        rows = sweep(delete=delete, actor=self._cli_user())
+        found = reconcile(delete=delete, actor=self._cli_user())
+        rows = found.orphans
         if json:
-            self._print_json([
-                {"arn": r.arn, "kind": r.kind, "staging": r.staging_name,
-                 "first_seen_at": r.first_seen_at, "deleted_at": r.deleted_at, "error": r.error}
-                for r in rows
-            ])
+            self._print_json({
+                "orphans": [
+                    {"arn": r.arn, "kind": r.kind, "staging": r.staging_name,
+                     "first_seen_at": r.first_seen_at, "deleted_at": r.deleted_at,
+                     "error": r.error}
+                    for r in rows
+                ],
+                "lost": [{"staging": j.name, "gone": list(j.gone)} for j in found.lost],
+                "still_lost": found.still_lost,
+                "incomplete": [{"staging": j.name, "gone": list(j.gone), "there": list(j.there)}
+                               for j in found.incomplete],
+            })
         else:
+            for judged in found.lost:
+                self.stdout.write(f"{'lost staging':<36} {judged.name:<28} {judged.describe()}")
+            for name in found.still_lost:
+                self.stdout.write(f"{'lost staging':<36} {name:<28} lost earlier: destroy it "
+                                  "to finish, or recreate it")
+            for judged in found.incomplete:
+                self.stdout.write(f"{'incomplete staging':<36} {judged.name:<28} "
+                                  f"{judged.describe()}")
             for r in rows:
                 state = "deleted" if r.deleted_at else (f"error: {r.error}" if r.error else "")
                 self.stdout.write(f"{r.kind:<36} {r.staging_name or '-':<28} {r.arn} {state}")
-            self.stderr.write(f"{len(rows)} orphaned resource(s)")
+            self.stderr.write(f"{len(rows)} orphaned resource(s); {found.judged} staging(s) "
+                              f"checked, {len(found.lost)} newly lost, "
+                              f"{len(found.incomplete)} incomplete")
         if delete and any(r.error for r in rows):
             raise Exit(EXIT_FAILED, "error: some orphaned resources could not be deleted")
 

@@ -8,6 +8,12 @@
   ``DS_SANDBOX=1`` find it through ``<state dir>/env.json``.
 * ``sandbox slack "/staging create feature/x" [--user demo]``: type a slash command as Slack
   would send it to the running dashboard, and print what comes back.
+* ``sandbox reconcile``: compare the dashboard's records with the running sandbox AWS, both
+  ways (provisioning/reconcile.py), and say what it found. ``sandbox run`` runs it as it
+  starts, once the sandbox AWS is up and before the dashboard serves.
+
+The sandbox AWS keeps its state in the state directory across restarts (sandbox/persistence.py);
+``--fresh`` starts it newly seeded instead.
 """
 
 from pathlib import Path
@@ -39,6 +45,11 @@ class Command(BaseCommand):
             sub.add_argument("--delay-scale", type=float, default=None,
                              help="fraction of real AWS durations (default: "
                                   "$DS_SANDBOX_DELAY_SCALE or 0.07)")
+            sub.add_argument("--fresh", action="store_true",
+                             help="start from a newly seeded AWS instead of the state the "
+                                  "last run saved (that state is kept as aws-state.pickle.old)")
+        modes.add_parser("reconcile", help="Compare the dashboard's records with the running "
+                                           "sandbox AWS (sandbox run does it as it starts).")
         slack = modes.add_parser("slack", help="Send a signed slash command to the dashboard "
                                                "and print what comes back.")
         slack.add_argument("typed", help='what is typed in Slack, e.g. "/staging list"')
@@ -59,6 +70,10 @@ class Command(BaseCommand):
 
         state_dir = Path(options.get("state_dir") or launcher.default_state_dir(settings.BASE_DIR))
         state_dir = state_dir.resolve()
+        if options["mode"] == "reconcile":
+            # Runs beside the sandbox, which holds the state directory.
+            self._reconcile(state_dir)
+            return
         try:
             # Everything that could make a second start fail is checked before anything is
             # touched: the state directory's lock, then the ports asked for.
@@ -101,13 +116,24 @@ class Command(BaseCommand):
 
     def _start_aws(self, launcher, state_dir: Path, port: int, options, sign_in_for: str = ""):
         sandbox = launcher.start_sandbox_aws(
-            state_dir=state_dir, port=port, scale=options["delay_scale"], sign_in_for=sign_in_for
+            state_dir=state_dir, port=port, scale=options["delay_scale"],
+            sign_in_for=sign_in_for, fresh=options["fresh"],
         )
-        self.stdout.write(f"sandbox AWS ready at {sandbox.endpoint_url}")
+        self.stdout.write(f"sandbox AWS ready at {sandbox.endpoint_url}, {sandbox.origin}")
         if sandbox.identity_provider is not None:
             self.stdout.write(f"identity provider at {sandbox.identity_provider.issuer}")
         self.stdout.flush()
         return sandbox
+
+    def _reconcile(self, state_dir: Path) -> None:
+        from provisioning.reconcile import reconcile
+        from provisioning.sandbox.environment import NOT_RUNNING, sandbox_is_running
+
+        if not sandbox_is_running(state_dir):
+            raise CommandError(NOT_RUNNING)
+        found = reconcile()
+        for line in found.lines():
+            self.stdout.write(f"reconcile: {line}")
 
     def _aws(self, launcher, state_dir: Path, options, stop) -> None:
         sandbox = self._start_aws(launcher, state_dir, options["port"], options,
@@ -129,6 +155,9 @@ class Command(BaseCommand):
             environment = launcher.app_environment(sandbox, state_dir)
             # Links in e-mails and Slack messages point at this dashboard.
             environment.setdefault("DS_DASHBOARD_URL", f"http://127.0.0.1:{options['port']}")
+            # Before the dashboard serves: nobody sees a staging as ready whose resources the
+            # sandbox AWS does not have.
+            launcher.reconcile_records(settings.BASE_DIR, environment)
             children = launcher.start_app(settings.BASE_DIR, options["port"], environment)
             if launcher.wait_for_port(options["port"], children):
                 self._greet(options["port"], password, state_dir, launcher,
