@@ -7,7 +7,6 @@ its own, kept in Secrets Manager (``dynamic-stagings/NAME/account-api-token``) a
 its containers as an ECS secret, and the engine calls its API with that token.
 """
 
-import secrets
 import time
 
 from .. import account_api
@@ -15,6 +14,7 @@ from ..aws import secretsmanager
 from ..errors import ExternalCallFailed, OperationCancelled
 from ..names import staging_tags
 from ..stepkit import Skip, StepContext
+from .staging_secrets import keep_random_secret, remove_secret
 
 # How long to wait for AWS to free the login secret's name after a destroy deleted it without
 # recovery, in poll intervals (two minutes at the default DS_POLL_SECONDS): the API reference
@@ -48,21 +48,11 @@ def _token(ctx: StepContext) -> str:
 def make_account_token(ctx: StepContext) -> dict:
     """The staging's own account API token; the one an earlier attempt made is kept, since
     task definitions may already point at it."""
-    name = ctx.names.account_api_token_secret
-    arn = secretsmanager.find_secret_arn(name=name)
-    if arn is None:
-        arn = secretsmanager.store_secret(name=name, value=secrets.token_urlsafe(TOKEN_BYTES),
-                                          tags=staging_tags(ctx.staging.name))
-    return {"secret_arn": arn}
+    return keep_random_secret(ctx, name=ctx.names.account_api_token_secret, nbytes=TOKEN_BYTES)
 
 
 def remove_account_token(ctx: StepContext) -> dict:
-    # Asked first: whether DeleteSecret of a missing name is an error is not to be relied on.
-    if secretsmanager.find_secret_arn(name=ctx.names.account_api_token_secret) is None:
-        raise Skip("no account API token")
-    if not secretsmanager.delete_secret(name=ctx.names.account_api_token_secret):
-        raise Skip("no account API token")
-    return {"deleted": ctx.names.account_api_token_secret}
+    return remove_secret(name=ctx.names.account_api_token_secret, what="account API token")
 
 
 def create_account(ctx: StepContext) -> dict:

@@ -4,7 +4,6 @@ DS_STAGING_BYPASS_HEADER, the rule before it that lets automated tests through w
 staging's bypass token (kept in Secrets Manager, dynamic-stagings/NAME/bypass-token)."""
 
 import dataclasses
-import secrets
 import zlib
 from dataclasses import dataclass
 
@@ -14,6 +13,7 @@ from ..errors import ExternalCallFailed, Refusal, UserError
 from ..host import HostEnvironment, read_host_environment
 from ..names import ResourceNames, staging_tags
 from ..stepkit import Skip, StepContext
+from .staging_secrets import keep_random_secret, remove_secret
 
 PRIORITY_ATTEMPTS = 10
 BYPASS_BYTES = 32
@@ -233,21 +233,11 @@ def bypass_token_of(staging_name: str, config: EngineConfig) -> str | None:
 def make_bypass_token(ctx: StepContext) -> dict:
     """The staging's own bypass token; the one an earlier attempt made is kept (a rule may
     already carry it)."""
-    name = ctx.names.bypass_token_secret
-    arn = secretsmanager.find_secret_arn(name=name)
-    if arn is None:
-        arn = secretsmanager.store_secret(name=name, value=secrets.token_urlsafe(BYPASS_BYTES),
-                                          tags=staging_tags(ctx.staging.name))
-    return {"secret_arn": arn}
+    return keep_random_secret(ctx, name=ctx.names.bypass_token_secret, nbytes=BYPASS_BYTES)
 
 
 def remove_bypass_token(ctx: StepContext) -> dict:
-    # Asked first: whether DeleteSecret of a missing name is an error is not to be relied on.
-    if secretsmanager.find_secret_arn(name=ctx.names.bypass_token_secret) is None:
-        raise Skip("no bypass token")
-    if not secretsmanager.delete_secret(name=ctx.names.bypass_token_secret):
-        raise Skip("no bypass token")
-    return {"deleted": ctx.names.bypass_token_secret}
+    return remove_secret(name=ctx.names.bypass_token_secret, what="bypass token")
 
 
 def remove_listener_rules(ctx: StepContext) -> dict:
