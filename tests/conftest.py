@@ -12,8 +12,18 @@
   master password with ``"/@`` or a space is refused, the DBInstances quota is answered.
 * ``push_image(tag, layer=...)`` pushes another image to the app repository (a new ``layer``
   gives a new digest under the same tag).
+* ``tasks_keep_running``: moto's ECS tasks stay RUNNING however often they are described.
+* ``aws_secret_rules``: the sandbox's Secrets Manager rules (deleted names not free at once).
+* ``cli_user``: the ``ds`` command acts as alice.
+
+Helpers live in modules of their own, never in a test module: factories.py (rows, step
+contexts, hand-made AWS resources), running.py (operations run in this process), footprint.py
+(what moto holds for a staging), faults.py (failures injected at our AWS wrappers),
+command_line.py (``ds`` as a script runs it), inline_code.py, present.py and stack.py (the
+sandbox in other processes), browser/chromium.py.
 """
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterator
@@ -27,7 +37,7 @@ import pytest
 from moto import mock_aws
 
 from provisioning.aws import base
-from provisioning.sandbox import ecs_rules, rds_rules
+from provisioning.sandbox import delays, ecs_rules, rds_rules, secrets_rules
 
 REGION = "us-east-1"
 CLUSTER = "host-staging"
@@ -42,6 +52,8 @@ WEB_PORT = 8000
 # Tags pushed to the app repository at seeding time, one image each.
 SEEDED_TAGS = ("main", "feature-Login_Page", "release-1.2")
 SIDECAR_IMAGE = "public.ecr.aws/aws-observability/aws-for-fluent-bit:stable"
+# A branch whose image is seeded (tag feature-Login_Page).
+BRANCH = "feature/Login_Page"
 
 
 @pytest.fixture(autouse=True)
@@ -325,3 +337,31 @@ def _empty_cache():
     from django.core.cache import cache
 
     cache.clear()
+
+
+@pytest.fixture
+def tasks_keep_running():
+    """moto moves a task one state towards STOPPED each time it is described; AWS does not."""
+    from moto.moto_api import state_manager
+
+    state_manager.set_transition("ecs::task", {"progression": "manual", "times": 10**6})
+    yield
+    state_manager.unset_transition("ecs::task")
+
+
+@pytest.fixture
+def aws_secret_rules(monkeypatch):
+    """The sandbox's Secrets Manager rules on the in-process moto, for this test only."""
+    from moto.secretsmanager.models import SecretsManagerBackend
+
+    for name, make_wrapper in secrets_rules.PATCHES.items():
+        original = getattr(SecretsManagerBackend, name)
+        monkeypatch.setattr(SecretsManagerBackend, name,
+                            functools.wraps(original)(make_wrapper(original)))
+    monkeypatch.setitem(delays._settings, "scale", 0.01)  # names free after 0.3 s
+
+
+@pytest.fixture
+def cli_user(monkeypatch):
+    """The user the ``ds`` command acts as."""
+    monkeypatch.setenv("DS_USER", "alice")

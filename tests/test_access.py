@@ -23,6 +23,7 @@ from dashboard.middleware import CONTENT_SECURITY_POLICY
 from dashboard.settings import env_secret
 from provisioning import engine
 from provisioning.models import Orphan, Staging, StagingStatus
+from tests.inline_code import inline_code
 
 pytestmark = pytest.mark.django_db
 
@@ -212,20 +213,6 @@ def test_every_response_carries_the_policy(client, staging, admin):
         assert response["Content-Security-Policy"] == CONTENT_SECURITY_POLICY, name
     response = client.post(url_for("reveal_login", staging), HTTP_HX_REQUEST="true")
     assert response["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
-
-
-INLINE_CODE = [
-    (re.compile(r"<script\b(?![^>]*\bsrc=)[^>]*>", re.I), "an inline <script>"),
-    (re.compile(r"<style\b", re.I), "a <style> element"),
-    (re.compile(r"\sstyle\s*=", re.I), "a style attribute"),
-    (re.compile(r"\son[a-z]+\s*=", re.I), "an on* event attribute"),
-    (re.compile(r"\s(?:data-)?hx-on\b|\shx-vars\s*=|js:", re.I), "htmx code run by eval"),
-    (re.compile(r"javascript:", re.I), "a javascript: URL"),
-]
-
-
-def inline_code(html: str) -> list[str]:
-    return [what for pattern, what in INLINE_CODE if pattern.search(html)]
 
 
 def test_no_template_has_inline_code():

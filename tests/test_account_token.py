@@ -16,7 +16,8 @@ from provisioning.models import OperationStatus, StagingStatus
 from provisioning.steps.account import make_account_token
 from tests.conftest import CLUSTER
 from tests.factories import make_operation, make_staging, step_context
-from tests.test_runner import assert_nothing_left, create, run, steps_of, tagged
+from tests.footprint import assert_nothing_left, tagged
+from tests.running import create, run, steps_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -18,11 +18,10 @@ from provisioning.errors import UserError
 from provisioning.models import Operation, OperationKind, OperationStatus, Staging, StagingStatus
 from provisioning.operations import request_create, request_destroy
 from provisioning.runner import run_operation
+from tests.conftest import BRANCH
+from tests.footprint import assert_nothing_left
 from tests.present import tagged_and_present
 from tests.stack import SandboxStack, running_stack
-from tests.test_runner import assert_nothing_left
-
-BRANCH = "feature/Login_Page"
 
 
 @pytest.fixture

@@ -7,24 +7,18 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
-from django.core.management import call_command
 
 from provisioning.aws.base import AwsError
 from provisioning.models import Staging, StagingStatus
 from provisioning.names import name_for_branch
 from provisioning.runner import run_operation
-from tests.conftest import DOMAIN
+from tests.command_line import ds
+from tests.conftest import BRANCH, DOMAIN
 from tests.factories import make_staging
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-BRANCH = "feature/Login_Page"
 NAME = name_for_branch(BRANCH)
 SUMMARY_KEYS = {"name", "status", "url", "branch", "source", "db_mode"}
-
-
-@pytest.fixture
-def cli_user(monkeypatch):
-    monkeypatch.setenv("DS_USER", "alice")
 
 
 @pytest.fixture
@@ -41,36 +35,6 @@ def run_at_once(monkeypatch):
     monkeypatch.setattr("provisioning.tasks.enqueue_operation",
                         lambda operation_id: run_operation(operation_id))
     monkeypatch.setattr("provisioning.management.commands.ds.WAIT_POLL_SECONDS", 0.01)
-
-
-def ds(*args: str) -> tuple[int, str, str]:
-    """Run ``ds`` like a script would; the exit code, stdout and stderr."""
-    out, err = _Capture(), _Capture()
-    with mock.patch("sys.stderr", err):
-        try:
-            call_command("ds", *args, stdout=out)
-            code = 0
-        except SystemExit as exit_:
-            code = exit_.code
-    return code, out.getvalue(), err.getvalue()
-
-
-class _Capture:
-    def __init__(self):
-        self.parts: list[str] = []
-
-    def write(self, text: str) -> int:
-        self.parts.append(text)
-        return len(text)
-
-    def flush(self) -> None:
-        pass
-
-    def isatty(self) -> bool:
-        return False
-
-    def getvalue(self) -> str:
-        return "".join(self.parts)
 
 
 def assert_one_line_error(stderr: str, *fragments: str) -> None:

@@ -29,7 +29,8 @@ from provisioning.operations import request_create, request_destroy, request_red
 from provisioning.runner import run_operation
 from provisioning.sweep import find_orphans
 from tests.conftest import HOST_DB, QA_DB
-from tests.test_faults import Watch, WorkerKilled, assert_clean, aws_wrappers
+from tests.faults import Watch, WorkerKilled, aws_wrappers
+from tests.footprint import assert_clean
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -158,7 +159,7 @@ def history_machine(owner, listener_arn: str, counts: dict[str, int]):
                 staging.refresh_from_db()
                 assert staging.status == StagingStatus.DESTROYED, staging.error
             for name in self.names:
-                assert_clean(Staging(name=name), listener_arn)
+                assert_clean(name, listener_arn)
             assert find_orphans() == []
 
     return Histories

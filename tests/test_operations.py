@@ -24,12 +24,10 @@ from provisioning.operations import (
     request_destroy,
     request_redeploy,
 )
-from tests.conftest import CLUSTER
+from tests.conftest import BRANCH, CLUSTER
 from tests.factories import make_operation, make_staging
 
 pytestmark = pytest.mark.django_db
-
-BRANCH = "feature/Login_Page"
 
 
 def aws_inventory() -> dict:

@@ -27,12 +27,11 @@ from provisioning.models import (
 )
 from provisioning.operations import request_create, request_destroy
 from provisioning.runner import run_operation
-from tests.conftest import HOST_DB, QA_DB
+from tests.conftest import BRANCH, HOST_DB, QA_DB
 from tests.factories import make_staging
+from tests.running import steps_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-BRANCH = "feature/Login_Page"
 
 
 @pytest.fixture(autouse=True)
@@ -77,10 +76,6 @@ def create_and_run(owner, **kwargs) -> tuple[Staging, Operation]:
     staging.refresh_from_db()
     operation.refresh_from_db()
     return staging, operation
-
-
-def steps_of(operation: Operation) -> dict[str, str]:
-    return {s.key: s.state for s in operation.steps.all()}
 
 
 def container_env(task_definition_arn: str) -> tuple[dict[str, str], dict[str, str]]:

@@ -12,11 +12,9 @@ from provisioning.aws import elbv2, rds
 from provisioning.errors import UserError
 from provisioning.models import DbMode, Staging
 from provisioning.operations import request_create, request_destroy
-from tests.conftest import QA_DB
+from tests.conftest import BRANCH, QA_DB
 
 pytestmark = pytest.mark.django_db
-
-BRANCH = "feature/Login_Page"
 
 
 def tagged_resources() -> list[str]:

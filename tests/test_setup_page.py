@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from provisioning import doctor
 from provisioning.aws import rds
-from tests.test_access import inline_code
+from tests.inline_code import inline_code
 
 pytestmark = pytest.mark.django_db
 

@@ -24,12 +24,8 @@ from provisioning.operations import request_create
 from provisioning.runner import run_operation
 from provisioning.sweep import delete_orphans, sweep
 from tests.conftest import CLUSTER, DOMAIN
-from tests.test_gone import (  # noqa: F401 (fixtures)
-    aws_secret_rules,
-    run_tagged_task,
-    tasks_keep_running,
-)
-from tests.test_runner import assert_everything_made, assert_host_untouched, assert_nothing_left
+from tests.factories import run_tagged_task
+from tests.footprint import assert_everything_made, assert_host_untouched, assert_nothing_left
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -87,7 +83,7 @@ def test_sweep_finds_and_deletes_exactly_what_a_forgotten_staging_left(host_env,
         (row.arn, row.error) for row in deleted]
     assert_nothing_left(lost.name, host_env.listener_arn)
     assert_everything_made(live.name, host_env.listener_arn, dedicated=False)
-    assert_host_untouched(host_env)
+    assert_host_untouched()
 
     trail = AuditEvent.objects.filter(action="sweep-delete")
     assert trail.count() == len(EXPECTED_KINDS)

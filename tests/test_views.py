@@ -34,29 +34,18 @@ from provisioning.models import (
     StepState,
 )
 from tests.conftest import SEEDED_TAGS
+from tests.factories import (
+    ACCOUNT,
+    CREATE_OUTPUTS,
+    REGION,
+    RULE_ARN,
+    TG_ARN,
+    add_operation,
+    make_listed_staging,
+)
 
 pytestmark = pytest.mark.django_db
 HTMX = {"HTTP_HX_REQUEST": "true"}
-REGION = "us-east-1"
-ACCOUNT = "123456789012"
-TG_ARN = f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:targetgroup/ds-shop/0123456789abcdef"
-RULE_ARN = (f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:listener-rule/app/dynamic/"
-            "50dc6c495c0c9188/f2f7dc8efc522ab2/9683b2d02a6cabee")
-WEB_SERVICE_ARN = f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/host-staging/ds-shop-web"
-WORKER_SERVICE_ARN = f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/host-staging/ds-shop-worker"
-WEB_TD_ARN = f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/ds-shop-web:3"
-WORKER_TD_ARN = f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/ds-shop-worker:3"
-CREATE_OUTPUTS = {
-    "image": {"image": "registry/app@sha256:abc", "tag": "feature-shop"},
-    "database": {"db_instance": "ds-shop", "address": "ds-shop.example.rds.amazonaws.com"},
-    "web_task_definition": {"arn": WEB_TD_ARN},
-    "worker_task_definition": {"arn": WORKER_TD_ARN},
-    "target_group": {"arn": TG_ARN},
-    "listener_rule": {"arn": RULE_ARN, "priority": 17},
-    "web_service": {"arn": WEB_SERVICE_ARN},
-    "worker_service": {"arn": WORKER_SERVICE_ARN},
-    "web_healthy": {}, "worker_steady": {}, "account": {}, "report": {"url": "https://x"},
-}
 
 
 @pytest.fixture(autouse=True)
@@ -76,45 +65,6 @@ def client_for(user) -> Client:
     client = Client()
     client.force_login(user)
     return client
-
-
-def make(owner, name="shop", *, status=StagingStatus.READY, db_mode="dedicated",
-         age=timedelta(hours=2), **fields) -> Staging:
-    now = timezone.now()
-    if status == StagingStatus.DESTROYED:
-        fields.setdefault("destroyed_at", now - timedelta(minutes=5))
-    if status in {StagingStatus.READY, StagingStatus.UPDATING}:
-        fields.setdefault("url", f"https://{name}.dynamic.test")
-        fields.setdefault("login_username", f"qa+{name}@example.com")
-        fields.setdefault("login_secret_arn", f"{SECRET_ARN_PREFIX}dynamic-stagings/{name}/login")
-    return Staging.objects.create(
-        name=name, branch=f"feature/{name}", source="host-db", db_mode=db_mode, owner=owner,
-        status=status, created_at=now - age, image_tag=f"feature-{name}", **fields,
-    )
-
-
-SECRET_ARN_PREFIX = "arn:aws:secretsmanager:us-east-1:123456789012:secret:"
-
-
-def add_operation(staging, kind=OperationKind.CREATE, status=OperationStatus.SUCCEEDED,
-                  steps=None, outputs=CREATE_OUTPUTS, took=timedelta(seconds=30)) -> Operation:
-    """An operation with one row per step; ``steps`` maps keys to states (default: all done)."""
-    now = timezone.now()
-    finished = status in {OperationStatus.SUCCEEDED, OperationStatus.FAILED}
-    operation = Operation.objects.create(
-        staging=staging, kind=kind, status=status, requested_by=staging.owner,
-        started_at=now - took, finished_at=now if finished else None,
-    )
-    keys = steps if steps is not None else {key: StepState.DONE for key in outputs}
-    for position, (key, state) in enumerate(keys.items()):
-        done = state in {StepState.DONE, StepState.FAILED}
-        Step.objects.create(
-            operation=operation, key=key, label=f"Step {key}", position=position, state=state,
-            started_at=now - took if state != StepState.PENDING else None,
-            finished_at=now if done else None,
-            outputs=outputs.get(key, {}) if state == StepState.DONE else {},
-        )
-    return operation
 
 
 def running_create(staging) -> Operation:
@@ -154,7 +104,7 @@ def test_login_page_logs_in(client, alice):
 
 
 def test_bob_may_not_destroy_alices_staging(alice, bob):
-    staging = make(alice)
+    staging = make_listed_staging(alice)
     client = client_for(bob)
     assert client.get(reverse("destroy", args=[staging.pk])).status_code == 403
     response = client.post(reverse("destroy", args=[staging.pk]))
@@ -164,18 +114,18 @@ def test_bob_may_not_destroy_alices_staging(alice, bob):
 
 
 def test_bob_may_not_redeploy_alices_staging(alice, bob, monkeypatch):
-    staging = make(alice)
+    staging = make_listed_staging(alice)
     monkeypatch.setattr(engine, "request_redeploy", pytest.fail)
     assert client_for(bob).post(reverse("redeploy", args=[staging.pk])).status_code == 403
 
 
 def test_redeploy_needs_post(alice):
-    staging = make(alice)
+    staging = make_listed_staging(alice)
     assert client_for(alice).get(reverse("redeploy", args=[staging.pk])).status_code == 405
 
 
 def test_bob_sees_no_action_buttons_on_alices_staging(alice, bob):
-    staging = make(alice)
+    staging = make_listed_staging(alice)
     add_operation(staging)
     page = client_for(bob).get(reverse("staging", args=[staging.pk])).content.decode()
     assert "Destroy" not in page and "Redeploy" not in page
@@ -186,7 +136,7 @@ def test_bob_sees_no_action_buttons_on_alices_staging(alice, bob):
 # --- destroy ----------------------------------------------------------------------------------
 
 def test_destroy_asks_then_destroys(alice, enqueued, django_capture_on_commit_callbacks):
-    staging = make(alice)
+    staging = make_listed_staging(alice)
     client = client_for(alice)
     page = client.get(reverse("destroy", args=[staging.pk]))
     assert page.status_code == 200
@@ -203,28 +153,28 @@ def test_destroy_asks_then_destroys(alice, enqueued, django_capture_on_commit_ca
 
 
 def test_staff_may_destroy_anyones_staging(alice, admin):
-    staging = make(alice)
+    staging = make_listed_staging(alice)
     response = client_for(admin).post(reverse("destroy", args=[staging.pk]))
     assert response.status_code == 302
     assert staging.operations.get().kind == OperationKind.DESTROY
 
 
 def test_destroy_from_the_fleet_returns_to_the_fleet(alice):
-    staging = make(alice)
+    staging = make_listed_staging(alice)
     response = client_for(alice).post(reverse("destroy", args=[staging.pk]),
                                       {"next": "/?owner=mine"})
     assert response["Location"] == "/?owner=mine"
 
 
 def test_destroy_ignores_a_foreign_next(alice):
-    staging = make(alice)
+    staging = make_listed_staging(alice)
     response = client_for(alice).post(reverse("destroy", args=[staging.pk]),
                                       {"next": "https://evil.example/"})
     assert response["Location"] == reverse("staging", args=[staging.pk])
 
 
 def test_destroy_of_a_destroyed_staging_says_so(alice):
-    staging = make(alice, status=StagingStatus.DESTROYED)
+    staging = make_listed_staging(alice, status=StagingStatus.DESTROYED)
     client = client_for(alice)
     response = client.post(reverse("destroy", args=[staging.pk]), follow=True)
     assert "already destroyed" in response.content.decode()
@@ -233,7 +183,7 @@ def test_destroy_of_a_destroyed_staging_says_so(alice):
 
 def test_csrf_is_enforced_on_destroy_and_redeploy(alice, monkeypatch):
     monkeypatch.setattr(engine, "request_redeploy", lambda staging, user: None)
-    staging = make(alice)
+    staging = make_listed_staging(alice)
     client = Client(enforce_csrf_checks=True)
     client.force_login(alice)
     for name in ("destroy", "redeploy"):
@@ -251,7 +201,7 @@ def test_csrf_is_enforced_on_destroy_and_redeploy(alice, monkeypatch):
 # --- redeploy ---------------------------------------------------------------------------------
 
 def test_redeploy_starts_an_operation(alice, monkeypatch):
-    staging = make(alice)
+    staging = make_listed_staging(alice)
     seen = []
     monkeypatch.setattr(engine, "request_redeploy",
                         lambda staging, user: seen.append((staging.pk, user.username)))
@@ -261,7 +211,7 @@ def test_redeploy_starts_an_operation(alice, monkeypatch):
 
 
 def test_redeploy_refused_is_a_sentence(alice, monkeypatch):
-    staging = make(alice)
+    staging = make_listed_staging(alice)
 
     def refuse(staging, user):
         raise UserError("No image tagged 'feature-shop' in repository 'app'.", field="branch")
@@ -273,7 +223,7 @@ def test_redeploy_refused_is_a_sentence(alice, monkeypatch):
 
 
 def test_redeploy_aws_failure_is_not_a_500(alice, monkeypatch):
-    staging = make(alice)
+    staging = make_listed_staging(alice)
 
     def fail(staging, user):
         raise ExternalCallFailed("ecr:DescribeImages", "ThrottlingException", "Rate exceeded")
@@ -287,9 +237,9 @@ def test_redeploy_aws_failure_is_not_a_500(alice, monkeypatch):
 # --- fleet ------------------------------------------------------------------------------------
 
 def test_fleet_shows_live_stagings_with_costs_and_totals(alice, bob):
-    make(alice, "shop")
-    make(bob, "cart", db_mode="shared", status=StagingStatus.PROVISIONING)
-    make(alice, "gone", status=StagingStatus.DESTROYED)
+    make_listed_staging(alice, "shop")
+    make_listed_staging(bob, "cart", db_mode="shared", status=StagingStatus.PROVISIONING)
+    make_listed_staging(alice, "gone", status=StagingStatus.DESTROYED)
     page = client_for(alice).get("/").content.decode()
     assert 'href="/stagings/' in page
     assert ">shop<" in page and ">cart<" in page
@@ -304,8 +254,8 @@ def test_fleet_shows_live_stagings_with_costs_and_totals(alice, bob):
 
 
 def test_fleet_filters_work_without_javascript(alice, bob):
-    make(alice, "shop")
-    make(bob, "cart", status=StagingStatus.FAILED)
+    make_listed_staging(alice, "shop")
+    make_listed_staging(bob, "cart", status=StagingStatus.FAILED)
     client = client_for(alice)
     mine = client.get("/?owner=mine").content.decode()
     assert ">shop<" in mine and ">cart<" not in mine
@@ -316,14 +266,14 @@ def test_fleet_filters_work_without_javascript(alice, bob):
 
 
 def test_history_lists_destroyed_stagings(alice):
-    make(alice, "shop")
-    make(alice, "gone", status=StagingStatus.DESTROYED)
+    make_listed_staging(alice, "shop")
+    make_listed_staging(alice, "gone", status=StagingStatus.DESTROYED)
     page = client_for(alice).get(reverse("history")).content.decode()
     assert ">gone<" in page and ">shop<" not in page
 
 
 def test_fleet_polls_faster_while_something_changes(alice):
-    ready = make(alice, "shop")
+    ready = make_listed_staging(alice, "shop")
     client = client_for(alice)
     # Nothing changes: still polled, slowly, so stagings others make show up.
     assert 'hx-trigger="every 10s"' in client.get("/").content.decode()
@@ -344,7 +294,8 @@ def test_fleet_polls_faster_while_something_changes(alice):
 
 
 def test_fleet_polls_while_an_operation_waits_for_a_worker(alice):
-    staging = make(alice, "shop")  # still "ready": no worker has picked the destroy up
+    # Still "ready": no worker has picked the destroy up.
+    staging = make_listed_staging(alice, "shop")
     add_operation(staging, kind=OperationKind.DESTROY, status=OperationStatus.QUEUED, steps={})
     client = client_for(alice)
     body = client.get(reverse("fleet_partial"), **HTMX)
@@ -359,7 +310,7 @@ def test_fleet_polls_while_an_operation_waits_for_a_worker(alice):
 
 
 def test_fleet_partial_keeps_the_filters(alice):
-    make(alice, "shop", status=StagingStatus.PROVISIONING)
+    make_listed_staging(alice, "shop", status=StagingStatus.PROVISIONING)
     body = client_for(alice).get("/fleet/table/?owner=mine&status=provisioning",
                                  **HTMX).content.decode()
     assert 'hx-get="/fleet/table/?owner=mine&amp;status=provisioning"' in body
@@ -372,7 +323,7 @@ def test_fleet_partial_without_htmx_goes_to_the_page(alice):
 
 
 def test_fleet_offers_destroy_per_row(alice):
-    staging = make(alice)
+    staging = make_listed_staging(alice)
     page = client_for(alice).get("/").content.decode()
     assert f'href="/stagings/{staging.pk}/destroy/?next=/"' in page
 
@@ -380,8 +331,8 @@ def test_fleet_offers_destroy_per_row(alice):
 def _fleet(owner, count: int, start: int = 0) -> None:
     for i in range(start, start + count):
         status = StagingStatus.PROVISIONING if i % 3 == 0 else StagingStatus.READY
-        staging = make(owner, f"{owner.username}{i}", status=status,
-                       db_mode="shared" if i % 2 else "dedicated")
+        staging = make_listed_staging(owner, f"{owner.username}{i}", status=status,
+                                      db_mode="shared" if i % 2 else "dedicated")
         add_operation(staging)
 
 
@@ -416,7 +367,7 @@ def test_fleet_table_queries_do_not_grow_with_the_fleet(alice, bob):
 def test_progress_partial_queries_do_not_grow(alice, bob):
     client = client_for(alice)
     _fleet(bob, 5)
-    staging = make(alice, "shop", status=StagingStatus.PROVISIONING)
+    staging = make_listed_staging(alice, "shop", status=StagingStatus.PROVISIONING)
     running_create(staging)
     url = reverse("staging_progress", args=[staging.pk])
     small = _cold_queries(client, url, **HTMX)
@@ -433,7 +384,7 @@ def test_progress_partial_queries_do_not_grow(alice, bob):
 # --- staging page and progress ----------------------------------------------------------------
 
 def test_progress_polls_while_running(alice):
-    staging = make(alice, "shop", status=StagingStatus.PROVISIONING)
+    staging = make_listed_staging(alice, "shop", status=StagingStatus.PROVISIONING)
     running_create(staging)
     client = client_for(alice)
     page = client.get(reverse("staging", args=[staging.pk])).content.decode()
@@ -452,7 +403,7 @@ def test_progress_polls_while_running(alice):
 
 
 def test_progress_stops_polling_when_finished(alice):
-    staging = make(alice, "shop")
+    staging = make_listed_staging(alice, "shop")
     add_operation(staging)
     response = client_for(alice).get(reverse("staging_progress", args=[staging.pk]), **HTMX)
     assert response.status_code == 286
@@ -463,7 +414,7 @@ def test_progress_stops_polling_when_finished(alice):
 
 
 def test_progress_keeps_polling_until_the_staging_settles(alice):
-    staging = make(alice, "shop", status=StagingStatus.PROVISIONING)
+    staging = make_listed_staging(alice, "shop", status=StagingStatus.PROVISIONING)
     add_operation(staging)  # finished a moment before the staging's own status is written
     response = client_for(alice).get(reverse("staging_progress", args=[staging.pk]), **HTMX)
     assert response.status_code == 200
@@ -471,7 +422,7 @@ def test_progress_keeps_polling_until_the_staging_settles(alice):
 
 
 def test_progress_without_htmx_goes_to_the_page(alice):
-    staging = make(alice)
+    staging = make_listed_staging(alice)
     response = client_for(alice).get(reverse("staging_progress", args=[staging.pk]))
     assert response.status_code == 302
     assert response["Location"] == reverse("staging", args=[staging.pk])
@@ -479,9 +430,9 @@ def test_progress_without_htmx_goes_to_the_page(alice):
 
 def test_time_left_uses_the_median_of_past_runs(alice):
     for i in range(3):  # past creates whose database step took 100 s
-        past = make(alice, f"old{i}", status=StagingStatus.DESTROYED)
+        past = make_listed_staging(alice, f"old{i}", status=StagingStatus.DESTROYED)
         add_operation(past, took=timedelta(seconds=100))
-    staging = make(alice, "shop", status=StagingStatus.PROVISIONING)
+    staging = make_listed_staging(alice, "shop", status=StagingStatus.PROVISIONING)
     add_operation(staging, status=OperationStatus.RUNNING,
                   steps={"image": StepState.DONE, "database": StepState.PENDING})
     page = client_for(alice).get(reverse("staging", args=[staging.pk])).content.decode()
@@ -492,7 +443,7 @@ def test_time_left_uses_the_median_of_past_runs(alice):
 
 
 def test_ready_staging_shows_url_login_resources_and_logs(alice):
-    staging = make(alice, "shop")
+    staging = make_listed_staging(alice, "shop")
     add_operation(staging)
     page = client_for(alice).get(reverse("staging", args=[staging.pk])).content.decode()
     assert 'href="https://shop.dynamic.test"' in page
@@ -508,8 +459,8 @@ def test_ready_staging_shows_url_login_resources_and_logs(alice):
 
 
 def test_failed_step_shows_the_aws_call_code_and_message(alice):
-    staging = make(alice, "shop", status=StagingStatus.FAILED,
-                   error="Restore database failed: DBSnapshotNotFound")
+    staging = make_listed_staging(alice, "shop", status=StagingStatus.FAILED,
+                                  error="Restore database failed: DBSnapshotNotFound")
     operation = add_operation(staging, status=OperationStatus.FAILED,
                               steps={"image": StepState.DONE, "database": StepState.FAILED})
     Step.objects.filter(operation=operation, key="database").update(
@@ -523,7 +474,7 @@ def test_failed_step_shows_the_aws_call_code_and_message(alice):
 
 
 def test_destroying_staging_shows_teardown_progress(alice):
-    staging = make(alice, "shop", status=StagingStatus.DESTROYING)
+    staging = make_listed_staging(alice, "shop", status=StagingStatus.DESTROYING)
     add_operation(staging)
     add_operation(staging, kind=OperationKind.DESTROY, status=OperationStatus.RUNNING,
                   steps={"handover": StepState.DONE, "listener_rule": StepState.RUNNING,
@@ -574,7 +525,7 @@ def test_create_goes_straight_to_the_staging_page(alice, host_env, enqueued,
     ({"branch": "main", "source": "qa-db", "db_mode": "shared"}, "source", "shared database"),
 ])
 def test_create_errors_appear_next_to_the_field(alice, host_env, data, field, words):
-    make(alice, "taken")
+    make_listed_staging(alice, "taken")
     form = {"source": "host-db", "db_mode": "dedicated", "name": ""} | data
     response = client_for(alice).post(reverse("create"), form)
     assert response.status_code == 200
@@ -648,7 +599,7 @@ def test_name_preview_partial(alice, django_assert_max_num_queries):
     assert re.search(r'<strong class="derived-name">feature-login-page-[0-9a-f]{6}</strong>', body)
     body = client.get(reverse("name_preview"), {"branch": "x", "name": "My Name"}).content
     assert b"lower-case letters" in body
-    make(alice, "shop")
+    make_listed_staging(alice, "shop")
     body = client.get(reverse("name_preview"), {"branch": "x", "name": "shop"}).content
     assert b"already has this name" in body
 
@@ -691,7 +642,7 @@ def with_secret(aws):
     def make_with_secret(owner, name="shop"):
         arn = secretsmanager.store_secret(name=f"dynamic-stagings/{name}/login", value=PASSWORD,
                                           tags={"dynamic-staging": name})
-        staging = make(owner, name, login_secret_arn=arn)
+        staging = make_listed_staging(owner, name, login_secret_arn=arn)
         add_operation(staging)
         return staging
 
@@ -770,7 +721,7 @@ def test_reveal_needs_post(alice, with_secret):
 
 
 def test_a_secret_aws_cannot_read_is_a_sentence(alice, aws):
-    staging = make(alice)  # its ARN points at no secret
+    staging = make_listed_staging(alice)  # its ARN points at no secret
     add_operation(staging)
     response = client_for(alice).post(reveal_url(staging), **HTMX)
     assert response.status_code == 200
@@ -783,7 +734,7 @@ def test_a_secret_aws_cannot_read_is_a_sentence(alice, aws):
 
 
 def test_no_secret_no_password(alice):
-    staging = make(alice, login_secret_arn="")
+    staging = make_listed_staging(alice, login_secret_arn="")
     add_operation(staging)
     client = client_for(alice)
     assert "Show password" not in client.get(reverse("staging", args=[staging.pk])).content.decode()
@@ -794,7 +745,7 @@ def test_no_secret_no_password(alice):
 # --- audit trail ------------------------------------------------------------------------------
 
 def test_staging_page_shows_who_did_what_and_when(alice, admin, enqueued):
-    staging = make(alice)
+    staging = make_listed_staging(alice)
     add_operation(staging)
     audit.record(AuditAction.CREATE, actor=alice, staging=staging, detail="branch feature/<b>")
     operations.request_destroy(staging, user=admin)
@@ -811,7 +762,7 @@ def test_staging_page_shows_who_did_what_and_when(alice, admin, enqueued):
 
 
 def test_staging_page_queries_do_not_grow_with_the_trail(alice, bob, admin):
-    staging = make(alice)
+    staging = make_listed_staging(alice)
     add_operation(staging)
     client = client_for(alice)
     url = reverse("staging", args=[staging.pk])
