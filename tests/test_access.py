@@ -22,7 +22,8 @@ from dashboard.checks import cookie_unquoting_is_quadratic
 from dashboard.middleware import CONTENT_SECURITY_POLICY
 from dashboard.settings import env_secret
 from provisioning import engine
-from provisioning.models import Orphan, Staging, StagingStatus
+from provisioning.models import Orphan, Staging
+from tests.factories import make_listed_staging
 from tests.inline_code import inline_code
 
 pytestmark = pytest.mark.django_db
@@ -75,12 +76,7 @@ def url_for(name: str, staging: Staging) -> str:
 
 @pytest.fixture
 def staging(alice):
-    return Staging.objects.create(
-        name="shop", branch="feature/shop", source="host-db", owner=alice,
-        status=StagingStatus.READY, url="https://shop.dynamic.test",
-        login_username="qa@example.com",
-        login_secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:x",
-    )
+    return make_listed_staging(alice, "shop")
 
 
 @pytest.fixture(autouse=True)

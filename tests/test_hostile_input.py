@@ -30,7 +30,7 @@ from provisioning import operations
 from provisioning.aws import ecr
 from provisioning.errors import UserError
 from provisioning.management.commands.ds import Command as DsCommand
-from provisioning.models import Orphan, Staging
+from provisioning.models import Orphan, Staging, StagingStatus
 from provisioning.names import (
     InvalidName,
     ResourceNames,
@@ -39,6 +39,7 @@ from provisioning.names import (
     validate_name,
 )
 from tests.conftest import DOMAIN
+from tests.factories import make_staging
 
 pytestmark = pytest.mark.django_db
 
@@ -358,8 +359,7 @@ def test_the_ds_command_takes_anything(every_tag_has_an_image, alice, monkeypatc
     # --wait (or an abbreviation of it) would wait for a worker these tests do not run.
     monkeypatch.setattr(DsCommand, "_wait", lambda self, operation: operation)
     with rolled_back():
-        Staging.objects.create(name="shop", branch="feature/shop", source="host-db", owner=alice,
-                               status="ready")
+        make_staging(alice, name="shop", status=StagingStatus.READY)
         code, stderr = run_ds(args)
         event(f"exit {code}" + (" after a create" if Staging.objects.count() > 1 else ""))
         for name in Staging.objects.values_list("name", flat=True):

@@ -24,7 +24,7 @@ from provisioning.operations import request_create
 from provisioning.runner import run_operation
 from provisioning.sweep import delete_orphans, sweep
 from tests.conftest import CLUSTER, DOMAIN
-from tests.factories import run_tagged_task
+from tests.factories import make_staging, run_tagged_task
 from tests.footprint import assert_everything_made, assert_host_untouched, assert_nothing_left
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -165,8 +165,7 @@ def test_pool_databases_are_owned_by_their_pool_rows(host_env, alice):
     user = make_ready(alice, "main", db_mode=DbMode.SHARED)
     Staging.objects.filter(pk=user.pk).update(db_instance="pool-claimed-live")
     # Claimed by a staging that is destroyed since: nobody owns it any more.
-    destroyed = Staging.objects.create(name="was-here", branch="x", source="host-db",
-                                       owner=alice, status=StagingStatus.DESTROYED)
+    destroyed = make_staging(alice, name="was-here", status=StagingStatus.DESTROYED)
     PoolDatabase.objects.create(instance_id="pool-claimed-gone", source="host-db",
                                 snapshot_id=host_env.host_snapshot,
                                 status=PoolStatus.CLAIMED, staging=destroyed)
