@@ -365,3 +365,13 @@ def aws_secret_rules(monkeypatch):
 def cli_user(monkeypatch):
     """The user the ``ds`` command acts as."""
     monkeypatch.setenv("DS_USER", "alice")
+
+
+@pytest.fixture
+def enqueued(monkeypatch) -> list[int]:
+    """The operations handed to the queue, by id in order. No queue runs them: a test runs
+    what it means to itself. A module whose every test needs it says so once:
+    ``pytestmark = pytest.mark.usefixtures("enqueued")``."""
+    calls: list[int] = []
+    monkeypatch.setattr("provisioning.tasks.enqueue_operation", calls.append)
+    return calls

@@ -80,9 +80,8 @@ def staging(alice):
 
 
 @pytest.fixture(autouse=True)
-def no_aws(monkeypatch):
+def no_aws(monkeypatch, enqueued):
     """Every view that would reach AWS or the queue, answered at our own wrappers."""
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", lambda operation_id: None)
     monkeypatch.setattr(engine, "request_redeploy", lambda staging, user: None)
     monkeypatch.setattr(engine, "list_sources", lambda: [])
     monkeypatch.setattr("dashboard.forms.branch_suggestions", lambda: ([], None))

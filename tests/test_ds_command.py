@@ -22,14 +22,6 @@ SUMMARY_KEYS = {"name", "status", "url", "branch", "source", "db_mode"}
 
 
 @pytest.fixture
-def queued_only(monkeypatch):
-    """Requests are written and would be queued, but nothing runs them."""
-    calls: list[int] = []
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", calls.append)
-    return calls
-
-
-@pytest.fixture
 def run_at_once(monkeypatch):
     """The queue runs each operation as soon as it is committed, in this process."""
     monkeypatch.setattr("provisioning.tasks.enqueue_operation",
@@ -57,17 +49,17 @@ def assert_one_line_error(stderr: str, *fragments: str) -> None:
     (["destroy", "nobody"], ["No staging named 'nobody'"]),
     (["redeploy", "nobody"], ["No staging named 'nobody'"]),
 ])
-def test_user_errors_exit_2_with_one_line(host_env, cli_user, queued_only, args, fragments):
+def test_user_errors_exit_2_with_one_line(host_env, cli_user, enqueued, args, fragments):
     code, out, err = ds(*args)
     assert code == 2
     assert_one_line_error(err, *fragments)
     assert out == ""
     assert not Staging.objects.exists()
-    assert queued_only == []
+    assert enqueued == []
 
 
 @pytest.mark.django_db
-def test_name_taken_exits_2(host_env, cli_user, queued_only, alice):
+def test_name_taken_exits_2(host_env, cli_user, enqueued, alice):
     make_staging(alice, name="login-page", status=StagingStatus.READY)
     code, _, err = ds("create", BRANCH, "--name", "login-page")
     assert code == 2
@@ -75,7 +67,7 @@ def test_name_taken_exits_2(host_env, cli_user, queued_only, alice):
 
 
 @pytest.mark.django_db
-def test_redeploy_of_an_unknown_tag_exits_2(host_env, cli_user, queued_only, alice):
+def test_redeploy_of_an_unknown_tag_exits_2(host_env, cli_user, enqueued, alice):
     make_staging(alice, name="login-page", status=StagingStatus.READY)
     code, _, err = ds("redeploy", "login-page", "--tag", "nope")
     assert code == 2
@@ -95,7 +87,7 @@ def test_usage_errors_exit_2_from_the_command_line():
 # --- success without waiting --------------------------------------------------------------------
 
 @pytest.mark.django_db
-def test_create_json_without_wait(host_env, cli_user, queued_only,
+def test_create_json_without_wait(host_env, cli_user, enqueued,
                                   django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         code, out, err = ds("create", BRANCH, "--source", "qa-db", "--json")
@@ -107,7 +99,7 @@ def test_create_json_without_wait(host_env, cli_user, queued_only,
         "db_mode": "dedicated", "owner": "alice",
     }.items()
     staging = Staging.objects.get()
-    assert queued_only == [staging.latest_operation().pk]
+    assert enqueued == [staging.latest_operation().pk]
 
 
 @pytest.mark.django_db
@@ -187,7 +179,7 @@ def test_redeploy_with_wait(host_env, cli_user, run_at_once):
 
 
 @pytest.mark.django_db
-def test_stagings_belong_to_ds_user_or_the_os_user(host_env, queued_only, monkeypatch):
+def test_stagings_belong_to_ds_user_or_the_os_user(host_env, enqueued, monkeypatch):
     monkeypatch.setenv("DS_USER", "carol")
     assert json.loads(ds("create", BRANCH, "--json")[1])["owner"] == "carol"
 

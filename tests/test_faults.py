@@ -25,7 +25,7 @@ from tests.conftest import BRANCH, CLUSTER, QA_DB, WEB_SERVICE
 from tests.faults import Watch
 from tests.footprint import assert_clean
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("enqueued")]
 
 
 # --- throttling and 5xx: botocore's retries on our clients --------------------------------------
@@ -104,11 +104,6 @@ def account_api(settings, httpserver):
     httpserver.expect_request(re.compile(r"^/api/accounts/\w+$"), method="DELETE"
                               ).respond_with_data("", status=204)
     return httpserver
-
-
-@pytest.fixture(autouse=True)
-def not_queued(monkeypatch):
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", lambda operation_id: None)
 
 
 def run(operation_id: int) -> Operation:

@@ -32,17 +32,12 @@ from tests.conftest import HOST_DB, QA_DB
 from tests.faults import Watch, WorkerKilled, aws_wrappers
 from tests.footprint import assert_clean
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("enqueued")]
 
 BRANCHES = ("main", "feature/Login_Page", "release-1.2")
 IMAGE_TAGS = ("main", "release-1.2")
 HISTORIES = settings(max_examples=15, stateful_step_count=8, deadline=None, database=None,
                      suppress_health_check=[HealthCheck.too_slow])
-
-
-@pytest.fixture(autouse=True)
-def not_queued(monkeypatch):
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", lambda operation_id: None)
 
 
 def live_stagings() -> list[Staging]:

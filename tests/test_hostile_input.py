@@ -131,11 +131,10 @@ def rolled_back():
 
 
 @pytest.fixture
-def every_tag_has_an_image(host_env, monkeypatch):
+def every_tag_has_an_image(host_env, monkeypatch, enqueued):
     found = ecr.find_image(registry_id=host_env.registry.split(".", 1)[0], repository="app",
                            tag="main")
     monkeypatch.setattr(ecr, "find_image", lambda *, registry_id, repository, tag: found)
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", lambda operation_id: None)
 
 
 def logged_in(user) -> Client:

@@ -146,10 +146,8 @@ def test_shared_database_comes_only_from_the_host(nothing_made, alice):
 # --- a good request -----------------------------------------------------------------------------
 
 def test_a_good_request_writes_rows_and_enqueues_but_makes_nothing(
-        host_env, alice, monkeypatch, django_capture_on_commit_callbacks):
+        host_env, alice, enqueued, django_capture_on_commit_callbacks):
     before = aws_inventory()
-    enqueued: list[int] = []
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", enqueued.append)
     with django_capture_on_commit_callbacks(execute=True):
         staging = request_create(branch=BRANCH, owner=alice, source="qa-db")
     assert staging.name == name_for_branch(BRANCH)

@@ -19,13 +19,6 @@ from tests.running import steps_of
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def enqueued(monkeypatch):
-    calls: list[int] = []
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", calls.append)
-    return calls
-
-
 def wait_until_due(operation) -> None:
     operation.refresh_from_db()
     time.sleep(max((operation.wake_at - timezone.now()).total_seconds(), 0) + 0.01)

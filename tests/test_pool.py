@@ -31,13 +31,12 @@ from tests.conftest import BRANCH, HOST_DB, QA_DB
 from tests.factories import make_staging
 from tests.running import steps_of
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("enqueued")]
 
 
 @pytest.fixture(autouse=True)
-def no_queue(monkeypatch):
-    """Operations and refills are run by the tests themselves, not by a queue."""
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", lambda operation_id: None)
+def refills(monkeypatch):
+    """Refills asked for: the tests refill the pool themselves, not a queue."""
     refills: list[bool] = []
     monkeypatch.setattr("provisioning.pool.request_refill", lambda: refills.append(True))
     return refills
@@ -218,7 +217,7 @@ def test_a_pool_database_deleted_behind_our_back_is_forgotten_and_replaced(qa_po
 
 # --- claiming -------------------------------------------------------------------------------------
 
-def test_a_create_takes_a_pool_database_and_skips_the_restore(qa_pool, alice, no_queue):
+def test_a_create_takes_a_pool_database_and_skips_the_restore(qa_pool, alice, refills):
     fill()
     newest_first = rows(status=PoolStatus.READY)[-1]
     PoolDatabase.objects.filter(pk=newest_first.pk).update(created_at=newest_first.created_at
@@ -231,7 +230,7 @@ def test_a_create_takes_a_pool_database_and_skips_the_restore(qa_pool, alice, no
     assert operation.status == "succeeded" and staging.status == StagingStatus.READY
     assert staging.db_instance == newest_first.instance_id
     assert steps_of(operation)["db_credentials"] == "skipped"
-    assert no_queue == [True]  # a refill was asked for at once
+    assert refills == [True]  # a refill was asked for at once
 
     taken = PoolDatabase.objects.get(instance_id=staging.db_instance)
     assert taken.status == PoolStatus.CLAIMED and taken.staging_id == staging.pk

@@ -30,15 +30,7 @@ from tests.faults import WorkerKilled
 from tests.footprint import assert_everything_made, assert_host_untouched, assert_nothing_left
 from tests.running import create, run, steps_of
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-@pytest.fixture(autouse=True)
-def enqueued(monkeypatch):
-    """Operations are run by the tests themselves, not by a queue."""
-    calls: list[int] = []
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", calls.append)
-    return calls
-
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("enqueued")]
 
 # --- the whole life of a staging -----------------------------------------------------------------
 

@@ -154,8 +154,7 @@ def test_a_wait_that_sees_nothing_new_adds_nothing(context):
     assert lines[5].startswith("done in ") and len(lines) == 6
 
 
-def test_a_create_that_waits_for_its_database_logs_the_whole_story(host_env, alice, monkeypatch):
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", lambda operation_id: None)
+def test_a_create_that_waits_for_its_database_logs_the_whole_story(host_env, alice, enqueued):
     staging = request_create(branch=BRANCH, owner=alice)
     operation = staging.latest_operation()
     with restoring_for(looks=3):

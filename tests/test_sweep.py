@@ -27,17 +27,12 @@ from tests.conftest import CLUSTER, DOMAIN
 from tests.factories import make_staging, run_tagged_task
 from tests.footprint import assert_everything_made, assert_host_untouched, assert_nothing_left
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("enqueued")]
 
 EXPECTED_KINDS = sorted([
     "ecs:service", "ecs:service", "ecs:task-definition", "ecs:task-definition",
     "elasticloadbalancing:listener-rule", "elasticloadbalancing:targetgroup", "rds:db",
 ])
-
-
-@pytest.fixture(autouse=True)
-def not_queued(monkeypatch):
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", lambda operation_id: None)
 
 
 def make_ready(owner, branch: str, **kwargs) -> Staging:

@@ -44,16 +44,8 @@ from tests.factories import (
     make_listed_staging,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("enqueued")]
 HTMX = {"HTTP_HX_REQUEST": "true"}
-
-
-@pytest.fixture(autouse=True)
-def enqueued(monkeypatch):
-    """Operations the views asked the queue to run (no queue runs in these tests)."""
-    calls: list[int] = []
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", calls.append)
-    return calls
 
 
 @pytest.fixture(autouse=True)
