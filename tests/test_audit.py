@@ -21,6 +21,7 @@ from provisioning.models import (
     StagingStatus,
 )
 from provisioning.operations import request_create, request_destroy, request_redeploy
+from tests.conftest import QA_DB, RELEASE_TAG
 from tests.factories import make_operation, make_staging
 
 pytestmark = pytest.mark.django_db
@@ -68,12 +69,12 @@ def test_trail_is_newest_first_and_bounded(alice):
 
 
 def test_create_is_recorded_with_its_branch_and_data(host_env, alice):
-    staging = request_create(branch="main", owner=alice, source="qa-db")
+    staging = request_create(branch="main", owner=alice, source=QA_DB)
     event = AuditEvent.objects.get()
     assert (event.actor, event.action, event.staging) == (alice, AuditAction.CREATE, staging)
     assert event.detail == (f"branch main, image main, dedicated database from "
                             f"{host_env.qa_snapshot}")
-    shared = request_create(branch="release-1.2", owner=alice, db_mode="shared")
+    shared = request_create(branch=RELEASE_TAG, owner=alice, db_mode="shared")
     assert AuditEvent.objects.get(staging=shared).detail.endswith("shared database")
 
 
@@ -106,14 +107,14 @@ def test_the_event_and_the_operation_commit_together(host_env, alice):
 
 def test_redeploy_and_destroy_are_recorded(host_env, alice, bob, admin):
     staging = make_staging(alice, branch="main", status=StagingStatus.READY)
-    request_redeploy(staging, user=alice, tag="release-1.2")
+    request_redeploy(staging, user=alice, tag=RELEASE_TAG)
     Operation.objects.filter(staging=staging).update(status=OperationStatus.SUCCEEDED)
     request_destroy(staging, user=admin)
     # A second click joins the first teardown: it asks for nothing new, so no row.
     assert request_destroy(staging, user=alice) == request_destroy(staging, user=admin)
     assert trail() == [("alice", "redeploy", "login-page"), ("admin", "destroy", "login-page")]
     details = list(AuditEvent.objects.order_by("created_at", "pk").values_list("detail", flat=True))
-    assert details == ["image release-1.2", ""]
+    assert details == [f"image {RELEASE_TAG}", ""]
     assert staging.operations.filter(kind=OperationKind.DESTROY).count() == 1
 
 

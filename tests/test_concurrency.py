@@ -18,7 +18,7 @@ from provisioning.errors import UserError
 from provisioning.models import Operation, OperationKind, OperationStatus, Staging, StagingStatus
 from provisioning.operations import request_create, request_destroy
 from provisioning.runner import run_operation
-from tests.conftest import BRANCH
+from tests.conftest import BRANCH, RELEASE_TAG
 from tests.footprint import assert_nothing_left
 from tests.present import tagged_and_present
 from tests.stack import SandboxStack, running_stack
@@ -67,7 +67,7 @@ def test_caps_on_live_stagings_are_checked_before_anything_is_made(
     settings.DS_MAX_LIVE_PER_USER = 2
     settings.DS_MAX_LIVE_STAGINGS = 3
     first = request_create(branch="main", owner=alice, db_mode="shared")
-    request_create(branch="release-1.2", owner=alice, db_mode="shared")
+    request_create(branch=RELEASE_TAG, owner=alice, db_mode="shared")
     with pytest.raises(UserError, match="You already have 2 live stagings"):
         request_create(branch=BRANCH, owner=alice)
     request_create(branch=BRANCH, owner=bob, db_mode="shared")

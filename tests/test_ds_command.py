@@ -13,7 +13,7 @@ from provisioning.models import Staging, StagingStatus
 from provisioning.names import name_for_branch
 from provisioning.runner import run_operation
 from tests.command_line import ds
-from tests.conftest import BRANCH, DOMAIN
+from tests.conftest import BRANCH, DOMAIN, QA_DB, RELEASE_TAG
 from tests.factories import make_staging
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -44,7 +44,7 @@ def assert_one_line_error(stderr: str, *fragments: str) -> None:
     (["create", "feature/not-pushed"], ["No image tagged 'feature-not-pushed'"]),
     (["create", "bad..branch"], ["not a valid git branch name"]),
     (["create", BRANCH, "--name", "Bad_Name"], ["lower-case letters"]),
-    (["create", BRANCH, "--shared-db", "--source", "qa-db"], ["shared database"]),
+    (["create", BRANCH, "--shared-db", "--source", QA_DB], ["shared database"]),
     (["show", "nobody"], ["No staging named 'nobody'"]),
     (["destroy", "nobody"], ["No staging named 'nobody'"]),
     (["redeploy", "nobody"], ["No staging named 'nobody'"]),
@@ -90,12 +90,12 @@ def test_usage_errors_exit_2_from_the_command_line():
 def test_create_json_without_wait(host_env, cli_user, enqueued,
                                   django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        code, out, err = ds("create", BRANCH, "--source", "qa-db", "--json")
+        code, out, err = ds("create", BRANCH, "--source", QA_DB, "--json")
     assert (code, err) == (0, "")
     data = json.loads(out)
     assert isinstance(data, dict) and data.keys() >= SUMMARY_KEYS
     assert data.items() >= {
-        "name": NAME, "status": "pending", "url": "", "branch": BRANCH, "source": "qa-db",
+        "name": NAME, "status": "pending", "url": "", "branch": BRANCH, "source": QA_DB,
         "db_mode": "dedicated", "owner": "alice",
     }.items()
     staging = Staging.objects.get()
@@ -138,7 +138,7 @@ def test_create_and_destroy_with_wait(host_env, cli_user, run_at_once):
     assert code == 0, err
     data = json.loads(out)
     assert (data["name"], data["status"], data["url"]) == (
-        NAME, "ready", f"https://{NAME}.{DOMAIN}")
+        NAME, "ready", f"http://{NAME}.{DOMAIN}")
     assert {s["key"]: s["state"] for s in data["steps"]}["report"] == "done"
     assert "[   done] Report the URL and login" in err
 
@@ -171,11 +171,11 @@ def test_a_failed_operation_exits_1(host_env, cli_user, run_at_once):
 @pytest.mark.django_db(transaction=True)
 def test_redeploy_with_wait(host_env, cli_user, run_at_once):
     assert ds("create", BRANCH, "--wait")[0] == 0
-    code, out, err = ds("redeploy", NAME, "--tag", "release-1.2", "--wait", "--json")
+    code, out, err = ds("redeploy", NAME, "--tag", RELEASE_TAG, "--wait", "--json")
     assert code == 0, err
     data = json.loads(out)
     assert (data["status"], data["image_tag"], data["operation"]) == (
-        "ready", "release-1.2", "redeploy")
+        "ready", RELEASE_TAG, "redeploy")
 
 
 @pytest.mark.django_db
@@ -191,6 +191,6 @@ def test_stagings_belong_to_ds_user_or_the_os_user(host_env, enqueued, monkeypat
         raise OSError("No username set in the environment")  # a container's anonymous uid
 
     monkeypatch.setattr("getpass.getuser", no_login_name)
-    code, out, err = ds("create", "release/1.2", "--json")
+    code, out, err = ds("create", "release/2026.11", "--json")
     assert code == 0, err
     assert json.loads(out)["owner"] == "cli"

@@ -12,7 +12,7 @@ from provisioning.errors import ExternalCallFailed
 from provisioning.models import OperationKind
 from provisioning.names import MANAGED_BY_KEY, MANAGED_BY_VALUE, STAGING_TAG_KEY
 from provisioning.steps import account, report, task_definitions
-from tests.conftest import CLUSTER, DOMAIN
+from tests.conftest import CLUSTER, DOMAIN, QA_DB
 from tests.factories import make_operation, make_staging, run_tagged_task, step_context
 
 pytestmark = pytest.mark.django_db
@@ -119,11 +119,11 @@ def test_services_draining_or_inactive_and_databases_deleting_are_gone(host_env)
     service = boto3.client("ecs").describe_services(
         cluster=CLUSTER, services=["host-worker"])["services"][0]["serviceArn"]
     database = boto3.client("rds").describe_db_instances(
-        DBInstanceIdentifier="qa-db")["DBInstances"][0]["DBInstanceArn"]
+        DBInstanceIdentifier=QA_DB)["DBInstances"][0]["DBInstanceArn"]
     assert gone.still_there(service, config) and gone.still_there(database, config)
     boto3.client("ecs").update_service(cluster=CLUSTER, service="host-worker", desiredCount=0)
     boto3.client("ecs").delete_service(cluster=CLUSTER, service="host-worker")
-    boto3.client("rds").delete_db_instance(DBInstanceIdentifier="qa-db", SkipFinalSnapshot=True)
+    boto3.client("rds").delete_db_instance(DBInstanceIdentifier=QA_DB, SkipFinalSnapshot=True)
     assert not gone.still_there(service, config)
     assert not gone.still_there(database, config)
 

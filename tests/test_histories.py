@@ -28,14 +28,14 @@ from provisioning.models import DbMode, Operation, OperationStatus, Staging, Sta
 from provisioning.operations import request_create, request_destroy, request_redeploy
 from provisioning.runner import run_operation
 from provisioning.sweep import find_orphans
-from tests.conftest import HOST_DB, QA_DB
+from tests.conftest import HOST_DB, QA_DB, RELEASE_TAG
 from tests.faults import Watch, WorkerKilled, aws_wrappers
 from tests.footprint import assert_clean
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("enqueued")]
 
-BRANCHES = ("main", "feature/Login_Page", "release-1.2")
-IMAGE_TAGS = ("main", "release-1.2")
+BRANCHES = ("main", "feature/Login_Page", RELEASE_TAG)
+IMAGE_TAGS = ("main", RELEASE_TAG)
 HISTORIES = settings(max_examples=15, stateful_step_count=8, deadline=None, database=None,
                      suppress_health_check=[HealthCheck.too_slow])
 
@@ -50,7 +50,7 @@ def calls_of_a_life(owner) -> list[str]:
         watch = Watch(patch)
         staging = request_create(branch="main", owner=owner, source=QA_DB)
         for operation in (staging.latest_operation(),
-                          lambda: request_redeploy(staging, user=owner, tag="release-1.2"),
+                          lambda: request_redeploy(staging, user=owner, tag=RELEASE_TAG),
                           lambda: request_destroy(staging, user=owner)):
             operation = operation() if callable(operation) else operation
             assert run_operation(operation.pk)

@@ -24,7 +24,7 @@ from provisioning.models import (
 from provisioning.operations import request_destroy, request_redeploy
 from provisioning.runner import run_operation
 from provisioning.steps.account import read_login_password
-from tests.conftest import CLUSTER, DOMAIN, push_image
+from tests.conftest import CLUSTER, DOMAIN, QA_DB, push_image
 from tests.factories import make_operation, make_staging
 from tests.faults import WorkerKilled
 from tests.footprint import assert_everything_made, assert_host_untouched, assert_nothing_left
@@ -44,7 +44,7 @@ def test_create_redeploy_destroy(host_env, alice, enqueued):
     staging.refresh_from_db()
     assert operation.status == OperationStatus.SUCCEEDED, operation.error
     assert staging.status == StagingStatus.READY
-    assert staging.url == f"https://{staging.name}.{DOMAIN}"
+    assert staging.url == f"http://{staging.name}.{DOMAIN}"
     assert staging.ready_at is not None and staging.error == ""
     assert steps_of(operation) == {
         "image": "done", "database": "done", "web_task_definition": "done",
@@ -83,7 +83,7 @@ def test_create_redeploy_destroy(host_env, alice, enqueued):
 
 
 def test_create_from_another_source_aligns_credentials(host_env, alice):
-    staging, operation = create(alice, source="qa-db")
+    staging, operation = create(alice, source=QA_DB)
     assert staging.snapshot_id == host_env.qa_snapshot
     with mock.patch("provisioning.aws.rds.set_master_password",
                     wraps=rds.set_master_password) as set_password:
@@ -91,7 +91,7 @@ def test_create_from_another_source_aligns_credentials(host_env, alice):
     assert operation.status == OperationStatus.SUCCEEDED, operation.error
     assert steps_of(operation)["db_credentials"] == "done"
     set_password.assert_called_once_with(instance_id=f"ds-{staging.name}",
-                                         password="host-password")
+                                         password=host_env.host_db_password)
     assert_everything_made(staging.name, host_env.listener_arn)
 
 

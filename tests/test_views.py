@@ -33,7 +33,7 @@ from provisioning.models import (
     Step,
     StepState,
 )
-from tests.conftest import SEEDED_TAGS
+from tests.conftest import QA_DB, SEEDED_TAGS
 from tests.factories import (
     ACCOUNT,
     CREATE_OUTPUTS,
@@ -489,7 +489,7 @@ def test_create_form_offers_branches_sources_and_modes(alice, host_env):
     for tag in SEEDED_TAGS:
         assert f'<option value="{tag}">' in page
     assert re.search(r"host-db \(host\): snapshot [^<]*old", page)
-    assert "qa-db: snapshot" in page
+    assert f"{QA_DB}: snapshot" in page
     assert 'value="dedicated"' in page and 'value="shared"' in page
     assert 'hx-get="/stagings/new/name/"' in page
     assert "becomes <code>feature-new-login-" in page  # the no-JavaScript hint
@@ -499,12 +499,12 @@ def test_create_goes_straight_to_the_staging_page(alice, host_env, enqueued,
                                                   django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         response = client_for(alice).post(reverse("create"), {
-            "branch": "main", "source": "qa-db", "db_mode": "dedicated", "name": "",
+            "branch": "main", "source": QA_DB, "db_mode": "dedicated", "name": "",
         })
     staging = Staging.objects.get()
     assert response.status_code == 302
     assert response["Location"] == reverse("staging", args=[staging.pk])
-    assert (staging.branch, staging.source, staging.owner) == ("main", "qa-db", alice)
+    assert (staging.branch, staging.source, staging.owner) == ("main", QA_DB, alice)
     assert staging.snapshot_id == host_env.qa_snapshot
     assert enqueued == [staging.operations.get().pk]
 
@@ -514,7 +514,7 @@ def test_create_goes_straight_to_the_staging_page(alice, host_env, enqueued,
     ({"branch": "bad..branch"}, "branch", "is not a valid git branch name"),
     ({"branch": "main", "name": "Not A Name"}, "name", "lower-case letters"),
     ({"branch": "main", "name": "taken"}, "name", "is taken by a live staging"),
-    ({"branch": "main", "source": "qa-db", "db_mode": "shared"}, "source", "shared database"),
+    ({"branch": "main", "source": QA_DB, "db_mode": "shared"}, "source", "shared database"),
 ])
 def test_create_errors_appear_next_to_the_field(alice, host_env, data, field, words):
     make_listed_staging(alice, "taken")
@@ -532,11 +532,11 @@ def test_source_without_snapshot_is_a_source_error(alice, host_env):
     import boto3
 
     rds = boto3.client("rds")
-    for snapshot in rds.describe_db_snapshots(DBInstanceIdentifier="qa-db")["DBSnapshots"]:
+    for snapshot in rds.describe_db_snapshots(DBInstanceIdentifier=QA_DB)["DBSnapshots"]:
         rds.delete_db_snapshot(DBSnapshotIdentifier=snapshot["DBSnapshotIdentifier"])
     client = client_for(alice)
-    assert "qa-db: no snapshot yet" in client.get(reverse("create")).content.decode()
-    page = client.post(reverse("create"), {"branch": "main", "source": "qa-db",
+    assert f"{QA_DB}: no snapshot yet" in client.get(reverse("create")).content.decode()
+    page = client.post(reverse("create"), {"branch": "main", "source": QA_DB,
                                            "db_mode": "dedicated"}).content.decode()
     assert re.search(r'id="source-error">[^<]*has no available snapshot', page)
 
