@@ -17,12 +17,14 @@
 * ``tasks_keep_running``: moto's ECS tasks stay RUNNING however often they are described.
 * ``aws_secret_rules``: the sandbox's Secrets Manager rules (deleted names not free at once).
 * ``cli_user``: the ``ds`` command acts as alice.
+* ``enqueued``: the operations handed to the queue; nothing runs them.
+* ``aws_region``: AWS_REGION set for pages that price or link without the ``aws`` fixture.
 
 Helpers live in modules of their own, never in a test module: factories.py (rows, step
 contexts, hand-made AWS resources), running.py (operations run in this process), footprint.py
 (what moto holds for a staging), faults.py (failures injected at our AWS wrappers),
-command_line.py (``ds`` as a script runs it), inline_code.py, present.py and stack.py (the
-sandbox in other processes), browser/chromium.py.
+command_line.py (``ds`` as a script runs it), pages.py (pages through the test client),
+inline_code.py, present.py and stack.py (the sandbox in other processes), browser/chromium.py.
 """
 
 import functools
@@ -241,3 +243,10 @@ def enqueued(monkeypatch) -> list[int]:
     calls: list[int] = []
     monkeypatch.setattr("provisioning.tasks.enqueue_operation", calls.append)
     return calls
+
+
+@pytest.fixture
+def aws_region(monkeypatch):
+    """The region the fleet's prices and the console links are for, where no ``aws`` fixture
+    sets one."""
+    monkeypatch.setenv("AWS_REGION", REGION)

@@ -83,6 +83,16 @@ def make_listed_staging(owner, name: str = "shop", *, status: str = StagingStatu
     )
 
 
+def make_fleet(owner, count: int, start: int = 0) -> None:
+    """``count`` stagings of ``owner``'s (every third still provisioning, every second on the
+    shared database), each with a finished create."""
+    for i in range(start, start + count):
+        status = StagingStatus.PROVISIONING if i % 3 == 0 else StagingStatus.READY
+        staging = make_listed_staging(owner, f"{owner.username}{i}", status=status,
+                                      db_mode=DbMode.SHARED if i % 2 else DbMode.DEDICATED)
+        add_operation(staging)
+
+
 def add_operation(staging: Staging, kind: str = OperationKind.CREATE,
                   status: str = OperationStatus.SUCCEEDED, *, steps: dict | None = None,
                   outputs: dict = CREATE_OUTPUTS, took: timedelta = timedelta(seconds=30),

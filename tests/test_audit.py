@@ -6,7 +6,6 @@ from unittest import mock
 
 import pytest
 from django.core.management import call_command
-from django.test import Client
 from django.urls import reverse
 
 from provisioning import audit
@@ -23,6 +22,7 @@ from provisioning.models import (
 from provisioning.operations import request_create, request_destroy, request_redeploy
 from tests.conftest import QA_DB, RELEASE_TAG
 from tests.factories import make_operation, make_staging
+from tests.pages import client_for
 
 pytestmark = pytest.mark.django_db
 
@@ -135,15 +135,9 @@ def test_the_command_line_records_its_user(host_env, monkeypatch):
 
 # --- through the pages ----------------------------------------------------------------------------
 
-def logged_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 def test_a_repeated_destroy_post_adds_no_row(alice):
     staging = make_staging(alice, status=StagingStatus.READY)
-    client = logged_in(alice)
+    client = client_for(alice)
     url = reverse("destroy", args=[staging.pk])
     for _ in range(3):
         assert client.post(url).status_code == 302
@@ -155,15 +149,15 @@ def test_a_refused_password_reveal_is_recorded(alice, bob):
     staging = make_staging(alice, status=StagingStatus.READY,
                            login_secret_arn="arn:aws:secretsmanager:us-east-1:1:secret:x")
     with mock.patch("provisioning.engine.reveal_login") as read:
-        response = logged_in(bob).post(reverse("reveal_login", args=[staging.pk]))
+        response = client_for(bob).post(reverse("reveal_login", args=[staging.pk]))
     assert response.status_code == 403
     read.assert_not_called()
     assert trail() == [("bob", "reveal-refused", "login-page")]
     assert AuditEvent.objects.get().detail == "not the staging's owner or an admin"
-    page = logged_in(alice).get(reverse("staging", args=[staging.pk])).content.decode()
+    page = client_for(alice).get(reverse("staging", args=[staging.pk])).content.decode()
     assert "was refused the password" in page
 
 
 def test_a_reveal_of_a_staging_that_does_not_exist_records_nothing(bob):
-    assert logged_in(bob).post(reverse("reveal_login", args=[999])).status_code == 404
+    assert client_for(bob).post(reverse("reveal_login", args=[999])).status_code == 404
     assert not AuditEvent.objects.exists()

@@ -6,11 +6,11 @@ from types import SimpleNamespace
 from unittest import mock
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 
 from provisioning.aws import ecr, ecs, rds
 from provisioning.errors import ExternalCallFailed
+from tests.pages import client_for
 
 pytestmark = pytest.mark.django_db
 
@@ -33,12 +33,6 @@ def counted(monkeypatch):
                          (ecs, "describe_service"), (ecs, "describe_task_definition")]:
         counting(module, name)
     return calls
-
-
-def client_for(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def test_reloading_the_create_page_does_not_ask_aws_again(host_env, alice, counted):

@@ -16,7 +16,6 @@ from unittest import mock
 import pytest
 from django.core.cache import cache
 from django.db import connection
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
@@ -36,22 +35,11 @@ from provisioning.models import (
     StepState,
 )
 from tests.factories import add_operation, make_listed_staging
+from tests.pages import HTMX, client_for
 
-pytestmark = pytest.mark.django_db
-HTMX = {"HTTP_HX_REQUEST": "true"}
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("aws_region")]
 BIG_TABLES = ("provisioning_staging", "provisioning_operation", "provisioning_step")
 CREATE_KEYS = ("image", "database", "web_task_definition", "web_service", "web_healthy")
-
-
-@pytest.fixture(autouse=True)
-def region(monkeypatch):
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
-
-
-def client_for(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

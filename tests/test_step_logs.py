@@ -34,9 +34,9 @@ from tests.factories import (
     step_context,
 )
 from tests.faults import restoring_for
+from tests.pages import HTMX
 
 pytestmark = pytest.mark.django_db(transaction=True)
-HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
 def lines_of(step: Step) -> list[str]:
