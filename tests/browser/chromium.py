@@ -1,5 +1,5 @@
-"""Debian's Chromium driven by Playwright: where it is, how it starts, and what a run without
-it does (skip, or fail under ``CI=true``)."""
+"""Debian's Chromium driven by Playwright: where it is, how it starts, what a run without it
+does (skip, or fail under ``CI=true``), and where the pages' screenshots go."""
 
 import os
 from pathlib import Path
@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
@@ -26,3 +27,8 @@ def require_chromium() -> None:
 def launch(playwright):
     """A headless Chromium from ``sync_playwright()``."""
     return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+
+
+def shoot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)

@@ -19,10 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.chromium import launch, require_chromium
+from tests.browser.chromium import launch, require_chromium, shoot
 from tests.stack import MANAGE, ROOT, SandboxStack
 
-SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 USERNAME, PASSWORD = "carol", "carol-browser-123"
 BRANCH = "develop"  # the sandbox's ECR holds an image for it
 DESKTOP = {"width": 1280, "height": 900}
@@ -100,11 +99,6 @@ def browser(stack):
         browser = launch(playwright)
         yield browser
         browser.close()
-
-
-def shoot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
 def watch_console(page) -> list[str]:
