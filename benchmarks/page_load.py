@@ -91,13 +91,16 @@ class Builder:
 
     def _staging(self, status: str, created_at, destroyed_at=None):
         from provisioning.models import DbMode, Staging
+        from provisioning.names import image_tag_for_branch
 
         rng = self.rng
         self.serial += 1
         serial = self.serial
         dedicated = rng.random() < 0.6
+        branch = rng.choice(BRANCHES)
+        # bulk_create skips Staging.save(), which fills branch_tag.
         return Staging(
-            name=f"bench-{serial}", branch=rng.choice(BRANCHES),
+            name=f"bench-{serial}", branch=branch, branch_tag=image_tag_for_branch(branch),
             image=f"123456789012.dkr.ecr.us-east-1.amazonaws.com/app@sha256:{serial:064x}",
             image_tag="main", source=rng.choice(SOURCES) if dedicated else SOURCES[0],
             snapshot_id="snap" if dedicated else "",

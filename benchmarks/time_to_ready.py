@@ -375,6 +375,17 @@ def chosen_cases(raw: str) -> list[str]:
     return [name for name in CASES if name in wanted]
 
 
+def print_where_time_went(late: Measured, alone: Case) -> None:
+    """The shared create under load beside its median alone: the wait for a worker, then each
+    step that took longer, so a ratio above target points at its cause."""
+    alone_pickup = statistics.median(m.submitted - m.runner for m in alone.runs)
+    print(f"    waiting for a worker: {late.submitted - late.runner:.2f} s under load, "
+          f"{alone_pickup:.2f} s alone")
+    for key, seconds in sorted(late.steps.items(), key=lambda item: -item[1]):
+        usual = statistics.median(m.steps.get(key, 0.0) for m in alone.runs)
+        print(f"    {key:<28}{seconds:>7.2f} s under load {usual:>7.2f} s alone")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="repetitions of each case")
@@ -513,6 +524,7 @@ def print_targets(ran: dict[str, Case], made: dict[str, list], args, fill_second
         alone = ran["shared"].submitted
         print(f"  a shared create while they run <= 1.5 x alone: {late.submitted:.2f} s under "
               f"load, {alone:.2f} s alone = {late.submitted / alone:.2f} x")
+        print_where_time_went(late, ran["shared"])
 
 
 if __name__ == "__main__":

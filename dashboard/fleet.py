@@ -3,9 +3,14 @@
 The fleet table is polled by every open fleet page, so a poll reads a fixed number of small
 row sets whatever the size of the fleet or of its history:
 
-* the state (one query): every live staging with its operation not finished yet. A version of
-  it (an ETag) lets a poll that finds nothing changed answer 304 without rendering anything;
-* only when something changed: the filtered table with the owners, and the count and latest
+* the state (one query): every live staging with its operation not finished yet and that
+  operation's heartbeat and wake-up time. A version of it (an ETag) lets a poll that finds
+  nothing changed answer 304 without rendering anything. A runner renews its operation's
+  heartbeat every 5 s and a parked operation gets a new wake-up time at each round, so the row
+  of a staging being changed moves on within seconds of a step starting or ending, while a
+  calm fleet answers 304;
+* only when something changed: the filtered table with the owners, the steps of the
+  operations under way (for their rows' progress and time left), and the count and latest
   end of today's destroyed stagings (from an index), which say whether what they cost today,
   kept in the cache, still holds.
 
@@ -14,7 +19,7 @@ cost up to yesterday are computed once per day (and prices), from one query, and
 """
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -26,6 +31,7 @@ from django.utils import timezone
 from provisioning import lifecycle
 from provisioning.costs import (
     CHART_DAYS,
+    HOURS_PER_MONTH,
     DailyCost,
     FleetTotals,
     Lifetime,
@@ -39,6 +45,8 @@ from provisioning.costs import (
     totals_from,
 )
 from provisioning.engine import may_act
+from provisioning.expiry import ExpiryView, expiry_of
+from provisioning.lifecycle import RowChange, row_change
 from provisioning.models import (
     UNFINISHED_OPERATION_STATUSES,
     Operation,
@@ -49,6 +57,8 @@ from provisioning.models import (
     StepState,
 )
 from provisioning.pool import waiting_databases
+
+from .progress import Progress, load_unfinished_progress
 
 OWNER_FILTERS = {"all": "Everyone", "mine": "Mine"}
 LIVE_STATUSES = sorted(lifecycle.LIVE_STATUSES, key=StagingStatus.values.index)
@@ -86,13 +96,17 @@ class RowUrls:
 
     staging: str
     destroy: str
+    extend: str = ""
+    recreate: str = ""
 
     MARKER = 987654321
 
     @classmethod
-    def from_reversed(cls, staging: str, destroy: str) -> "RowUrls":
+    def from_reversed(cls, staging: str, destroy: str, extend: str = "",
+                      recreate: str = "") -> "RowUrls":
         marker = str(cls.MARKER)
-        return cls(staging.replace(marker, "{pk}"), destroy.replace(marker, "{pk}"))
+        return cls(*(url.replace(marker, "{pk}") for url in (staging, destroy, extend,
+                                                             recreate)))
 
 
 @dataclass(frozen=True)
@@ -103,6 +117,18 @@ class FleetRow:
     may_act: bool
     queued: str = ""  # the kind of an operation requested but not yet picked up by a worker
     urls: RowUrls | None = None
+    expiry: ExpiryView | None = None
+    may_extend: bool = False
+    progress: Progress | None = None  # of its operation under way
+
+    @property
+    def monthly(self) -> float:
+        """What it costs a month at this rate: shown for a kept staging, which never ends."""
+        return self.hourly * HOURS_PER_MONTH
+
+    @property
+    def extend_url(self) -> str:
+        return self.urls.extend.format(pk=self.staging.pk)
 
     @property
     def destroy_requested(self) -> bool:
@@ -116,6 +142,10 @@ class FleetRow:
     def destroy_url(self) -> str:
         return self.urls.destroy.format(pk=self.staging.pk)
 
+    @property
+    def recreate_url(self) -> str:
+        return self.urls.recreate.format(pk=self.staging.pk)
+
 
 @dataclass(frozen=True)
 class FleetState:
@@ -124,6 +154,9 @@ class FleetState:
     now: datetime
     live: list[tuple]  # (pk, db_mode, created_at, updated_at, status) per live staging
     unfinished: dict[int, tuple[int, str]]  # staging id -> (operation id, kind)
+    # staging id -> (heartbeat, wake-up time) of its operation under way: they move while it
+    # runs and at each of its rounds
+    rounds: dict[int, tuple] = field(default_factory=dict)
 
     @property
     def live_lifetimes(self) -> list[Lifetime]:
@@ -138,14 +171,15 @@ class FleetState:
 
     def version(self, user: AbstractBaseUser, filters: FleetFilters) -> str:
         """Changes whenever the table would: a staging made, changed or gone (by anybody),
-        an operation requested, the viewer's rights or filters, and once a minute (ages and
-        costs so far)."""
+        an operation requested, run or woken, the viewer's rights or filters, and once a
+        minute (ages, costs so far, time left)."""
         digest = hashlib.blake2b(digest_size=12)
         for part in (
             (user.pk, user.is_staff, filters.owner, filters.status),
             int(self.now.timestamp() // 60),
             [(pk, updated) for pk, _, _, updated, _ in self.live],
             sorted(self.unfinished.items()),
+            sorted(self.rounds.items()),
         ):
             digest.update(repr(part).encode())
         return digest.hexdigest()
@@ -156,10 +190,19 @@ def lifetime_of(staging: Staging) -> Lifetime:
 
 
 def _end_of(staging: Staging) -> datetime | None:
-    if staging.status != StagingStatus.DESTROYED:
+    return _cost_end(staging.status, staging.destroyed_at, staging.updated_at, staging.lost_at)
+
+
+def _cost_end(status: str, destroyed_at, updated_at, lost_at) -> datetime | None:
+    """When a staging stopped costing: when the reconcile found its resources gone (also
+    for one destroyed since, the destroy only finishing the bookkeeping), when it was
+    destroyed, or never yet."""
+    if lost_at is not None and status in {StagingStatus.LOST, StagingStatus.DESTROYED}:
+        return lost_at
+    if status != StagingStatus.DESTROYED:
         return None
     # A destroyed row always has destroyed_at from the runner; updated_at covers older rows.
-    return staging.destroyed_at or staging.updated_at
+    return destroyed_at or updated_at
 
 
 def _destroyed_since(since: datetime, *columns: str) -> tuple[QuerySet, QuerySet]:
@@ -176,19 +219,22 @@ def _today(now: datetime) -> datetime:
 
 
 def fleet_state(now: datetime | None = None) -> FleetState:
-    """One query: the live stagings, each with its operation not finished yet, if any."""
+    """One query: the live stagings, each with its operation not finished yet, if any, and
+    that operation's heartbeat and wake-up time."""
     now = now or timezone.now()
     rows = (Staging.objects.live().order_by()
             .annotate(unfinished=FilteredRelation("operations", condition=Q(
                 operations__status__in=sorted(UNFINISHED_OPERATION_STATUSES))))
             .values_list("pk", "db_mode", "created_at", "updated_at", "status",
-                         "unfinished__pk", "unfinished__kind"))
-    live, unfinished = [], {}
-    for pk, db_mode, created_at, updated_at, status, operation, kind in rows:
+                         "unfinished__pk", "unfinished__kind", "unfinished__heartbeat_at",
+                         "unfinished__wake_at"))
+    live, unfinished, rounds = [], {}, {}
+    for pk, db_mode, created_at, updated_at, status, operation, kind, beat, wake in rows:
         live.append((pk, db_mode, created_at, updated_at, status))
         if operation is not None:
             unfinished[pk] = (operation, kind)
-    return FleetState(now, live, unfinished)
+            rounds[pk] = (beat, wake)
+    return FleetState(now, live, unfinished, rounds)
 
 
 def _cache_key(kind: str, *parts) -> str:
@@ -208,8 +254,9 @@ def _destroyed_today_cost(rates: Rates, now: datetime) -> float:
     key = _cache_key("destroyed-today", today, seen["count"], seen["last"], rates.fingerprint)
     cost = cache.get(key)
     if cost is None:
-        lifetimes = [Lifetime(*row) for row in
-                     destroyed.values_list("db_mode", "created_at", "destroyed_at")]
+        lifetimes = [Lifetime(db_mode, created_at, lost_at or destroyed_at)
+                     for db_mode, created_at, destroyed_at, lost_at in destroyed.values_list(
+                         "db_mode", "created_at", "destroyed_at", "lost_at")]
         cost = sum(bucket_costs(rates, lifetimes, [today], now))
         cache.set(key, cost, CLOSED_DAYS_CACHE_SECONDS)
     return cost
@@ -225,13 +272,14 @@ def _closed_days(rates: Rates, now: datetime) -> list[DailyCost]:
     if cached is not None:
         return cached
     starts = [first + timedelta(days=back) for back in range((today - first).days)]
-    columns = ("db_mode", "created_at", "destroyed_at", "updated_at", "status")
+    columns = ("db_mode", "created_at", "destroyed_at", "updated_at", "status", "lost_at")
+    # The lost ones are few (a destroy or a recreate takes each out of that status).
     rows = (Staging.objects.live().order_by().values_list(*columns)
-            .union(*_destroyed_since(first, *columns), all=True))
+            .union(*_destroyed_since(first, *columns),
+                   Staging.objects.lost().order_by().values_list(*columns), all=True))
     lifetimes = [
-        Lifetime(db_mode, created_at, None if status != StagingStatus.DESTROYED
-                 else destroyed_at or updated_at)
-        for db_mode, created_at, destroyed_at, updated_at, status in rows
+        Lifetime(db_mode, created_at, _cost_end(status, destroyed_at, updated_at, lost_at))
+        for db_mode, created_at, destroyed_at, updated_at, status, lost_at in rows
     ]
     days = [DailyCost(start.date(), cost)
             for start, cost in zip(starts, bucket_costs(rates, lifetimes, starts, today),
@@ -248,6 +296,8 @@ class Fleet:
     rates: Rates
     daily: list[DailyCost]  # the chart's days, today (so far) last
     version: str = ""
+    # Stagings whose resources AWS no longer has: shown apart, costing nothing more.
+    lost: list[FleetRow] = field(default_factory=list)
 
 
 def fleet_costs(rates: Rates, state: FleetState) -> tuple[FleetTotals, list[DailyCost]]:
@@ -268,11 +318,13 @@ def fleet_costs(rates: Rates, state: FleetState) -> tuple[FleetTotals, list[Dail
 # What the table shows and its costs and rights need: the rest of a row (errors, images,
 # logins) is not read on every poll.
 TABLE_FIELDS = ("name", "branch", "status", "db_mode", "source", "created_at", "updated_at",
-                "destroyed_at", "owner__username")
+                "destroyed_at", "lost_at", "owner__username", "expires_at", "kept")
 
 
 def live_stagings(filters: FleetFilters, user: AbstractBaseUser) -> QuerySet[Staging]:
-    stagings = (Staging.objects.live()
+    """The table's stagings with their owners, the lost ones among them (shown apart): one
+    query for both."""
+    stagings = (Staging.objects.holding_names()
                 .select_related("owner").only(*TABLE_FIELDS).order_by("-created_at", "-pk"))
     if filters.owner == "mine":
         stagings = stagings.filter(owner=user)
@@ -283,21 +335,36 @@ def live_stagings(filters: FleetFilters, user: AbstractBaseUser) -> QuerySet[Sta
 
 def load_fleet(user: AbstractBaseUser, filters: FleetFilters, urls: RowUrls,
                state: FleetState | None = None) -> Fleet:
-    """Two queries besides the state's: the filtered table and today's destroyed stagings'
-    count (and, when that or the day changed, their rows and the closed days' costs)."""
+    """Two or three queries besides the state's: the filtered table, the steps of the
+    operations under way (when any) and today's destroyed stagings' count (and, when that or
+    the day changed, their rows and the closed days' costs; the medians of each operation kind
+    in flight, when not cached)."""
     state = state or fleet_state()
     rates = Rates()
     now = state.now
-    rows = []
-    for staging in live_stagings(filters, user):
+    stagings = list(live_stagings(filters, user))
+    progress = load_unfinished_progress({
+        staging.pk: (staging, *state.unfinished[staging.pk])
+        for staging in stagings if staging.pk in state.unfinished})
+    rows, lost = [], []
+    extend = row_change(RowChange.EXTEND)
+    for staging in stagings:
+        if staging.is_lost:
+            # Costing nothing more: what it cost until AWS lost it.
+            lost.append(FleetRow(staging, 0.0, cost_so_far(rates, lifetime_of(staging), now),
+                                 may_act(user, staging), urls=urls))
+            continue
         queued = state.unfinished.get(staging.pk)
         rows.append(FleetRow(
             staging, rates.hourly(staging.db_mode),
             cost_so_far(rates, lifetime_of(staging), now), may_act(user, staging),
             queued=queued[1] if queued and not staging.is_busy else "", urls=urls,
+            expiry=expiry_of(staging, now, rates.config),
+            may_extend=not staging.kept and extend.allowed(user, staging),
+            progress=progress.get(staging.pk),
         ))
     totals, daily = fleet_costs(rates, state)
-    return Fleet(rows, totals, state.busy, rates, daily, state.version(user, filters))
+    return Fleet(rows, totals, state.busy, rates, daily, state.version(user, filters), lost)
 
 
 @dataclass(frozen=True)
@@ -365,11 +432,15 @@ class HistoryRow:
     url: str = ""
     created: Moment | None = None
     destroyed: Moment | None = None
+    recreate_url: str = ""  # set when the viewer may recreate it
 
 
-def history_rows(stagings, rates: Rates, urls: RowUrls | None = None) -> list[HistoryRow]:
+def history_rows(stagings, rates: Rates, urls: RowUrls | None = None,
+                 user: AbstractBaseUser | None = None) -> list[HistoryRow]:
+    recreate = row_change(RowChange.RECREATE)
     rows = []
     for staging in stagings:
+        may_recreate = bool(urls and urls.recreate and user and recreate.allowed(user, staging))
         lifetime = lifetime_of(staging)
         end = lifetime.destroyed_at or timezone.now()
         rows.append(HistoryRow(
@@ -377,6 +448,7 @@ def history_rows(stagings, rates: Rates, urls: RowUrls | None = None) -> list[Hi
             url=urls.staging.format(pk=staging.pk) if urls else "",
             created=Moment.of(staging.created_at),
             destroyed=Moment.of(staging.destroyed_at) if staging.destroyed_at else None,
+            recreate_url=urls.recreate.format(pk=staging.pk) if may_recreate else "",
         ))
     return rows
 
@@ -397,10 +469,6 @@ def history_page(user: AbstractBaseUser, owner: str, number, size: int) -> Page:
     found = Staging.objects.select_related("owner").in_bulk(ids)
     page.object_list = [found[pk] for pk in ids if pk in found]
     return page
-
-
-def name_is_taken(name: str) -> bool:
-    return Staging.objects.live().filter(name=name).exists()
 
 
 def resource_outputs(staging: Staging) -> dict[str, dict]:

@@ -1,5 +1,10 @@
 """The create form and the choices it offers (which read AWS, and may fail).
 
+The branch suggestions are branches, not image tags: the engine maps each tag the registry
+lists back to the known branch that produces it (see provisioning.branches). Only the tags are
+kept in the cache; which branches are known is read afresh, so a staging made a moment ago
+already counts.
+
 What the choices read from AWS (the sources' newest snapshots, the branches that have an image)
 is kept in Django's cache for ``DS_CREATE_PAGE_CACHE_SECONDS``, one key per lookup: reloading
 the page, or posting it, does not ask AWS again, so one user cannot turn page loads into a
@@ -18,9 +23,12 @@ from django.utils import timezone
 from django.utils.timesince import timesince
 
 from provisioning import engine
+from provisioning.api_tokens import DEFAULT_DAYS as DEFAULT_TOKEN_DAYS
+from provisioning.api_tokens import MAX_DAYS as MAX_TOKEN_DAYS
+from provisioning.api_tokens import MAX_NAME_LENGTH as MAX_TOKEN_NAME_LENGTH
 from provisioning.config import load_config
-from provisioning.errors import ExternalCallFailed, UserError
-from provisioning.models import DbMode
+from provisioning.errors import BranchHasStaging, ExternalCallFailed, UserError
+from provisioning.models import DbMode, TokenScope
 
 # A datalist of thousands of tags helps nobody; the newest pushes are the likely branches.
 MAX_BRANCH_SUGGESTIONS = 200
@@ -48,7 +56,7 @@ def aws_problem(exc: ExternalCallFailed) -> str:
 @dataclass(frozen=True)
 class Choices:
     sources: list[tuple[str, str]]
-    branches: list[str]
+    branches: list[engine.BranchSuggestion]
     problems: list[str]  # what could not be read, as sentences
 
 
@@ -60,12 +68,18 @@ def _source_label(info: engine.SourceInfo) -> str:
     return f"{info.instance_id}{owner}: snapshot {age} old"
 
 
+def cached_sources() -> list[engine.SourceInfo]:
+    """The allowed snapshot sources and their newest snapshots, read from AWS at most once per
+    cache period (ExternalCallFailed when AWS cannot be read)."""
+    return _cached("sources", ",".join(load_config().snapshot_sources), engine.list_sources)
+
+
 def source_choices() -> tuple[list[tuple[str, str]], str | None]:
     """The allowed snapshot sources with the age of their newest snapshot; without the ages
     (and a sentence saying why) when AWS cannot be read."""
     names = load_config().snapshot_sources
     try:
-        sources = _cached("sources", ",".join(names), engine.list_sources)
+        sources = cached_sources()
     except ExternalCallFailed as exc:
         return [(name, name) for name in names], (
             f"Could not read the snapshots' ages ({exc.call}: {exc.code}).")
@@ -73,17 +87,17 @@ def source_choices() -> tuple[list[tuple[str, str]], str | None]:
     return [(i.instance_id, _source_label(i)) for i in sources], None
 
 
-def branch_suggestions() -> tuple[list[str], str | None]:
+def branch_suggestions() -> tuple[list[engine.BranchSuggestion], str | None]:
     config = load_config()
 
     try:
-        unique = _cached("branches", f"{config.cluster}/{config.web_service}",
-                         lambda: engine.branch_tags(MAX_BRANCH_SUGGESTIONS))
+        tags = _cached("branches", f"{config.cluster}/{config.web_service}",
+                       lambda: engine.branch_tags(MAX_BRANCH_SUGGESTIONS))
     except ExternalCallFailed as exc:
         return [], f"Could not list the branches that have an image ({exc.call}: {exc.code})."
     except UserError as exc:
         return [], exc.message
-    return unique, None
+    return engine.branch_suggestions(tags), None
 
 
 def load_choices() -> Choices:
@@ -103,8 +117,12 @@ class CreateStagingForm(forms.Form):
     )
     source = forms.ChoiceField(
         label="Data from",
+        # Not required: a shared database takes no source (the page's script disables the
+        # select then, and a disabled select is not posted).
+        required=False,
         help_text="A dedicated database is restored from this database's newest snapshot; "
-                  "(host) marks the host staging's own.",
+                  "(host) marks the host staging's own. Shared uses the host's data, "
+                  "whatever is chosen here.",
         error_messages={"invalid_choice": "Choose one of the listed sources."},
     )
     db_mode = forms.ChoiceField(
@@ -126,15 +144,39 @@ class CreateStagingForm(forms.Form):
         }),
     )
 
+    ttl = forms.CharField(
+        label="TTL (hours)",
+        required=False,
+        max_length=20,
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
+    )
+
     def __init__(self, *args, sources: list[tuple[str, str]], **kwargs):
         super().__init__(*args, **kwargs)
+        host_db = load_config().host_db_instance
         self.fields["source"].choices = sources
+        self.fields["source"].widget.attrs["data-shared-uses"] = host_db
+        config = load_config()
+        # The engine checks the value (one message for the form and `ds create --ttl`).
+        self.fields["ttl"].help_text = (
+            f"It is destroyed this long after the create or its last redeploy, unless "
+            f"extended. Empty: {config.ttl_hours:g}; at most {config.max_ttl_hours:g}.")
+        self.fields["ttl"].widget.attrs["placeholder"] = f"{config.ttl_hours:g}"
         if sources and not self.is_bound:
-            host_db = load_config().host_db_instance
             self.fields["source"].initial = host_db if host_db in dict(sources) else sources[0][0]
+        # The live staging a create was refused for (its branch has one), to offer it.
+        self.existing_staging = None
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("db_mode") == DbMode.DEDICATED and not data.get("source"):
+            self.add_error("source", "Choose the database whose snapshot is restored.")
+        return data
 
     def add_user_error(self, error: UserError) -> None:
         """Put the sentence next to the field it is about, or above the form."""
+        if isinstance(error, BranchHasStaging):
+            self.existing_staging = error.staging
         self.add_error(error.field if error.field in self.fields else None, error.message)
 
 
@@ -157,3 +199,26 @@ class DeleteLeftoversForm(forms.Form):
 
     def first_error(self) -> str:
         return next(iter(error for errors in self.errors.values() for error in errors))
+
+
+class ApiTokenForm(forms.Form):
+    name = forms.CharField(
+        max_length=MAX_TOKEN_NAME_LENGTH,
+        help_text="What it is for, e.g. the script or the tool that uses it.",
+    )
+    scope = forms.ChoiceField(
+        choices=[
+            (TokenScope.READ, "Read: list and look at stagings"),
+            (TokenScope.WRITE, "Write: also create, redeploy and destroy them, as you can"),
+        ],
+        initial=TokenScope.READ,
+        widget=forms.RadioSelect,
+    )
+    days = forms.IntegerField(
+        label="Expires after (days)", min_value=1, max_value=MAX_TOKEN_DAYS,
+        initial=DEFAULT_TOKEN_DAYS,
+        help_text=f"1 to {MAX_TOKEN_DAYS} days; revoke it here at any time.",
+    )
+
+    def add_user_error(self, error: UserError) -> None:
+        self.add_error(error.field if error.field in self.fields else None, error.message)

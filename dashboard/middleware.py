@@ -5,7 +5,9 @@ app.js and app.css) and no inline code at all: no <script> bodies, no on* attrib
 style attributes (tests/test_access.py scans the templates). So the policy can forbid
 everything inline, and text a user typed that ever slipped through unescaped could still not
 run. htmx would inject its indicator styles inline; base.html turns that off with
-``includeIndicatorStyles: false`` and app.css carries those rules instead.
+``includeIndicatorStyles: false`` and app.css carries those rules instead. With an identity
+provider, form-action also names its origin: browsers hold a form's redirects to form-action,
+and the logout form's answer sends the browser on to the provider to end its session there.
 """
 
 from collections.abc import Callable
@@ -13,6 +15,8 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 
 from provisioning.config import load_config
+
+from .sso import provider_origin
 
 CONTENT_SECURITY_POLICY = "; ".join([
     "default-src 'self'",
@@ -26,6 +30,13 @@ CONTENT_SECURITY_POLICY = "; ".join([
 ])
 
 
+def content_security_policy(provider_origin: str = "") -> str:
+    if not provider_origin:
+        return CONTENT_SECURITY_POLICY
+    return CONTENT_SECURITY_POLICY.replace(
+        "form-action 'self'", f"form-action 'self' {provider_origin}")
+
+
 class ContentSecurityPolicyMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
@@ -33,7 +44,8 @@ class ContentSecurityPolicyMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         # A view that needs something else (none does today) sets its own.
-        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.headers.setdefault(
+            "Content-Security-Policy", content_security_policy(provider_origin(load_config())))
         return response
 
 

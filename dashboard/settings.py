@@ -16,7 +16,15 @@ from urllib.parse import unquote, urlsplit
 from django.core.exceptions import ImproperlyConfigured
 
 from dashboard.private_files import create_private
-from provisioning.config import check_fargate_size, parse_pool_sizes, parse_source_secrets
+from provisioning.config import (
+    check_fargate_size,
+    check_sign_in_settings,
+    check_ttl,
+    parse_hours,
+    parse_pool_sizes,
+    parse_source_secrets,
+    parse_warn_hours,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -63,6 +71,21 @@ if SANDBOX:
     from provisioning.sandbox.environment import apply_sandbox_environment
 
     apply_sandbox_environment(SANDBOX_STATE_DIR)
+
+# The pages say when AWS is the sandbox's (its links lead nowhere real; its demo login).
+DS_SANDBOX = SANDBOX
+# How long AWS takes here against real AWS: the estimates before this installation has timed
+# its own operations are the lifecycle registry's real-AWS durations times this. The sandbox
+# runs AWS at its delay scale; real AWS at 1.
+if SANDBOX:
+    from provisioning.sandbox.latency import DEFAULT_SCALE
+
+    DS_SANDBOX_DELAY_SCALE = env_float("DS_SANDBOX_DELAY_SCALE", DEFAULT_SCALE)
+else:
+    DS_SANDBOX_DELAY_SCALE = 1.0
+# The sandbox's demo login: `manage.py sandbox run` makes it, the sandbox's login page shows it.
+DS_DEMO_USERNAME = "demo"
+DS_DEMO_PASSWORD = env_str("DS_DEMO_PASSWORD", "demo-staging-123")
 
 DEBUG = env_bool("DJANGO_DEBUG", default=SANDBOX)
 # Commands that only read the code and sign nothing run without a secret key (a checkout checks
@@ -114,6 +137,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Sends a page request of someone signed in with the identity provider back to it now and
+    # then, so that somebody it no longer lets in loses the dashboard too.
+    "dashboard.sso.ProviderRecheckMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -192,9 +218,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 # django-axes first: it refuses a locked-out user name or address before a password is checked.
+# Then passwords (refused unless local logins are on), then the identity provider's callback
+# (dashboard/sso.py), which answers nothing else.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    "dashboard.sso.LocalPasswordBackend",
+    "dashboard.sso.SignInBackend",
 ]
 DS_LOGIN_FAILURE_LIMIT = env_int("DS_LOGIN_FAILURE_LIMIT", 5)
 DS_LOGIN_LOCKOUT_MINUTES = env_int("DS_LOGIN_LOCKOUT_MINUTES", 15)
@@ -209,6 +238,40 @@ DS_BEHIND_PROXY = env_bool("DJANGO_BEHIND_PROXY")
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+
+# --- signing in with the company's identity provider (OpenID Connect, dashboard/sso.py) -------
+# The endpoints come from the issuer's discovery document, read when first needed.
+DS_OIDC_ISSUER = env_str("DS_OIDC_ISSUER").rstrip("/")
+DS_OIDC_CLIENT_ID = env_str("DS_OIDC_CLIENT_ID")
+DS_OIDC_CLIENT_SECRET = env_secret("DS_OIDC_CLIENT_SECRET")
+DS_OIDC_PROVIDER_NAME = env_str("DS_OIDC_PROVIDER_NAME")
+DS_OIDC_ALLOWED_DOMAINS = [d.lstrip("@") for d in env_list("DS_OIDC_ALLOWED_DOMAINS")]
+DS_OIDC_STAFF_GROUPS = env_list("DS_OIDC_STAFF_GROUPS")
+DS_OIDC_GROUPS_CLAIM = env_str("DS_OIDC_GROUPS_CLAIM", "groups")
+DS_OIDC_SCOPES = env_str("DS_OIDC_SCOPES", "openid email profile")
+DS_OIDC_RECHECK_MINUTES = env_int("DS_OIDC_RECHECK_MINUTES", 15)
+# Unset: on exactly when no identity provider is configured (provisioning/config.py).
+DS_LOCAL_LOGIN = env_bool("DS_LOCAL_LOGIN") if env_str("DS_LOCAL_LOGIN") else None
+# What mozilla-django-oidc reads as it is; the rest it asks of dashboard/sso.py.
+OIDC_RP_SIGN_ALGO = "RS256"
+OIDC_USE_PKCE = True
+OIDC_PKCE_CODE_CHALLENGE_METHOD = "S256"
+OIDC_USE_NONCE = True
+OIDC_STORE_ID_TOKEN = True  # the logout's id_token_hint
+OIDC_TIMEOUT = 10
+OIDC_OP_LOGOUT_URL_METHOD = "dashboard.sso.provider_logout_url"
+
+# --- signing in in front of every staging (the load balancer's authenticate-oidc action) -------
+DS_STAGING_AUTH = env_str("DS_STAGING_AUTH").lower()
+DS_STAGING_OIDC_ISSUER = env_str("DS_STAGING_OIDC_ISSUER")
+DS_STAGING_OIDC_AUTHORIZATION_ENDPOINT = env_str("DS_STAGING_OIDC_AUTHORIZATION_ENDPOINT")
+DS_STAGING_OIDC_TOKEN_ENDPOINT = env_str("DS_STAGING_OIDC_TOKEN_ENDPOINT")
+DS_STAGING_OIDC_USERINFO_ENDPOINT = env_str("DS_STAGING_OIDC_USERINFO_ENDPOINT")
+DS_STAGING_OIDC_CLIENT_ID = env_str("DS_STAGING_OIDC_CLIENT_ID")
+DS_STAGING_OIDC_SECRET_NAME = env_str("DS_STAGING_OIDC_SECRET_NAME")
+DS_STAGING_BYPASS_HEADER = env_str("DS_STAGING_BYPASS_HEADER")
+check_sign_in_settings(issuer=DS_OIDC_ISSUER, client_id=DS_OIDC_CLIENT_ID,
+                       staging_auth=DS_STAGING_AUTH)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -306,6 +369,13 @@ DS_MAX_INFLIGHT_PER_USER = env_int("DS_MAX_INFLIGHT_PER_USER", 3)
 # Per qcluster worker process: threads that run the rounds of operations woken after a wait.
 DS_RESUME_THREADS = env_int("DS_RESUME_THREADS", 2)
 
+# Expiry: how long a staging lives after its create or last redeploy, the most anyone may ask
+# for (a create's TTL, an extension), and the warnings before its end (hours, largest first).
+DS_TTL_HOURS = parse_hours("DS_TTL_HOURS", env_str("DS_TTL_HOURS"), 72.0)
+DS_MAX_TTL_HOURS = parse_hours("DS_MAX_TTL_HOURS", env_str("DS_MAX_TTL_HOURS"), 336.0)
+check_ttl(DS_TTL_HOURS, DS_MAX_TTL_HOURS)
+DS_EXPIRY_WARN_HOURS = parse_warn_hours(env_str("DS_EXPIRY_WARN_HOURS", "24,1"))
+
 # --- security in production ----------------------------------------------------------------
 # The sandbox serves plain http on loopback, so none of this is on by default. A deployment
 # behind TLS sets DJANGO_SECURE=1 (and DJANGO_BEHIND_PROXY=1 when a load balancer ends TLS and
@@ -321,3 +391,27 @@ if DS_BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # A request whose Cookie header is larger is refused (400) before anything parses it.
 DS_MAX_COOKIE_BYTES = env_int("DS_MAX_COOKIE_BYTES", 8 * 1024)
+
+# --- notifications -------------------------------------------------------------------------
+# Where people open the dashboard: links in e-mails and Slack messages (no links when unset).
+DS_DASHBOARD_URL = env_str("DS_DASHBOARD_URL").rstrip("/")
+# E-mail is sent when an SMTP host is configured; the sandbox writes each e-mail to a file
+# under its state directory instead.
+EMAIL_HOST = env_str("DJANGO_EMAIL_HOST")
+EMAIL_PORT = env_int("DJANGO_EMAIL_PORT", 587)
+EMAIL_HOST_USER = env_str("DJANGO_EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_secret("DJANGO_EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("DJANGO_EMAIL_USE_TLS", default=True)
+EMAIL_TIMEOUT = 30
+DEFAULT_FROM_EMAIL = env_str("DJANGO_DEFAULT_FROM_EMAIL", "dynamic-stagings@localhost")
+if not EMAIL_HOST and SANDBOX:
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = SANDBOX_STATE_DIR / "mail"
+DS_EMAIL_ENABLED = bool(EMAIL_HOST) or SANDBOX
+
+# --- stagingbot (Slack) --------------------------------------------------------------------
+# Without a signing secret /slack/* refuses everything; the sandbox sets all three to its fake
+# Slack Web API.
+DS_SLACK_SIGNING_SECRET = env_secret("DS_SLACK_SIGNING_SECRET")
+DS_SLACK_BOT_TOKEN = env_secret("DS_SLACK_BOT_TOKEN")
+DS_SLACK_API_URL = env_str("DS_SLACK_API_URL", "https://slack.com/api/")

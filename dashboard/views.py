@@ -33,11 +33,13 @@ from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from provisioning import audit, doctor, engine, tasks
+from provisioning import audit, doctor, engine, notifications, tasks
 from provisioning import sweep as orphan_sweep
 from provisioning.config import load_config
 from provisioning.costs import Rates, cost_so_far
 from provisioning.errors import ExternalCallFailed, UserError
+from provisioning.expiry import expiry_of
+from provisioning.lifecycle import RowChange
 from provisioning.models import (
     LOG_LINES_KEPT_PER_STEP,
     AuditAction,
@@ -46,6 +48,7 @@ from provisioning.models import (
     StagingStatus,
     StepLog,
 )
+from provisioning.reconcile import reconcile
 
 from . import fleet as fleet_queries
 from .charts import daily_cost_chart
@@ -93,7 +96,9 @@ def _safe_next(request: HttpRequest, default: str) -> str:
 def _row_urls() -> fleet_queries.RowUrls:
     marker = fleet_queries.RowUrls.MARKER
     return fleet_queries.RowUrls.from_reversed(reverse("staging", args=[marker]),
-                                               reverse("destroy", args=[marker]))
+                                               reverse("destroy", args=[marker]),
+                                               reverse("extend", args=[marker]),
+                                               reverse("recreate", args=[marker]))
 
 
 def _fleet_context(request: HttpRequest, filters: fleet_queries.FleetFilters,
@@ -163,7 +168,8 @@ def history(request: HttpRequest) -> HttpResponse:
                                       HISTORY_PAGE_SIZE)
     return render(request, "history.html", {
         "page": page,
-        "rows": fleet_queries.history_rows(page.object_list, Rates(), _row_urls()),
+        "rows": fleet_queries.history_rows(page.object_list, Rates(), _row_urls(),
+                                           request.user),
         "owner": owner,
         "owner_filters": fleet_queries.OWNER_FILTERS,
     })
@@ -172,6 +178,8 @@ def history(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def create(request: HttpRequest) -> HttpResponse:
+    """The create form. Above it, how much of the caps the user has used (the button is off
+    at a cap); a branch that already has a live staging gets that staging offered, once."""
     choices = load_choices()
     form = CreateStagingForm(request.POST or None, sources=choices.sources)
     if request.method == "POST" and form.is_valid():
@@ -180,6 +188,7 @@ def create(request: HttpRequest) -> HttpResponse:
             staging = engine.request_create(
                 branch=data["branch"], owner=request.user, name=data["name"] or None,
                 source=data["source"] or None, db_mode=data["db_mode"],
+                ttl_hours=data["ttl"] or None,
             )
         except UserError as exc:
             form.add_user_error(exc)
@@ -189,30 +198,34 @@ def create(request: HttpRequest) -> HttpResponse:
             return redirect(_staging_url(staging))
     return render(request, "create.html", {
         "form": form, "choices": choices,
-        "preview": _name_preview(form.data.get("branch", ""), form.data.get("name", "")),
+        # Read after the request: a create just made counts.
+        "allowance": engine.create_allowance(request.user),
+        "refused_for": _existing_offer(request, form.existing_staging),
+        "preview": _name_preview(request, form.data.get("branch", ""),
+                                 form.data.get("name", "")),
+        # The refusal under the name field says it already; the preview does not repeat it.
+        "conflict_shown": bool(form.errors.get("name")),
     })
 
 
-def _name_preview(branch: str, name: str) -> dict:
-    branch, name = branch.strip(), name.strip()
-    if not branch and not name:
-        example = engine.derive_name(EXAMPLE_BRANCH)
-        return {"example_branch": EXAMPLE_BRANCH, "example": example}
-    try:
-        derived = engine.derive_name(branch, name or None)
-    except UserError as exc:
-        return {"error": exc.message}
-    return {
-        "name": derived,
-        "host": f"{derived}.{load_config().domain}",
-        "taken": fleet_queries.name_is_taken(derived),
-    }
+def _existing_offer(request: HttpRequest, staging: Staging | None) -> dict | None:
+    """A live staging of the branch asked for, with what the user may do with it."""
+    if staging is None:
+        return None
+    return {"staging": staging, "may_redeploy": engine.may_redeploy(request.user, staging)}
+
+
+def _name_preview(request: HttpRequest, branch: str, name: str) -> dict:
+    if not branch.strip() and not name.strip():
+        return {"example_branch": EXAMPLE_BRANCH, "example": engine.derive_name(EXAMPLE_BRANCH)}
+    plan = engine.preview_create(branch, name)
+    return {"plan": plan, "existing": _existing_offer(request, plan.existing)}
 
 
 @login_required
 @require_GET
 def name_preview_partial(request: HttpRequest) -> HttpResponse:
-    preview = _name_preview(request.GET.get("branch", ""), request.GET.get("name", ""))
+    preview = _name_preview(request, request.GET.get("branch", ""), request.GET.get("name", ""))
     return render(request, "partials/name_preview.html", {"preview": preview})
 
 
@@ -231,6 +244,7 @@ def _live_context(request: HttpRequest, staging: Staging) -> dict:
         # Polled every two seconds while the operation runs: only each step's newest lines.
         StepLog.objects.attach_to(
             progress.steps, LOG_LINES_KEPT_PER_STEP if settled else LOG_LINES_WHILE_POLLING)
+    rates = Rates()
     return {
         "staging": staging,
         "progress": progress,
@@ -240,19 +254,24 @@ def _live_context(request: HttpRequest, staging: Staging) -> dict:
         "resources": resource_links(outputs, cluster=config.cluster),
         "logs_url": service_logs_url(web_service, cluster=config.cluster) if web_service else "",
         "operations": recent,
+        # The facts at the top are polled too: a staging destroyed while its page is open
+        # must stop showing an hourly cost.
+        "hourly": rates.hourly(staging.db_mode) if staging.is_live else None,
+        "so_far": cost_so_far(rates, fleet_queries.lifetime_of(staging)),
+        "estimates": rates,
+        # Its URLs and console links lead nowhere real: the pages say so.
+        "sandbox": config.sandbox,
+        # The countdown is polled with the facts: a destroyed staging has none.
+        "expiry": expiry_of(staging),
+        "changes": engine.offered_changes(request.user, staging),
+        "ttl_hours": config.ttl_hours,
     }
 
 
 def _detail_context(request: HttpRequest, staging: Staging) -> dict:
-    rates = Rates()
     context = _live_context(request, staging)
-    context.update({
-        "hourly": rates.hourly(staging.db_mode) if staging.is_live else None,
-        "so_far": cost_so_far(rates, fleet_queries.lifetime_of(staging)),
-        "estimates": rates,
-        # Outside the polled part: read once per page, not every two seconds.
-        "audit_trail": audit.trail_for(staging),
-    })
+    # Outside the polled part: read once per page, not every two seconds.
+    context["audit_trail"] = audit.trail_for(staging)
     return context
 
 
@@ -260,7 +279,19 @@ def _detail_context(request: HttpRequest, staging: Staging) -> dict:
 @require_GET
 def staging_detail(request: HttpRequest, pk: int) -> HttpResponse:
     staging = _staging(pk)
-    return render(request, "staging.html", _detail_context(request, staging))
+    context = _detail_context(request, staging)
+    if request.user.is_staff:
+        context["bypass"] = _bypass(staging)
+    return render(request, "staging.html", context)
+
+
+def _bypass(staging: Staging) -> dict | None:
+    """For staff: the header with which automated tests skip the staging's sign-in."""
+    try:
+        found = engine.reveal_bypass(staging)
+    except ExternalCallFailed as exc:
+        return {"problem": f"could not read it from AWS ({exc.call}: {exc.code})"}
+    return {"header": found[0], "token": found[1]} if found else None
 
 
 @sensitive_variables()
@@ -343,6 +374,66 @@ def redeploy(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(_staging_url(staging))
 
 
+def _staging_for_change(request: HttpRequest, pk: int, change: str) -> Staging:
+    staging = _staging(pk)
+    if not engine.may(change, request.user, staging):
+        raise PermissionDenied("Only an admin may do this." if change == RowChange.KEEP
+                               else "Only the staging's owner or an admin may do this.")
+    return staging
+
+
+@login_required
+@require_POST
+def extend(request: HttpRequest, pk: int) -> HttpResponse:
+    """Expire ``hours`` from now (empty: DS_TTL_HOURS), capped at DS_MAX_TTL_HOURS."""
+    staging = _staging_for_change(request, pk, RowChange.EXTEND)
+    try:
+        extension = engine.extend(staging, user=request.user, hours=request.POST.get("hours"))
+    except UserError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, extension.sentence(staging.name))
+    return redirect(_safe_next(request, _staging_url(staging)))
+
+
+@login_required
+@require_POST
+def keep(request: HttpRequest, pk: int) -> HttpResponse:
+    """Keep without expiry (``kept=1``) or stop keeping (``kept=0``): admins only."""
+    staging = _staging_for_change(request, pk, RowChange.KEEP)
+    kept = request.POST.get("kept") != "0"
+    try:
+        changed = engine.set_kept(staging, user=request.user, kept=kept)
+    except UserError as exc:
+        messages.error(request, exc.message)
+    else:
+        if not changed:
+            messages.info(request, f"{staging.name} already was as asked.")
+        elif kept:
+            messages.success(request, f"{staging.name} is kept: it does not expire.")
+        else:
+            messages.success(request, f"{staging.name} is no longer kept: it expires in "
+                                      f"{load_config().ttl_hours:g} hours unless extended.")
+    return redirect(_safe_next(request, _staging_url(staging)))
+
+
+@login_required
+@require_POST
+def recreate(request: HttpRequest, pk: int) -> HttpResponse:
+    """The destroyed (or lost) staging made again; its page, or the old one saying why not."""
+    staging = _staging_for_change(request, pk, RowChange.RECREATE)
+    try:
+        again = engine.request_recreate(staging, user=request.user)
+    except UserError as exc:
+        messages.error(request, f"Cannot recreate {staging.name}: {exc.message}")
+    except ExternalCallFailed as exc:
+        messages.error(request, aws_problem(exc))
+    else:
+        messages.success(request, f"Recreating {again.name} from {again.branch}.")
+        return redirect(_staging_url(again))
+    return redirect(_safe_next(request, _staging_url(staging)))
+
+
 @login_required
 @require_GET
 def leftovers(request: HttpRequest) -> HttpResponse:
@@ -350,6 +441,7 @@ def leftovers(request: HttpRequest) -> HttpResponse:
         "orphans": list(_current_orphans().order_by("kind", "arn")),
         "sweeps": audit.recent([AuditAction.SWEEP, AuditAction.SWEEP_DELETE]),
         "schedule_runs": tasks.recent_runs(),
+        "last_sweep_at": orphan_sweep.last_sweep_at(),
         "may_delete": request.user.is_staff,
     })
 
@@ -368,10 +460,15 @@ def _leftovers_phrase(count: int) -> str:
 def sweep_now(request: HttpRequest) -> HttpResponse:
     _require_staff(request)
     try:
-        found = orphan_sweep.sweep(delete=False, actor=request.user)
+        reconciled = reconcile(delete=False, actor=request.user)
     except ExternalCallFailed as exc:
         messages.error(request, _sweep_problem(exc))
     else:
+        found = reconciled.orphans
+        if reconciled.lost:
+            messages.warning(request, "AWS no longer has the resources of "
+                             + ", ".join(judged.name for judged in reconciled.lost)
+                             + ": marked lost (destroy or recreate each on its page).")
         if found:
             messages.warning(request, f"The sweep found {_leftovers_phrase(len(found))} in AWS.")
         else:
@@ -408,3 +505,27 @@ def setup(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         return redirect("setup")
     return render(request, "setup.html", {"report": report})
+
+
+NOTIFICATIONS_SHOWN = 50
+
+
+@login_required
+@require_GET
+def notifications_page(request: HttpRequest) -> HttpResponse:
+    shown = list(notifications.inbox(request.user).select_related("staging")
+                 [:NOTIFICATIONS_SHOWN])
+    return render(request, "notifications.html", {
+        "notifications": shown,
+        "unread": sum(1 for item in shown if item.is_unread),
+        "email_note": load_config().email_enabled and bool(request.user.email),
+    })
+
+
+@login_required
+@require_POST
+def mark_notifications_read(request: HttpRequest) -> HttpResponse:
+    """One notification (``id``) or, without it, all of the user's: marked read."""
+    raw = request.POST.get("id", "")
+    notifications.mark_read(request.user, int(raw) if raw.isdecimal() else None)
+    return redirect(_safe_next(request, reverse("notifications")))

@@ -2,12 +2,42 @@
 dashboard/settings.py (which reads the environment), so steps never reach into Django and a
 setting has one name in code (tests/test_configuration.py holds every module to it)."""
 
+import math
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from .fargate import FARGATE_MEMORY_BY_CPU, describe_sizes, is_fargate_size, memory_sizes_text
+
+STAGING_AUTH_OIDC = "oidc"
+STAGING_AUTH_CHOICES = ("", STAGING_AUTH_OIDC)
+
+
+@dataclass(frozen=True)
+class StagingOidc:
+    """What each staging's authenticate-oidc action is given (DS_STAGING_OIDC_*): the client
+    secret itself stays in Secrets Manager until a rule is made."""
+
+    issuer: str
+    authorization_endpoint: str
+    token_endpoint: str
+    userinfo_endpoint: str
+    client_id: str
+    client_secret_name: str
+
+    def missing(self) -> list[str]:
+        """The DS_STAGING_OIDC_* settings that are empty."""
+        values = {
+            "DS_STAGING_OIDC_ISSUER": self.issuer,
+            "DS_STAGING_OIDC_AUTHORIZATION_ENDPOINT": self.authorization_endpoint,
+            "DS_STAGING_OIDC_TOKEN_ENDPOINT": self.token_endpoint,
+            "DS_STAGING_OIDC_USERINFO_ENDPOINT": self.userinfo_endpoint,
+            "DS_STAGING_OIDC_CLIENT_ID": self.client_id,
+            "DS_STAGING_OIDC_SECRET_NAME": self.client_secret_name,
+        }
+        return [name for name, value in values.items() if not value]
 
 
 @dataclass(frozen=True)
@@ -55,6 +85,66 @@ class EngineConfig:
     login_lockout_minutes: int = 15
     behind_proxy: bool = False
     max_cookie_bytes: int = 8 * 1024
+    # Expiry: a staging's life after its create or last redeploy, the most anyone may ask
+    # for, and how long before the end the pages (and later the owner) are warned.
+    ttl_hours: float = 72.0
+    max_ttl_hours: float = 336.0
+    expiry_warn_hours: tuple[float, ...] = (24.0, 1.0)
+    # The sandbox: AWS is a local moto server. Its durations are real AWS's times
+    # ``aws_time_scale`` (1 on real AWS); its pages show its demo login and say that its
+    # staging URLs and console links lead nowhere.
+    sandbox: bool = False
+    aws_time_scale: float = 1.0
+    demo_username: str = ""
+    demo_password: str = ""
+    # Signing in to the dashboard with the company's identity provider (dashboard/sso.py).
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    oidc_provider_name: str = ""
+    oidc_allowed_domains: tuple[str, ...] = ()
+    oidc_staff_groups: tuple[str, ...] = ()
+    oidc_groups_claim: str = "groups"
+    oidc_scopes: str = "openid email profile"
+    oidc_recheck_minutes: int = 15
+    # None: password logins are on exactly when no identity provider is configured.
+    local_login_setting: bool | None = None
+    # Signing in in front of every staging (the load balancer's authenticate-oidc action).
+    staging_auth: str = ""
+    staging_oidc: StagingOidc | None = None
+    staging_bypass_header: str = ""
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_issuer and self.oidc_client_id)
+
+    @property
+    def local_login(self) -> bool:
+        """Username and password logins: a break-glass admin's way in once the identity
+        provider is configured (DS_LOCAL_LOGIN=1), the only way in while it is not."""
+        if self.local_login_setting is None:
+            return not self.oidc_enabled
+        return self.local_login_setting
+
+    @property
+    def provider_name(self) -> str:
+        return self.oidc_provider_name or urlsplit(self.oidc_issuer).hostname or "SSO"
+
+    @property
+    def stagings_need_sign_in(self) -> bool:
+        return self.staging_auth == STAGING_AUTH_OIDC
+
+    @property
+    def rules_per_staging(self) -> int:
+        """Listener rules one staging takes: its own, and the bypass rule before it."""
+        return 2 if self.stagings_need_sign_in and self.staging_bypass_header else 1
+    # Notifications: the dashboard's address for links, and whether e-mail is configured.
+    dashboard_url: str = ""
+    email_enabled: bool = False
+    # stagingbot: Slack's signing secret, the bot's token and the Web API's address.
+    slack_signing_secret: str = ""
+    slack_bot_token: str = ""
+    slack_api_url: str = "https://slack.com/api/"
 
     def url_for(self, host: str) -> str:
         return f"{self.url_scheme}://{host}"
@@ -109,6 +199,39 @@ def load_config() -> EngineConfig:
         login_lockout_minutes=s.DS_LOGIN_LOCKOUT_MINUTES,
         behind_proxy=s.DS_BEHIND_PROXY,
         max_cookie_bytes=s.DS_MAX_COOKIE_BYTES,
+        ttl_hours=s.DS_TTL_HOURS,
+        max_ttl_hours=s.DS_MAX_TTL_HOURS,
+        expiry_warn_hours=tuple(s.DS_EXPIRY_WARN_HOURS),
+        sandbox=s.DS_SANDBOX,
+        aws_time_scale=s.DS_SANDBOX_DELAY_SCALE,
+        demo_username=s.DS_DEMO_USERNAME,
+        demo_password=s.DS_DEMO_PASSWORD,
+        oidc_issuer=s.DS_OIDC_ISSUER,
+        oidc_client_id=s.DS_OIDC_CLIENT_ID,
+        oidc_client_secret=s.DS_OIDC_CLIENT_SECRET,
+        oidc_provider_name=s.DS_OIDC_PROVIDER_NAME,
+        oidc_allowed_domains=tuple(d.lower() for d in s.DS_OIDC_ALLOWED_DOMAINS),
+        oidc_staff_groups=tuple(s.DS_OIDC_STAFF_GROUPS),
+        oidc_groups_claim=s.DS_OIDC_GROUPS_CLAIM,
+        oidc_scopes=s.DS_OIDC_SCOPES,
+        oidc_recheck_minutes=s.DS_OIDC_RECHECK_MINUTES,
+        local_login_setting=s.DS_LOCAL_LOGIN,
+        staging_auth=s.DS_STAGING_AUTH,
+        staging_oidc=StagingOidc(
+            issuer=s.DS_STAGING_OIDC_ISSUER,
+            authorization_endpoint=s.DS_STAGING_OIDC_AUTHORIZATION_ENDPOINT,
+            token_endpoint=s.DS_STAGING_OIDC_TOKEN_ENDPOINT,
+            userinfo_endpoint=s.DS_STAGING_OIDC_USERINFO_ENDPOINT,
+            client_id=s.DS_STAGING_OIDC_CLIENT_ID,
+            client_secret_name=s.DS_STAGING_OIDC_SECRET_NAME,
+        ),
+        staging_bypass_header=s.DS_STAGING_BYPASS_HEADER,
+        dashboard_url=s.DS_DASHBOARD_URL,
+        email_enabled=s.DS_EMAIL_ENABLED,
+        slack_signing_secret=s.DS_SLACK_SIGNING_SECRET,
+        slack_bot_token=s.DS_SLACK_BOT_TOKEN,
+        # slack_sdk joins method names onto it: it must end with a slash.
+        slack_api_url=s.DS_SLACK_API_URL.rstrip("/") + "/",
     )
 
 
@@ -165,3 +288,54 @@ def check_fargate_size(prefix: str, *, cpu: str, memory: str) -> None:
             f"{prefix}_MEMORY: {memory!r} is not a Fargate memory size for {prefix}_CPU={cpu}: "
             f"with {cpu} CPU units Fargate takes {memory_sizes_text(int(cpu))} MiB. {valid}"
         )
+
+
+def parse_hours(variable: str, raw: str, default: float) -> float:
+    """A positive number of hours (fractions allowed), e.g. DS_TTL_HOURS=0.5."""
+    if not raw.strip():
+        return default
+    try:
+        hours = float(raw)
+    except ValueError:
+        hours = float("nan")
+    if not math.isfinite(hours) or hours <= 0:
+        raise ImproperlyConfigured(
+            f"{variable}: {raw!r} is not a number of hours above 0 (for example {default:g})."
+        )
+    return hours
+
+
+def check_ttl(ttl_hours: float, max_ttl_hours: float) -> None:
+    """The default TTL must be one a user may ask for."""
+    if ttl_hours > max_ttl_hours:
+        raise ImproperlyConfigured(
+            f"DS_TTL_HOURS ({ttl_hours:g}) is above DS_MAX_TTL_HOURS ({max_ttl_hours:g}): "
+            "raise the maximum or lower the default."
+        )
+
+
+def parse_warn_hours(raw: str) -> tuple[float, ...]:
+    """DS_EXPIRY_WARN_HOURS, e.g. ``24,1``: the warning windows, largest first; empty turns
+    the warnings off."""
+    windows = set()
+    for item in (part.strip() for part in raw.split(",")):
+        if item:
+            windows.add(parse_hours("DS_EXPIRY_WARN_HOURS", item, 0.0))
+    return tuple(sorted(windows, reverse=True))
+
+
+def check_sign_in_settings(*, issuer: str, client_id: str, staging_auth: str) -> None:
+    """Half an identity provider is a typo, not a choice: refuse to start rather than show a
+    login page whose button fails (or quietly keep password logins on)."""
+    if bool(issuer) != bool(client_id):
+        given, missing = (("DS_OIDC_ISSUER", "DS_OIDC_CLIENT_ID") if issuer
+                          else ("DS_OIDC_CLIENT_ID", "DS_OIDC_ISSUER"))
+        raise ImproperlyConfigured(f"{given} is set but {missing} is not: set both (or "
+                                   "neither) to sign in with the identity provider.")
+    if issuer and urlsplit(issuer).scheme not in {"http", "https"}:
+        raise ImproperlyConfigured(
+            f"DS_OIDC_ISSUER: {issuer!r} is not a URL (e.g. https://login.example.com).")
+    if staging_auth not in STAGING_AUTH_CHOICES:
+        raise ImproperlyConfigured(
+            f"DS_STAGING_AUTH: {staging_auth!r} is not known; leave it empty (stagings are "
+            f"open to whoever reaches the load balancer) or set {STAGING_AUTH_OIDC!r}.")

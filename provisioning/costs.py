@@ -233,7 +233,10 @@ class FleetTotals:
     live: int
     hourly: float
     month_to_date: float
+    # What the month costs if every live staging runs to its end at today's hourly prices
+    # and none comes or goes: month_to_date + hourly * hours_left.
     month_projection: float
+    hours_left: float = 0.0
 
 
 def fleet_totals(rates: Rates, lifetimes: list[Lifetime],
@@ -251,7 +254,8 @@ def totals_from(rates: Rates, live: list[Lifetime], month_to_date: float,
     """The totals from the live stagings and what the month has cost so far."""
     hourly = sum(rates.hourly(lt.db_mode) for lt in live)
     hours_left = max((next_month_start(now) - now).total_seconds(), 0.0) / 3600
-    return FleetTotals(len(live), hourly, month_to_date, month_to_date + hourly * hours_left)
+    return FleetTotals(len(live), hourly, month_to_date, month_to_date + hourly * hours_left,
+                       hours_left)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from functools import cached_property
 
 from django.core.cache import cache
 
-from . import permissions
+from . import oidc, permissions
 from .account_api import targets_staging
 from .aws import ecs, elbv2, iam, rds, secretsmanager, sts
 from .aws.base import AwsError, current_region
@@ -39,6 +39,8 @@ LONG_ARN_SETTINGS = ("serviceLongArnFormat", "taskLongArnFormat")
 DATABASE_SECRETS_STATEMENT = "ReadDatabasePasswordSecrets"
 CACHE_KEY = "ds-doctor-report"
 CACHE_SECONDS = 5 * 60
+# The longest HttpHeaderName a rule's http-header condition takes.
+BYPASS_HEADER_MAX = 40
 
 
 @dataclass(frozen=True)
@@ -252,8 +254,9 @@ def check_listener(host: _Host) -> list[Check]:
     checks.append(_quota_check(
         "listener rules", usage.rules, elbv2.MAX_RULES_PER_ALB,
         f"rules on all listeners of {balancer.name} (default rules not counted)",
-        "Each staging takes one rule. Destroy idle stagings, remove unused rules, or put the "
-        "stagings on a listener of another load balancer (the 100 is not adjustable).",
+        f"Each staging takes {_plural(host.config.rules_per_staging, 'rule')}. Destroy idle "
+        "stagings, remove unused rules, or put the stagings on a listener of another load "
+        "balancer (the 100 is not adjustable).", per_staging=host.config.rules_per_staging,
     ))
     checks.append(_quota_check(
         "target groups", usage.target_groups, elbv2.MAX_TARGET_GROUPS_PER_ALB,
@@ -264,9 +267,10 @@ def check_listener(host: _Host) -> list[Check]:
     return checks
 
 
-def _quota_check(name: str, used: int, maximum: int, what: str, fix: str) -> Check:
+def _quota_check(name: str, used: int, maximum: int, what: str, fix: str,
+                 per_staging: int = 1) -> Check:
     found = f"{used} of {maximum} {what}"
-    if used >= maximum:
+    if used + per_staging > maximum:
         return Check(name, FAIL, f"{found}: no room for a staging", fix)
     if used > maximum * QUOTA_WARN_RATIO:
         return Check(name, WARN, f"{found}: room for {maximum - used} more", fix)
@@ -438,6 +442,129 @@ def check_account_api(host: _Host) -> list[Check]:
     return [Check("account API", OK, f"{url} answers ({answer})")]
 
 
+# --- signing in (OpenID Connect) ---------------------------------------------------------------
+
+# Made up: a provider judges the client before it looks at the code and the redirect URI.
+PROBE_REDIRECT = "https://dynamic-stagings.invalid/oidc/callback/"
+
+
+def _client_check(name: str, *, token_endpoint: str, client_id: str, client_secret: str,
+                  setting: str, redirect_uri: str = PROBE_REDIRECT) -> Check:
+    try:
+        probe = oidc.probe_client(token_endpoint=token_endpoint, client_id=client_id,
+                                  client_secret=client_secret, redirect_uri=redirect_uri)
+    except oidc.ProviderUnreachable as exc:
+        return Check(name, FAIL, str(exc), f"Check {setting} and that this machine reaches "
+                                           "the provider.")
+    found = f"{token_endpoint} answered {probe.answer} to client {client_id}"
+    if probe.verdict == oidc.REFUSED:
+        return Check(name, FAIL, f"{found}: the provider does not accept this client",
+                     f"Check {setting}: the client id and its secret as the provider has them.")
+    if probe.verdict == oidc.UNCLEAR:
+        return Check(name, WARN, f"{found}: the provider failed, so the client is unchecked",
+                     "Run ds doctor again later.")
+    return Check(name, OK, f"{found} (a made-up code: the client itself passed)")
+
+
+def check_sign_in(host: _Host) -> list[Check]:
+    """The dashboard's identity provider: discovery document, client, who may come in."""
+    config = host.config
+    if not config.oidc_enabled:
+        return [Check("sign-in", OK, "DS_OIDC_ISSUER is not set: user names and passwords")]
+    try:
+        metadata = oidc.discover(config.oidc_issuer)
+    except oidc.ProviderUnreachable as exc:
+        return [Check("sign-in", FAIL, str(exc),
+                      "Set DS_OIDC_ISSUER to the provider's issuer URL (its discovery document "
+                      "is ISSUER/.well-known/openid-configuration) and check that the dashboard "
+                      "reaches it.")]
+    logout = ("; logout ends its session too" if metadata.end_session_endpoint
+              else "; it has no end_session_endpoint: logout ends only the dashboard's session")
+    checks = [Check("sign-in", OK, f"{config.oidc_issuer}: discovery document read{logout}")]
+    checks.append(_client_check(
+        "sign-in client", token_endpoint=metadata.token_endpoint,
+        client_id=config.oidc_client_id, client_secret=config.oidc_client_secret,
+        setting="DS_OIDC_CLIENT_ID and DS_OIDC_CLIENT_SECRET"))
+    if not config.oidc_allowed_domains:
+        checks.append(Check("sign-in domains", WARN,
+                            "DS_OIDC_ALLOWED_DOMAINS is not set: anybody the provider verifies "
+                            "an e-mail for gets in",
+                            "Set DS_OIDC_ALLOWED_DOMAINS to the company's e-mail domains, "
+                            "unless the provider only has the company's people."))
+    passwords = "on (DS_LOCAL_LOGIN=1)" if config.local_login else "off"
+    checks.append(Check("password logins", OK, f"{passwords} beside the provider"))
+    return checks
+
+
+def _staging_sign_in_settings(config: EngineConfig) -> list[Check]:
+    staging = config.staging_oidc
+    missing = staging.missing()
+    if missing:
+        return [Check("staging sign-in", FAIL, f"DS_STAGING_AUTH=oidc without {', '.join(missing)}",
+                      "Set them from the provider's discovery document (see README, "
+                      "\"Signing in\").")]
+    plain = [url for url in (staging.issuer, staging.authorization_endpoint,
+                             staging.token_endpoint, staging.userinfo_endpoint)
+             if not url.startswith("https://")]
+    if plain:
+        return [Check("staging sign-in", FAIL, f"not https: {', '.join(plain)}",
+                      "The load balancer takes only https URLs for the issuer and endpoints.")]
+    return []
+
+
+def check_staging_sign_in(host: _Host) -> list[Check]:
+    """DS_STAGING_AUTH=oidc: what each staging's authenticate-oidc action will need."""
+    config = host.config
+    if not config.stagings_need_sign_in:
+        checks = [Check("staging sign-in", OK, "DS_STAGING_AUTH is not set: a staging is open "
+                                               "to whoever reaches the load balancer")]
+        if config.staging_bypass_header:
+            checks.append(Check("staging bypass", WARN,
+                                "DS_STAGING_BYPASS_HEADER is set, but without DS_STAGING_AUTH "
+                                "there is no sign-in to skip", "Unset it, or set "
+                                "DS_STAGING_AUTH=oidc."))
+        return checks
+    problems = _staging_sign_in_settings(config)
+    if problems:
+        return problems
+    checks = []
+    listener = host.listener
+    if listener is not None and listener.protocol != "HTTPS":
+        checks.append(Check(
+            "staging sign-in", FAIL,
+            f"the stagings' listener is {listener.protocol}:{listener.port}, and the load "
+            "balancer signs people in (authenticate-oidc) only on HTTPS listeners",
+            "Put the stagings on an HTTPS listener (443, with a certificate for "
+            "*.DS_DOMAIN) and set DS_LISTENER_ARN to it."))
+    staging = config.staging_oidc
+    try:
+        secret = secretsmanager.read_secret(secret_id=staging.client_secret_name)
+    except ExternalCallFailed as exc:
+        checks.append(Check("staging sign-in", FAIL,
+                            f"DS_STAGING_OIDC_SECRET_NAME {staging.client_secret_name}: "
+                            f"{exc.code}: {exc.message}",
+                            "Store the stagings' client secret in that secret, readable by "
+                            "the dashboard's role."))
+        return checks
+    checks.append(_client_check(
+        "staging sign-in client", token_endpoint=staging.token_endpoint,
+        client_id=staging.client_id, client_secret=secret,
+        setting="DS_STAGING_OIDC_CLIENT_ID and DS_STAGING_OIDC_SECRET_NAME",
+        redirect_uri=f"https://doctor.{config.domain}/oauth2/idpresponse"))
+    if config.staging_bypass_header and len(config.staging_bypass_header) > BYPASS_HEADER_MAX:
+        checks.append(Check("staging bypass", FAIL,
+                            f"DS_STAGING_BYPASS_HEADER {config.staging_bypass_header!r} is "
+                            f"longer than the {BYPASS_HEADER_MAX} characters a rule takes",
+                            "Choose a shorter header name, e.g. X-Staging-Bypass."))
+    if not any(check.status == FAIL for check in checks):
+        checks.insert(0, Check(
+            "staging sign-in", OK,
+            f"each staging signs people in with {staging.issuer} (client {staging.client_id})"
+            + (f", {config.staging_bypass_header} skips it with the staging's bypass token"
+               if config.staging_bypass_header else "")))
+    return checks
+
+
 # --- ECS account settings ----------------------------------------------------------------------
 
 def check_long_arns(host: _Host) -> list[Check]:
@@ -492,6 +619,8 @@ def _database_secret_arns(config: EngineConfig, region: str, account: str) -> li
     """The configured DB password secrets as ARNs: a name gets the six-character suffix
     Secrets Manager appends, so a policy on ``name-*`` (or ``name-??????``) covers it."""
     ids = [config.host_db_password_secret, *config.source_db_secrets.values()]
+    if config.stagings_need_sign_in and config.staging_oidc.client_secret_name:
+        ids.append(config.staging_oidc.client_secret_name)
     return [
         secret if secret.startswith("arn:")
         else f"arn:aws:secretsmanager:{region}:{account}:secret:{secret}-doctor"
@@ -560,6 +689,8 @@ CHECKS: tuple[tuple[str, Callable[[_Host], list[Check]]], ...] = (
     ("snapshot sources", check_snapshot_sources),
     ("secrets", check_secrets),
     ("account API", check_account_api),
+    ("sign-in", check_sign_in),
+    ("staging sign-in", check_staging_sign_in),
     ("ECS long ARNs", check_long_arns),
     ("DB instance quota", check_db_instance_quota),
     ("IAM permissions", check_permissions),

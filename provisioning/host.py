@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from .aws import ecs
 from .aws.ecr import ImageReference
 from .config import EngineConfig
-from .errors import UserError
+from .errors import Refusal, UserError
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,8 @@ def _live_service(config: EngineConfig, name: str) -> ecs.Service:
     if service is None:
         raise UserError(
             f"The host service {name!r} was not found in cluster {config.cluster!r}; "
-            "check DS_CLUSTER, DS_WEB_SERVICE and DS_WORKER_SERVICE."
+            "check DS_CLUSTER, DS_WEB_SERVICE and DS_WORKER_SERVICE.",
+            code=Refusal.NOT_CONFIGURED,
         )
     return service
 

@@ -11,6 +11,8 @@ from django.db.models import Count, F, Q, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
+from .names import image_tag_for_branch
+
 
 class StagingStatus(models.TextChoices):
     PENDING = "pending"
@@ -18,18 +20,32 @@ class StagingStatus(models.TextChoices):
     READY = "ready"
     UPDATING = "updating"
     FAILED = "failed"
+    # AWS no longer has its resources (found by the reconcile, see reconcile.py): it costs
+    # nothing, keeps its name, and waits for a destroy (the bookkeeping) or a recreate.
+    LOST = "lost"
     DESTROYING = "destroying"
     DESTROYED = "destroyed"
 
 
 class StagingQuerySet(models.QuerySet):
     def live(self) -> "StagingQuerySet":
-        """Stagings not destroyed: they hold AWS resources (or are about to), cost money and
-        keep their name. Spelled as the statuses that are live, not "not destroyed": an index
-        on status serves ``IN``, while ``<>`` reads every staging there ever was."""
+        """Stagings neither destroyed nor lost: they hold AWS resources (or are about to),
+        cost money and keep their name. Spelled as the statuses that are live, not "not
+        destroyed": an index on status serves ``IN``, while ``<>`` reads every staging there
+        ever was."""
         from .lifecycle import LIVE_STATUSES
 
         return self.filter(status__in=sorted(LIVE_STATUSES))
+
+    def lost(self) -> "StagingQuerySet":
+        return self.filter(status=StagingStatus.LOST)
+
+    def holding_names(self) -> "StagingQuerySet":
+        """The live stagings and the lost ones: each keeps its name (and owns whatever AWS
+        still holds under it) until it is destroyed."""
+        from .lifecycle import NAME_HOLDING_STATUSES
+
+        return self.filter(status__in=sorted(NAME_HOLDING_STATUSES))
 
     def destroyed(self) -> "StagingQuerySet":
         return self.filter(status=StagingStatus.DESTROYED)
@@ -43,6 +59,10 @@ class DbMode(models.TextChoices):
 class Staging(models.Model):
     name = models.CharField(max_length=63)
     branch = models.CharField(max_length=255)
+    # The tag CI pushes the branch's image under (names.image_tag_for_branch), kept so that a
+    # tag in the registry finds the branches it stands for with one indexed lookup. Set on
+    # every save from ``branch``.
+    branch_tag = models.CharField(max_length=128, blank=True, db_index=True)
     # The image pinned by digest (so a redeploy of a re-pushed tag really changes something)
     # and the tag it was resolved from.
     image = models.CharField(max_length=512, blank=True)
@@ -70,6 +90,17 @@ class Staging(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     ready_at = models.DateTimeField(null=True, blank=True)
     destroyed_at = models.DateTimeField(null=True, blank=True)
+    # When the expiry check destroys it (provisioning/expiry.py); None while kept. Set at the
+    # create, reset by each redeploy, moved by an extension.
+    expires_at = models.DateTimeField(null=True, blank=True)
+    kept = models.BooleanField(default=False)
+    # The TTL asked for at the create (None: DS_TTL_HOURS): a redeploy and a recreate reuse it.
+    ttl_hours = models.FloatField(null=True, blank=True)
+    # The smallest warning window (hours) already announced for this expiry, so each window is
+    # announced once; cleared whenever the expiry moves.
+    expiry_warned_hours = models.FloatField(null=True, blank=True)
+    # When the reconcile found its resources gone: its costs end there.
+    lost_at = models.DateTimeField(null=True, blank=True)
 
     objects = StagingQuerySet.as_manager()
 
@@ -82,6 +113,9 @@ class Staging(models.Model):
             models.Index(fields=["status", "destroyed_at", "id"], name="staging_status_history"),
             models.Index(fields=["owner", "status", "destroyed_at", "id"],
                          name="staging_owner_history"),
+            # The every-minute expiry check: live stagings whose time is up, without reading
+            # the destroyed ones (their expiry stays as history).
+            models.Index(fields=["status", "expires_at"], name="staging_status_expiry"),
         ]
         constraints = [
             # A name (and so every AWS resource name and host header derived from it) belongs to
@@ -96,9 +130,22 @@ class Staging(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def save(self, *args, **kwargs) -> None:
+        self.branch_tag = image_tag_for_branch(self.branch)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "branch" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "branch_tag"}
+        super().save(*args, **kwargs)
+
     @property
     def is_live(self) -> bool:
-        return self.status != StagingStatus.DESTROYED
+        from .lifecycle import LIVE_STATUSES
+
+        return self.status in LIVE_STATUSES
+
+    @property
+    def is_lost(self) -> bool:
+        return self.status == StagingStatus.LOST
 
     @property
     def is_busy(self) -> bool:
@@ -244,9 +291,35 @@ class AuditAction(models.TextChoices):
     DESTROY = "destroy"
     SWEEP = "sweep"
     SWEEP_DELETE = "sweep-delete"
+    LOST = "lost"
+    RECREATE = "recreate"
     REVEAL_LOGIN = "reveal-login"
     REVEAL_REFUSED = "reveal-refused"
     LOGIN_LOCKOUT = "login-lockout"
+    EXTEND = "extend"
+    KEEP = "keep"
+    KEEP_OFF = "keep-off"
+    TOKEN_CREATE = "token-create"
+    TOKEN_REVOKE = "token-revoke"
+    SIGN_IN = "sign-in"
+
+
+class AuditChannel(models.TextChoices):
+    """Where a request came from. Blank on what a schedule did on its own, and on events
+    recorded before channels were."""
+
+    WEB = "web", "the dashboard"
+    CLI = "cli", "the ds command"
+    API = "api", "the API"
+    SLACK = "slack", "Slack"
+
+
+class SignInMethod(models.TextChoices):
+    """How the actor of an audit event signed in to the dashboard; blank for whoever did not
+    sign in there (the command line, a schedule)."""
+
+    OIDC = "oidc", "identity provider"
+    PASSWORD = "password", "password"
 
 
 class AuditEvent(models.Model):
@@ -260,8 +333,12 @@ class AuditEvent(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
     )
     actor_name = models.CharField(max_length=150, blank=True)
+    actor_sign_in = models.CharField(max_length=16, blank=True, choices=SignInMethod.choices)
     action = models.CharField(max_length=16, choices=AuditAction.choices)
     detail = models.TextField(blank=True)
+    channel = models.CharField(max_length=8, choices=AuditChannel.choices, blank=True)
+    # Which credential of that channel: for the API, the token's name and prefix.
+    channel_detail = models.CharField(max_length=150, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
@@ -407,3 +484,192 @@ class ScheduleRun(models.Model):
         if not self.finished_at:
             return None
         return self.finished_at - self.started_at
+
+
+class TokenScope(models.TextChoices):
+    READ = "read"
+    WRITE = "write"
+
+
+class ApiToken(models.Model):
+    """A bearer token for the JSON API (see provisioning/api_tokens.py). The secret itself is
+    shown once when the token is made and never stored: only its SHA-256, and its first
+    characters so that people can tell their tokens apart."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100)
+    scope = models.CharField(max_length=8, choices=TokenScope.choices, default=TokenScope.READ)
+    prefix = models.CharField(max_length=16, db_index=True)
+    secret_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    def is_expired(self, now=None) -> bool:
+        return self.expires_at <= (now or timezone.now())
+
+    @property
+    def is_usable(self) -> bool:
+        return not self.is_revoked and not self.is_expired()
+
+    @property
+    def state(self) -> str:
+        if self.is_revoked:
+            return "revoked"
+        return "expired" if self.is_expired() else "active"
+
+    @property
+    def may_write(self) -> bool:
+        return self.scope == TokenScope.WRITE
+
+
+class IdempotencyKey(models.Model):
+    """An ``Idempotency-Key`` a user sent with a create: a retry with the same key (and the
+    same request) gets the staging the first one made instead of a second one. ``staging`` is
+    empty while the first request is still being worked on."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                             related_name="+")
+    key = models.CharField(max_length=255)
+    # SHA-256 of the request the key was first sent with.
+    fingerprint = models.CharField(max_length=64)
+    staging = models.ForeignKey(Staging, on_delete=models.SET_NULL, null=True, blank=True,
+                                related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="unique_idempotency_key_per_user")
+        ]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class NotificationStatus(models.TextChoices):
+    PENDING = "pending"
+    # Taken by one delivery (a conditional update): no other one sends it. A worker that dies
+    # here leaves it so: told at most once rather than twice.
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class Notification(models.Model):
+    """One thing told to one person on one channel (see provisioning/notifications.py).
+
+    ``key`` names what is told ("operation-12-ready"): with the channel it is unique, so a
+    second delivery of the same signal, a retry or a second qcluster node finds the row made
+    and tells nobody again."""
+
+    key = models.CharField(max_length=128)
+    channel = models.CharField(max_length=32)
+    # ready, failed, destroyed; other events (expiry warnings) come with their own words.
+    event = models.CharField(max_length=32)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
+    )
+    staging = models.ForeignKey(
+        Staging, on_delete=models.SET_NULL, null=True, blank=True, related_name="notifications"
+    )
+    staging_name = models.CharField(max_length=63, blank=True)
+    operation = models.ForeignKey(
+        Operation, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    text = models.TextField()
+    # Where the channel sends it (an e-mail address, a Slack conversation); never a secret.
+    target = models.JSONField(default=dict, blank=True)
+    status = models.CharField(
+        max_length=16, choices=NotificationStatus.choices, default=NotificationStatus.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # A pending one is delivered by this time at the latest (a lost enqueue, a retry).
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            # A person's list and unread count (on every page), and the deliveries due.
+            models.Index(fields=["user", "channel", "read_at"], name="notification_inbox"),
+            models.Index(fields=["status", "next_attempt_at"], name="notification_due"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["key", "channel"], name="notification_told_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} {self.key}"
+
+    @property
+    def is_unread(self) -> bool:
+        return self.read_at is None
+
+
+class SlackRequestStatus(models.TextChoices):
+    RECEIVED = "received"
+    # Taken by one worker (conditional update): a redelivered task finds it taken.
+    WORKING = "working"
+    ANSWERED = "answered"
+
+
+class SlackRequest(models.Model):
+    """A slash command or a button press from Slack, answered from the queue
+    (provisioning/slack/). What it started is kept, so its end is told where it was asked."""
+
+    kind = models.CharField(max_length=16)  # "command" or "action"
+    # The command's text ("create feature/x --shared-db"), or the button's action and value.
+    text = models.CharField(max_length=1000)
+    slack_user_id = models.CharField(max_length=32)
+    slack_team_id = models.CharField(max_length=32, blank=True)
+    channel_id = models.CharField(max_length=32, blank=True)
+    response_url = models.CharField(max_length=512, blank=True, db_index=True)
+    status = models.CharField(max_length=16, choices=SlackRequestStatus.choices,
+                              default=SlackRequestStatus.RECEIVED)
+    reply = models.TextField(blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+"
+    )
+    staging = models.ForeignKey(
+        Staging, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    operation = models.ForeignKey(
+        Operation, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    received_at = models.DateTimeField(default=timezone.now)
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.text[:40]}"
+
+
+class SlackSignature(models.Model):
+    """A request signature already accepted: the same one again within Slack's five-minute
+    window is a replay. Rows older than the window are dropped as new ones come."""
+
+    signature = models.CharField(max_length=128, unique=True)
+    timestamp = models.BigIntegerField()
+    seen_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return self.signature

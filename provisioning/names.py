@@ -135,6 +135,10 @@ class ResourceNames:
     def account_api_token_secret(self) -> str:
         return f"dynamic-stagings/{self.staging}/account-api-token"
 
+    @property
+    def bypass_token_secret(self) -> str:
+        return f"dynamic-stagings/{self.staging}/bypass-token"
+
 
 # --- tags: how every AWS resource of ours is found again -----------------------------------------
 

@@ -5,6 +5,9 @@ ids only (a receiver reads what it needs; nothing stale or unpicklable travels).
 * ``operation_finished``: ``operation_id``, ``staging_id``, ``kind``, ``succeeded``.
 * ``step_failed``: ``operation_id``, ``staging_id``, ``kind``, ``step_id`` (the first failed
   step of a failed operation).
+* ``expiry_warning``: ``staging_id``, ``window_hours`` (the DS_EXPIRY_WARN_HOURS window the
+  staging's expiry has entered), ``expires_at``: once per window and expiry (an extension or
+  a redeploy starts them over), sent by the every-minute expiry check (provisioning/expiry.py).
 """
 
 import logging
@@ -12,17 +15,18 @@ import logging
 from django.db import transaction
 from django.dispatch import Signal
 
-from .models import Operation, Step
+from .models import Operation, Staging, Step
 
 log = logging.getLogger(__name__)
 
 operation_finished = Signal()
 step_failed = Signal()
+expiry_warning = Signal()
 
 
-def _send(signal: Signal, **kwargs) -> None:
+def _send(signal: Signal, sender=Operation, **kwargs) -> None:
     """A receiver that fails is logged; it never fails the operation nor the other receivers."""
-    for receiver, outcome in signal.send_robust(sender=Operation, **kwargs):
+    for receiver, outcome in signal.send_robust(sender=sender, **kwargs):
         if isinstance(outcome, Exception):
             log.error("%s failed on %s", receiver, kwargs, exc_info=outcome)
 
@@ -37,3 +41,8 @@ def finished(operation: Operation, *, succeeded: bool, failed_step: Step | None 
             _send(step_failed, step_id=failed_step.pk, **ids)
 
     transaction.on_commit(send)
+
+
+def expiry_warned(*, staging_id: int, window_hours: float, expires_at) -> None:
+    transaction.on_commit(lambda: _send(expiry_warning, sender=Staging, staging_id=staging_id,
+                                        window_hours=window_hours, expires_at=expires_at))

@@ -13,7 +13,7 @@ from django.utils import timezone
 from .aws.base import AwsError, is_throttling, while_polling
 from .config import EngineConfig
 from .errors import OperationCancelled, StepTimedOut
-from .models import Operation, Staging, Step, StepLog
+from .models import Operation, Staging, Step, StepLog, StepState
 from .names import ResourceNames
 
 # The longest pause between two checks of a waiting step while AWS throttles them.
@@ -22,6 +22,11 @@ MAX_THROTTLED_PAUSE = 60.0
 # between two of its looks, in polls (see StepContext.wait_until).
 LONG_WAIT_SHARE = 0.05
 LONG_WAIT_MAX_POLLS = 6
+# AWS's describe calls are eventually consistent: what this very operation made a moment ago
+# may not show yet. For this long after making it, "not found" means "not yet"; after it, or
+# for anything an earlier operation made, it means gone, and a wait fails at once instead of
+# asking again until its timeout.
+PROPAGATION_SECONDS = 60.0
 
 
 class Skip(Exception):
@@ -96,6 +101,13 @@ class StepContext:
             setattr(self.staging, name, value)
         Staging.objects.filter(pk=self.staging.pk).update(updated_at=timezone.now(), **fields)
 
+    def finished_at(self, key: str) -> datetime | None:
+        """When the step ``key`` of this operation finished doing its work (None: it did not,
+        or it had nothing to do)."""
+        return Step.objects.filter(operation_id=self.operation.pk, key=key,
+                                   state=StepState.DONE).values_list(
+                                       "finished_at", flat=True).first()
+
     def remember(self, key: str, value) -> None:
         """Keep ``value`` on the step until it finishes: a later run of the step (after a park
         or a crash) finds it with ``recall``. For what AWS cannot show was already done."""
@@ -150,6 +162,16 @@ class StepContext:
         poll = self.config.poll_seconds
         waited = (timezone.now() - began).total_seconds()
         return max(poll, min(waited * LONG_WAIT_SHARE, poll * LONG_WAIT_MAX_POLLS))
+
+
+def made_moments_ago(made_at: datetime | str | None) -> bool:
+    """Whether ``made_at`` (a time, or ISO 8601 as a step remembers it) lies within
+    PROPAGATION_SECONDS of now."""
+    if not made_at:
+        return False
+    if isinstance(made_at, str):
+        made_at = datetime.fromisoformat(made_at)
+    return timezone.now() - made_at < timedelta(seconds=PROPAGATION_SECONDS)
 
 
 # Where a step keeps, per wait, when it began and the current pause between checks.

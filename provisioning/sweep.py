@@ -2,7 +2,8 @@
 
 Found:
 * every resource tagged ``managed-by=dynamic-stagings`` (Resource Groups Tagging API) whose
-  ``dynamic-staging`` tag names no live staging (a Staging row not destroyed); a warm-pool
+  ``dynamic-staging`` tag names no staging that is live or lost (a Staging row not destroyed:
+  a lost staging's destroy removes what is left of it); a warm-pool
   database (tagged ``dynamic-staging-pool=<source>``) is owned while a PoolDatabase row names it,
   and any database is owned while a live staging uses it as its ``db_instance``;
 * every rule on the dynamic stagings listener whose host header lies under ``DS_DOMAIN`` and
@@ -35,6 +36,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q
@@ -44,7 +46,16 @@ from . import audit, gone
 from .aws import ecs, elbv2, rds, secretsmanager, tagging
 from .config import EngineConfig, load_config
 from .errors import ExternalCallFailed
-from .models import AuditAction, Orphan, PoolDatabase, PoolStatus, Staging, StagingStatus
+from .models import (
+    AuditAction,
+    AuditEvent,
+    Orphan,
+    PoolDatabase,
+    PoolStatus,
+    ScheduleRun,
+    Staging,
+    StagingStatus,
+)
 from .names import STAGING_TAG_KEY, managed_tags
 
 log = logging.getLogger(__name__)
@@ -72,7 +83,8 @@ class _Owners:
 
 
 def _owners() -> _Owners:
-    live = Staging.objects.live()
+    # A lost staging still owns what AWS has left of it: its destroy removes that.
+    live = Staging.objects.holding_names()
     databases = set(live.exclude(db_instance="").values_list("db_instance", flat=True))
     # A pool database belongs to the pool until a staging claims it, then to that staging.
     pool = PoolDatabase.objects.exclude(
@@ -247,6 +259,20 @@ def sweep(delete: bool = False, actor: AbstractBaseUser | None = None) -> list[O
     if delete and rows:
         _delete_rows(rows, {item.arn: item for item in found}, config, actor)
     return rows
+
+
+def last_sweep_at() -> datetime | None:
+    """When a sweep last finished: one a person asked for (its audit event), or a scheduled
+    one that did not fail (its ScheduleRun; a scheduled sweep that finds nothing new leaves no
+    audit event). None before the first: the leftovers then are not known, not none."""
+    from .tasks import sweep_orphans
+
+    asked = (AuditEvent.objects.filter(action=AuditAction.SWEEP).order_by("-created_at")
+             .values_list("created_at", flat=True).first())
+    scheduled = (ScheduleRun.objects.filter(name=sweep_orphans.every.name, error="",
+                                            finished_at__isnull=False)
+                 .order_by("-started_at").values_list("finished_at", flat=True).first())
+    return max((moment for moment in (asked, scheduled) if moment), default=None)
 
 
 def delete_orphans(orphan_ids: Iterable[int], actor: AbstractBaseUser | None) -> list[Orphan]:

@@ -96,7 +96,15 @@ def _run_recorded(name: str, func: Callable[[], Any],
 
 
 def enqueue_operation(operation_id: int) -> None:
-    async_task(_dotted(run_operation_task), operation_id, task_name=f"operation-{operation_id}")
+    """A new request: a ticket to start the fairest new operation, which need not be this one
+    (see fairness.py); the id names the task in the queue's admin."""
+    async_task(_dotted(start_next_operation_task), operation_id,
+               task_name=f"operation-{operation_id}")
+
+
+def enqueue_resume(operation_id: int) -> None:
+    """An operation already started (woken, or lost by a dead worker): run exactly this one."""
+    async_task(_dotted(run_operation_task), operation_id, task_name=f"resume-{operation_id}")
 
 
 def enqueue_pool_refill() -> None:
@@ -110,10 +118,40 @@ def enqueue_orphan_deletion(orphan_ids: list[int], actor_id: int | None) -> None
                task_name=f"delete-leftovers-{'-'.join(map(str, orphan_ids))}"[:100])
 
 
+def enqueue_notification(notification_id: int) -> None:
+    """Send a notification outside the transaction that made it (a slow mail server or Slack
+    never holds up an operation's end)."""
+    async_task(_dotted(deliver_notification_task), notification_id,
+               task_name=f"notification-{notification_id}")
+
+
+def enqueue_slack_request(request_id: int) -> None:
+    """A slash command or button press: Slack wants its answer within 3 seconds, and who
+    typed it, the engine and AWS may take longer, so the request only records it."""
+    async_task(_dotted(answer_slack_request_task), request_id,
+               task_name=f"slack-request-{request_id}")
+
+
+def answer_slack_request_task(request_id: int) -> str:
+    from .slack.bot import answer
+
+    return answer(request_id)
+
+
 def run_operation_task(operation_id: int) -> bool:
     from .runner import run_operation
 
     return run_operation(operation_id)
+
+
+def start_next_operation_task(ticket: int) -> int | None:
+    """The operation started for the ticket of request ``ticket``, or None."""
+    from .fairness import start_fairest
+    from .runner import run_operation
+
+    started = start_fairest(run_operation)
+    log.info("ticket of operation %s started operation %s", ticket, started)
+    return started
 
 
 def wake_parked_operations(limit: int | None = None,
@@ -131,7 +169,7 @@ def wake_parked_operations(limit: int | None = None,
     for operation_id, wake_at in due.values_list("pk", "wake_at")[:limit]:
         if Operation.objects.filter(pk=operation_id, wake_at=wake_at, runner_token="").update(
                 wake_at=now + REDELIVER_AFTER):
-            (resume or enqueue_operation)(operation_id)
+            (resume or enqueue_resume)(operation_id)
             woken.append(operation_id)
     return woken
 
@@ -231,7 +269,7 @@ def resume_stalled_operations() -> list[int]:
     ids = list(stalled.values_list("pk", flat=True))
     for operation_id in ids:
         log.info("re-enqueueing stalled operation %s", operation_id)
-        enqueue_operation(operation_id)
+        enqueue_resume(operation_id)
     return ids
 
 
@@ -257,16 +295,21 @@ def resume_after_start(**_signal) -> None:
         log.exception("could not bring the resume schedule forward")
 
 
-def _swept(count: int) -> tuple[str, str]:
-    return f"{count} leftover(s) found", ""
+def _swept(result) -> tuple[str, str]:
+    return result.summary(), ""
 
 
 @scheduled("sweep orphaned resources", minutes=15, describe=_swept)
-def sweep_orphans() -> int:
-    """Record what AWS holds that no live staging owns (run every 15 minutes)."""
+def sweep_orphans():
+    """Compare our records with AWS both ways (run every 15 minutes): mark the stagings whose
+    resources AWS no longer has lost, and record what AWS holds that no staging owns (never
+    deleting it). What it found (reconcile.Reconciled)."""
+    from .reconcile import find_lost
     from .sweep import sweep
 
-    return len(sweep(delete=False))
+    found = find_lost()
+    found.orphans = sweep(delete=False)
+    return found
 
 
 def _refilled(result) -> tuple[str, str]:
@@ -281,6 +324,19 @@ def refill_pools():
     return refill()
 
 
+def _expired(result) -> tuple[str, str]:
+    return result.summary(), ""
+
+
+@scheduled("destroy expired stagings", minutes=1, describe=_expired)
+def expire_stagings():
+    """Warn of coming expiries and destroy the expired stagings (run every minute); each
+    destroy is enqueued by its operation's id."""
+    from .expiry import check
+
+    return check()
+
+
 def delete_orphans_task(orphan_ids: list[int], actor_id: int | None) -> int:
     from django.contrib.auth import get_user_model
 
@@ -290,7 +346,26 @@ def delete_orphans_task(orphan_ids: list[int], actor_id: int | None) -> int:
     return len(delete_orphans(orphan_ids, actor))
 
 
-SCHEDULES = (resume_stalled_operations.every, sweep_orphans.every, refill_pools.every)
+def deliver_notification_task(notification_id: int) -> str:
+    from .notifications import deliver
+
+    return deliver(notification_id)
+
+
+def _delivered(ids: list[int]) -> tuple[str, str]:
+    return (f"{len(ids)} notification(s) sent" if ids else "nothing due"), ""
+
+
+@scheduled("deliver due notifications", minutes=1, describe=_delivered)
+def deliver_due_notifications() -> list[int]:
+    """Retries of failed sends, and notifications whose queued delivery was lost."""
+    from .notifications import deliver_due
+
+    return deliver_due()
+
+
+SCHEDULES = (resume_stalled_operations.every, sweep_orphans.every, refill_pools.every,
+             expire_stagings.every, deliver_due_notifications.every)
 
 
 def recent_runs(per_schedule: int = 5) -> list[tuple[Every, list]]:

@@ -17,7 +17,7 @@
 * ``tasks_keep_running``: moto's ECS tasks stay RUNNING however often they are described.
 * ``aws_secret_rules``: the sandbox's Secrets Manager rules (deleted names not free at once).
 * ``cli_user``: the ``ds`` command acts as alice.
-* ``enqueued``: the operations handed to the queue; nothing runs them.
+* ``enqueued``: the operations handed to the queue, new or resumed; nothing runs them.
 * ``aws_region``: AWS_REGION set for pages that price or link without the ``aws`` fixture.
 
 Helpers live in modules of their own, never in a test module: factories.py (rows, step
@@ -242,6 +242,7 @@ def enqueued(monkeypatch) -> list[int]:
     ``pytestmark = pytest.mark.usefixtures("enqueued")``."""
     calls: list[int] = []
     monkeypatch.setattr("provisioning.tasks.enqueue_operation", calls.append)
+    monkeypatch.setattr("provisioning.tasks.enqueue_resume", calls.append)
     return calls
 
 

@@ -22,7 +22,7 @@ from dashboard.checks import cookie_unquoting_is_quadratic
 from dashboard.middleware import CONTENT_SECURITY_POLICY
 from dashboard.settings import env_secret
 from provisioning import engine
-from provisioning.models import Orphan, Staging
+from provisioning.models import ApiToken, Orphan, Staging
 from tests.factories import make_listed_staging
 from tests.inline_code import inline_code
 
@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TEMPLATES = ROOT / "templates"
 
 # What each URL is, by name. "post" views answer 405 to a GET; "owner" views are for the
-# staging's owner and staff; "staff" views for staff only.
+# staging's owner and staff; "staff" views for staff only; "signed" views need no login nor
+# CSRF token but a request signature instead (Slack's).
 URLS = {
     "home": set(),
     "fleet_partial": set(),
@@ -43,22 +44,38 @@ URLS = {
     "staging_progress": set(),
     "destroy": {"owner"},
     "redeploy": {"owner", "post"},
+    "recreate": {"owner", "post"},
     "reveal_login": {"owner", "post"},
+    "extend": {"owner", "post"},
+    "keep": {"staff", "post"},
     "leftovers": set(),
     "sweep_now": {"staff", "post"},
     "delete_leftovers": {"staff", "post"},
     "setup": {"staff"},
+    "api_tokens": set(),
+    "revoke_api_token": {"owner", "post"},
     "login": {"public"},
     # Logging out needs no login: it only ever ends a session (POST), and GET is refused.
     "logout": {"public", "post"},
+    # Signing in with the identity provider (the login page while none is configured), and
+    # the admin's login, which sends the browser to ours.
+    "oidc_authentication_init": {"public"},
+    "oidc_authentication_callback": {"public"},
+    "admin_login": {"public"},
+    "notifications": set(),
+    "notifications_read": {"post"},
+    "slack_commands": {"signed", "post"},
+    "slack_interactions": {"signed", "post"},
 }
 
 
 def walk(patterns, prefix=""):
     for entry in patterns:
         if isinstance(entry, URLResolver):
-            # The admin has its own login (staff only); nothing else may hide in an include.
-            assert entry.app_name == "admin", f"unexpected include: {entry}"
+            # The admin has its own login (staff only), the JSON API its bearer tokens (see
+            # tests/test_api_access.py); nothing else may hide in an include.
+            assert entry.app_name == "admin" or entry.namespace == "api-v1", (
+                f"unexpected include: {entry}")
             continue
         assert isinstance(entry, URLPattern)
         yield entry
@@ -70,8 +87,16 @@ def url_names() -> list[str]:
 
 def url_for(name: str, staging: Staging) -> str:
     entry = next(e for e in walk(get_resolver().url_patterns) if e.name == name)
-    kwargs = {key: staging.pk for key in entry.pattern.converters}
+    kwargs = {key: _object_for(name, staging).pk for key in entry.pattern.converters}
     return reverse(name, kwargs=kwargs)
+
+
+def _object_for(name: str, staging: Staging):
+    """What a URL's <pk> names: an API token for the token URLs, else the staging."""
+    if name == "revoke_api_token":
+        return ApiToken.objects.filter(user=staging.owner).first() or engine.issue_token(
+            staging.owner, name="for the access tests").token
+    return staging
 
 
 @pytest.fixture
@@ -94,7 +119,7 @@ def test_every_url_is_classified():
     assert sorted(url_names()) == sorted(URLS)
 
 
-@pytest.mark.parametrize("name", [n for n in URLS if "public" not in URLS[n]])
+@pytest.mark.parametrize("name", [n for n in URLS if not URLS[n] & {"public", "signed"}])
 def test_every_url_needs_a_login(client, staging, name):
     url = url_for(name, staging)
     for method in (client.get, client.post):
@@ -167,7 +192,20 @@ def test_no_page_fails_for_a_colleague(staging, bob):
         assert response.status_code in {200, 302, 403, 405}, name
 
 
-@pytest.mark.parametrize("name", [*URLS, "admin:index", "admin:login"])
+@pytest.mark.parametrize("name", [n for n in URLS if "signed" in URLS[n]])
+def test_a_signed_url_refuses_an_unsigned_post(staging, settings, name):
+    """With or without stagingbot configured, and whoever is logged in."""
+    settings.DS_SLACK_SIGNING_SECRET = ""
+    assert Client().post(url_for(name, staging), {"text": "destroy shop"}).status_code == 503
+    settings.DS_SLACK_SIGNING_SECRET = "configured"
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(staging.owner)
+    assert client.post(url_for(name, staging), {"text": "destroy shop"}).status_code == 401
+    assert staging.operations.count() == 0
+
+
+@pytest.mark.parametrize("name", [*(n for n in URLS if "signed" not in URLS[n]), "admin:index",
+                                  "admin:login"])
 def test_every_post_needs_the_csrf_token(staging, alice, admin, name):
     url = reverse(name) if name.startswith("admin:") else url_for(name, staging)
     client = Client(enforce_csrf_checks=True)

@@ -90,7 +90,7 @@ def test_a_double_submitted_create_makes_one_staging(host_env, alice, monkeypatc
     made = [r for r in results if isinstance(r, Staging)]
     refused = [r for r in results if isinstance(r, UserError)]
     assert len(made) == 1 and len(refused) == 1, results
-    assert "is taken by a live staging" in refused[0].message
+    assert "already has a staging" in refused[0].message
     assert Staging.objects.count() == 1
     assert Operation.objects.count() == 1
 
@@ -219,7 +219,7 @@ def test_twenty_creates_at_once_all_get_ready_and_leave_nothing(busy_stack, reco
     assert "database is locked" not in stack.logs()
     # Every qcluster node took its share of the work.
     for log in stack.qcluster_logs:
-        assert "run_operation_task" in log.read_text(), log
+        assert "start_next_operation_task" in log.read_text(), log
     assert_sandbox_empty(stack)
 
     for key, value in {"submitted_seconds": submitted, "all_ready_seconds": ready_after,

@@ -38,7 +38,7 @@ def test_the_listing_has_a_header_and_no_trailing_blanks(alice, cli_user):
     code, out, _ = ds("list")
     lines = out.splitlines()
     assert code == 0
-    assert lines[0].split() == ["NAME", "STATUS", "DB", "BRANCH", "URL"]
+    assert lines[0].split() == ["NAME", "STATUS", "DB", "EXPIRES", "BRANCH", "URL"]
     assert lines[1].startswith("listed ")
     assert all(line == line.rstrip() for line in lines)
 

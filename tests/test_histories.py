@@ -106,7 +106,7 @@ def history_machine(owner, listener_arn: str, counts: dict[str, int]):
                     db_mode=DbMode.SHARED if shared else DbMode.DEDICATED,
                 )
             except UserError as exc:
-                assert "is taken by a live staging" in exc.message
+                assert "already has a staging" in exc.message
                 return
             self.names.add(staging.name)
             counts["creates"] += 1

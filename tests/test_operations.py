@@ -199,10 +199,10 @@ def test_redeploy_while_busy_is_refused(host_env, alice):
         request_redeploy(staging, user=alice)
 
 
-def test_two_destroy_requests_make_one_operation(host_env, alice, bob):
+def test_two_destroy_requests_make_one_operation(host_env, alice, admin):
     staging = make_staging(alice, status=StagingStatus.READY)
     first = request_destroy(staging, user=alice)
-    assert request_destroy(staging, user=bob) == first
+    assert request_destroy(staging, user=admin) == first
     assert staging.operations.filter(kind=OperationKind.DESTROY).count() == 1
 
 

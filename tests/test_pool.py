@@ -331,7 +331,8 @@ def test_a_source_secret_replaces_the_password_change(host_env, alice, settings)
     arn = boto3.client("secretsmanager").create_secret(
         Name="qa/db-password", SecretString="qa-db-password")["ARN"]
     settings.DS_SOURCE_DB_SECRETS = {QA_DB: "qa/db-password"}
-    assert "db_credentials" not in plan(make_staging(alice, name="planned", source=QA_DB))
+    planned = make_staging(alice, name="planned", branch="plan-only", source=QA_DB)
+    assert "db_credentials" not in plan(planned)
 
     with mock.patch("provisioning.aws.rds.set_master_password") as set_password:
         staging, operation = create_and_run(alice, source=QA_DB)

@@ -101,10 +101,10 @@ def test_create_destroy_and_create_again_on_a_real_like_host(stack):
     assert any(":task/" in arn or ":listener-rule/" in arn for arn in lingering), lingering
     # ...while each service says it is gone, and the sweep agrees.
     assert really_left(stack, name) == NOTHING
-    assert ds_json(stack, "sweep") == []
+    assert ds_json(stack, "sweep")["orphans"] == []
 
     again = ds_json(stack, "create", BRANCH, "--source", SOURCE, "--wait")
     assert (again["name"], again["status"]) == (name, "ready"), again
     assert ds_json(stack, "destroy", name, "--wait")["status"] == "destroyed"
     assert really_left(stack, name) == NOTHING
-    assert ds_json(stack, "sweep") == []
+    assert ds_json(stack, "sweep")["orphans"] == []

@@ -267,10 +267,10 @@ def test_a_finished_operation_is_not_run_again(host_env, alice):
 
 # --- destroy superseding a create --------------------------------------------------------------
 
-def test_destroy_requested_while_create_is_queued_supersedes_it(host_env, alice, bob):
+def test_destroy_requested_while_create_is_queued_supersedes_it(host_env, alice, admin):
     staging, create_op = create(alice)
     destroy = request_destroy(staging, user=alice)
-    assert request_destroy(staging, user=bob).pk == destroy.pk
+    assert request_destroy(staging, user=admin).pk == destroy.pk
     create_op.refresh_from_db()
     assert create_op.status == OperationStatus.FAILED
     assert create_op.error == "Superseded by a destroy."

@@ -108,10 +108,12 @@ def test_a_stale_env_file_is_not_applied(tmp_path, monkeypatch):
 def test_starting_again_keeps_the_demo_password_and_so_the_sessions(settings):
     from django.contrib.auth import get_user_model
 
-    from provisioning.management.commands.sandbox import DEMO_USERNAME, Command
+    from provisioning.config import load_config
+    from provisioning.management.commands.sandbox import Command
 
+    demo = load_config().demo_username
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     Command()._ensure_demo_user()
-    first = get_user_model().objects.get(username=DEMO_USERNAME).password
+    first = get_user_model().objects.get(username=demo).password
     Command()._ensure_demo_user()
-    assert get_user_model().objects.get(username=DEMO_USERNAME).password == first
+    assert get_user_model().objects.get(username=demo).password == first

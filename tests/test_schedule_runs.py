@@ -19,7 +19,8 @@ def runs_of(every: tasks.Every) -> list[ScheduleRun]:
 
 def test_every_schedule_is_recorded_under_its_name():
     assert [every.func for every in tasks.SCHEDULES] == [
-        tasks.resume_stalled_operations, tasks.sweep_orphans, tasks.refill_pools]
+        tasks.resume_stalled_operations, tasks.sweep_orphans, tasks.refill_pools,
+        tasks.expire_stagings, tasks.deliver_due_notifications]
     assert len({every.name for every in tasks.SCHEDULES}) == len(tasks.SCHEDULES)
 
 
@@ -54,7 +55,7 @@ def test_a_schedule_that_fails_records_the_error_and_still_fails(monkeypatch):
 
 def test_a_sweep_records_how_many_leftovers_it_found(monkeypatch):
     monkeypatch.setattr("provisioning.sweep.sweep", lambda delete=False: ["a", "b"])
-    assert tasks.sweep_orphans() == 2
+    assert len(tasks.sweep_orphans().orphans) == 2
     (run,) = runs_of(tasks.sweep_orphans.every)
     assert (run.outcome, run.error) == ("2 leftover(s) found", "")
 

@@ -212,7 +212,7 @@ def test_ds_sweep_command(host_env, alice, monkeypatch, capsys):
     lost = make_ready(alice, "feature/Login_Page", db_mode=DbMode.SHARED)
     forget(lost)
     call_command("ds", "sweep", "--json")
-    listed = json.loads(capsys.readouterr().out)
+    listed = json.loads(capsys.readouterr().out)["orphans"]
     assert sorted(item["kind"] for item in listed) == sorted(
         kind for kind in EXPECTED_KINDS if kind != "rds:db")
     assert {item["staging"] for item in listed} == {lost.name}
@@ -229,7 +229,7 @@ def test_scheduled_task_counts(host_env, alice):
 
     lost = make_ready(alice, "feature/Login_Page", db_mode=DbMode.SHARED)
     forget(lost)
-    assert sweep_orphans() == 6
+    assert len(sweep_orphans().orphans) == 6
     assert sweep_module.find_orphans() != []  # the schedule never deletes
 
 

@@ -120,6 +120,17 @@ def describe_service(*, cluster: str, service: str) -> Service | None:
     return None
 
 
+def why_absent(*, cluster: str, service: str) -> str:
+    """Why DescribeServices has no live ``service``: its failure reason (``MISSING``: never
+    made, or forgotten since) or ``INACTIVE`` (deleted); empty when it is there after all."""
+    with translated_errors("ecs:DescribeServices"):
+        raw = client("ecs").describe_services(cluster=cluster, services=[service])
+    for failure in raw.get("failures", []):
+        return failure.get("reason") or "MISSING"
+    statuses = [found.get("status", "") for found in raw.get("services", [])]
+    return "INACTIVE" if statuses and all(s == "INACTIVE" for s in statuses) else ""
+
+
 def describe_task_definition(*, task_definition: str) -> dict:
     """The registrable part of a task definition, plus its ARN."""
     with translated_errors("ecs:DescribeTaskDefinition"):

@@ -1,4 +1,4 @@
-"""Elastic Load Balancing v2: the staging's target group and its listener rule.
+"""Elastic Load Balancing v2: the staging's target group and its listener rules.
 
 IAM: elasticloadbalancing:DescribeListeners, DescribeLoadBalancers, DescribeTargetGroups,
 DescribeTargetHealth, DescribeRules, CreateTargetGroup, ModifyTargetGroupAttributes,
@@ -56,6 +56,65 @@ class Rule:
     priority: int | None  # None for the listener's default rule
     hosts: tuple[str, ...]
     target_group_arns: tuple[str, ...]
+    # Names (lower case) of the rule's http-header conditions, and its actions' types in order.
+    header_names: tuple[str, ...] = ()
+    action_types: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class OidcSignIn:
+    """An authenticate-oidc action's configuration (the load balancer signs people in)."""
+
+    issuer: str
+    authorization_endpoint: str
+    token_endpoint: str
+    userinfo_endpoint: str
+    client_id: str
+    client_secret: str
+    session_cookie_name: str
+    scope: str = "openid email"
+
+    def __repr__(self) -> str:  # never the client secret, in a traceback or a log line
+        return f"OidcSignIn(issuer={self.issuer!r}, client_id={self.client_id!r})"
+
+
+@dataclass(frozen=True)
+class HeaderMatch:
+    """An http-header condition: the header ``name`` carries exactly ``value``."""
+
+    name: str
+    value: str
+
+    def __repr__(self) -> str:
+        return f"HeaderMatch(name={self.name!r})"
+
+
+def rule_conditions(*, host: str, header: HeaderMatch | None = None) -> list[dict]:
+    conditions = [{"Field": "host-header", "HostHeaderConfig": {"Values": [host]}}]
+    if header is not None:
+        conditions.append({"Field": "http-header", "HttpHeaderConfig": {
+            "HttpHeaderName": header.name, "Values": [header.value]}})
+    return conditions
+
+
+def rule_actions(*, target_group_arn: str, sign_in: OidcSignIn | None = None) -> list[dict]:
+    """Forward to the group; with ``sign_in``, authenticate first (Order 1, then forward Order
+    2: an ALB runs a rule's actions by Order, and only the last may answer the request)."""
+    forward = {"Type": "forward", "TargetGroupArn": target_group_arn}
+    if sign_in is None:
+        return [forward]
+    authenticate = {"Type": "authenticate-oidc", "Order": 1, "AuthenticateOidcConfig": {
+        "Issuer": sign_in.issuer,
+        "AuthorizationEndpoint": sign_in.authorization_endpoint,
+        "TokenEndpoint": sign_in.token_endpoint,
+        "UserInfoEndpoint": sign_in.userinfo_endpoint,
+        "ClientId": sign_in.client_id,
+        "ClientSecret": sign_in.client_secret,
+        "SessionCookieName": sign_in.session_cookie_name,
+        "Scope": sign_in.scope,
+        "OnUnauthenticatedRequest": "authenticate",
+    }}
+    return [authenticate, {**forward, "Order": 2}]
 
 
 def listener_vpc(*, listener_arn: str) -> str:
@@ -170,19 +229,23 @@ def target_states(*, arn: str) -> list[str]:
 
 def _rule_from(raw: dict) -> Rule:
     hosts: list[str] = []
+    header_names: list[str] = []
     for condition in raw.get("Conditions", []):
         if condition.get("Field") == "host-header":
             config = condition.get("HostHeaderConfig", {})
             hosts.extend(config.get("Values") or condition.get("Values") or [])
-    targets = [
-        a["TargetGroupArn"] for a in raw.get("Actions", []) if a.get("TargetGroupArn")
-    ]
+        elif condition.get("Field") == "http-header":
+            header_names.append(condition.get("HttpHeaderConfig", {}).get("HttpHeaderName", ""))
+    actions = sorted(raw.get("Actions", []), key=lambda a: int(a.get("Order") or 0))
+    targets = [a["TargetGroupArn"] for a in actions if a.get("TargetGroupArn")]
     priority = raw.get("Priority")
     return Rule(
         arn=raw["RuleArn"],
         priority=int(priority) if priority and priority.isdigit() else None,
         hosts=tuple(h.lower() for h in hosts),
         target_group_arns=tuple(targets),
+        header_names=tuple(name.lower() for name in header_names),
+        action_types=tuple(a.get("Type", "") for a in actions),
     )
 
 
@@ -202,15 +265,18 @@ def list_rules(*, listener_arn: str) -> list[Rule]:
 
 
 def create_rule(
-    *, listener_arn: str, priority: int, host: str, target_group_arn: str, tags: dict[str, str]
+    *, listener_arn: str, priority: int, host: str, target_group_arn: str, tags: dict[str, str],
+    sign_in: OidcSignIn | None = None, header: HeaderMatch | None = None,
 ) -> Rule:
+    """A rule for ``host`` (and, with ``header``, only requests carrying it) that forwards to
+    the group, after signing people in with ``sign_in``."""
     with translated_errors("elasticloadbalancing:CreateRule"):
         try:
             raw = client("elbv2").create_rule(
                 ListenerArn=listener_arn,
                 Priority=priority,
-                Conditions=[{"Field": "host-header", "HostHeaderConfig": {"Values": [host]}}],
-                Actions=[{"Type": "forward", "TargetGroupArn": target_group_arn}],
+                Conditions=rule_conditions(host=host, header=header),
+                Actions=rule_actions(target_group_arn=target_group_arn, sign_in=sign_in),
                 Tags=as_key_value_list(tags),
             )["Rules"][0]
         except ClientError as exc:

@@ -7,7 +7,8 @@ The contract is the one the real app offers (README "Account API"):
 * ``DELETE <url>/<account_id>`` answers 204, or 404 for an unknown account;
 * a missing or wrong token answers 401, a body that is not the expected JSON 400.
 
-Accounts live in memory: they vanish with the sandbox, as the stagings' AWS resources do.
+Accounts live in memory, and are saved with the sandbox's AWS state (persistence.py): they
+come back when the sandbox starts again, as the stagings' AWS resources do.
 """
 
 import hmac
@@ -15,6 +16,7 @@ import json
 import secrets
 import threading
 import uuid
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -22,10 +24,16 @@ PATH = "/api/dynamic-staging-accounts"
 
 
 class AccountStore:
-    def __init__(self, token: str):
+    def __init__(self, token: str, accounts: dict[str, dict[str, str]] | None = None,
+                 on_change: Callable[[], object] = lambda: None):
         self.token = token
-        self.accounts: dict[str, dict[str, str]] = {}
+        self.accounts: dict[str, dict[str, str]] = dict(accounts or {})
         self.lock = threading.Lock()
+        self.on_change = on_change  # the sandbox saves its state after a change
+
+    def copy(self) -> dict[str, dict[str, str]]:
+        with self.lock:
+            return dict(self.accounts)
 
     def create(self, staging: str, host: str) -> dict[str, str]:
         account = {
@@ -36,11 +44,14 @@ class AccountStore:
         }
         with self.lock:
             self.accounts[account["account_id"]] = account
+        self.on_change()
         return account
 
     def delete(self, account_id: str) -> bool:
         with self.lock:
-            return self.accounts.pop(account_id, None) is not None
+            found = self.accounts.pop(account_id, None) is not None
+        self.on_change()
+        return found
 
 
 def _parse_request(raw: bytes) -> tuple[str, str] | None:
@@ -102,9 +113,11 @@ class AccountApiHandler(BaseHTTPRequestHandler):
         """Quiet: the sandbox's terminal is for the dashboard's own output."""
 
 
-def start_account_api(token: str) -> tuple[str, ThreadingHTTPServer]:
+def start_account_api(token: str, store: AccountStore | None = None
+                      ) -> tuple[str, ThreadingHTTPServer]:
     """Serve the API on a free loopback port in a daemon thread; returns (url, server)."""
-    handler = type("BoundAccountApiHandler", (AccountApiHandler,), {"store": AccountStore(token)})
+    store = store or AccountStore(token)
+    handler = type("BoundAccountApiHandler", (AccountApiHandler,), {"store": store})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="sandbox-account-api", daemon=True).start()

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from . import account_limits, ecs_rules, rds_rules
+from . import account_limits, clock, ecs_rules, elbv2_rules, rds_rules
 from .latency import DEFAULT_SCALE, scaled
 
 _settings = {"scale": DEFAULT_SCALE, "paused": False, "installed": False}
@@ -57,7 +57,7 @@ def _patch(cls: type, name: str, make_wrapper) -> None:
 
 @dataclass(frozen=True)
 class Phase:
-    """A transient instance state that lasts until ``ends_at`` (time.monotonic())."""
+    """A transient instance state that lasts until ``ends_at`` (clock.now())."""
 
     status: str
     ends_at: float
@@ -65,12 +65,12 @@ class Phase:
 
 
 def _current_phase(instance) -> Phase | None:
-    now = time.monotonic()
+    now = clock.now()
     return next((p for p in instance.__dict__.get("_sandbox_phases", ()) if p.ends_at > now), None)
 
 
 def _start_phase(instance, status: str, operation: str, pending: dict | None = None) -> float:
-    ends_at = time.monotonic() + seconds(operation)
+    ends_at = clock.now() + seconds(operation)
     instance.__dict__["_sandbox_phases"] = (Phase(status, ends_at, pending or {}),)
     return ends_at
 
@@ -91,7 +91,7 @@ def _pending_modified_values(instance) -> dict:
 
 def _purge_deleted(backend) -> None:
     """Forget instances whose ``deleting`` phase is over: AWS then answers DBInstanceNotFound."""
-    now = time.monotonic()
+    now = clock.now()
     for identifier, instance in list(backend.databases.items()):
         gone_at = instance.__dict__.get("_sandbox_gone_at")
         if gone_at is not None and gone_at <= now:
@@ -258,6 +258,7 @@ def install(scale: float) -> None:
     _install_call_latencies()
     ecs_rules.install()
     rds_rules.install()
+    elbv2_rules.install()
     account_limits.install()
     from . import tagging_rules  # imports delays: only once this module is loaded
     tagging_rules.install()

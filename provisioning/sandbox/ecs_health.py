@@ -30,11 +30,10 @@ import functools
 import hashlib
 import math
 import threading
-import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from . import delays
+from . import clock, delays
 
 # Branch images that crash on start (the seed pushes one of them).
 CRASHING_TAGS = frozenset({"feature-broken"})
@@ -91,7 +90,7 @@ class Failure:
 
 @dataclass(frozen=True)
 class Deployment:
-    """One ECS deployment's timeline (times from time.monotonic())."""
+    """One ECS deployment's timeline (times from clock.now(), the sandbox's clock)."""
 
     id: str
     task_definition: str
@@ -186,7 +185,7 @@ def _unhealthy(service) -> Failure | None:
 def _new_deployment(service, running_before: int, rolling: bool) -> Deployment:
     from moto.moto_api._internal import mock_random
 
-    now = time.monotonic()
+    now = clock.now()
     running_at = now + delays.seconds("ecs_task_to_running")
     healthy_at = running_at
     completed_at = running_at
@@ -337,7 +336,7 @@ class StoppedTask:
 
 
 def _stopped_tasks(service) -> list[StoppedTask]:
-    now = time.monotonic()
+    now = clock.now()
     found = []
     for deployment in _deployments(service):
         failure = deployment.failure
@@ -385,7 +384,7 @@ def _refresh_service(service) -> None:
     tracked = _deployments(service)
     if not tracked:
         return
-    now = time.monotonic()
+    now = clock.now()
     drained_at = service.__dict__.get("_sandbox_drained_at")
     if drained_at is not None:
         service.status = "DRAINING" if now < drained_at else "INACTIVE"
@@ -507,7 +506,7 @@ def _ecs_delete(original):
                 raise _ecs_error("ServiceNotActiveException", "Service was not ACTIVE.")
             service = original(self, cluster_name, service_name, force)
             if _deployments(service):
-                drained_at = time.monotonic() + delays.seconds("ecs_service_delete")
+                drained_at = clock.now() + delays.seconds("ecs_service_delete")
                 service.__dict__["_sandbox_drained_at"] = drained_at
                 _refresh_service(service)
             return service
@@ -596,7 +595,7 @@ DRAINING = ("draining", "Target.DeregistrationInProgress", "Target deregistratio
 
 def _target_state(service, deployment: Deployment, is_primary: bool) -> tuple | None:
     """(ip, state, reason, description) of the deployment's task in the target group, or None."""
-    now = time.monotonic()
+    now = clock.now()
     drained_at = service.__dict__.get("_sandbox_drained_at")
     if drained_at is not None:
         if now >= drained_at or now < deployment.running_at or deployment.failure:

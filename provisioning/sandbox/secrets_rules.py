@@ -15,10 +15,9 @@ scheduled for deletion."). Moto frees a force-deleted name at once and answers a
 recovery-window deletion with ResourceExistsException.
 """
 
-import time
 from datetime import UTC, datetime
 
-from . import delays
+from . import clock, delays
 
 SCHEDULED = ("You can't create this secret because a secret with this name is already "
              "scheduled for deletion.")
@@ -35,7 +34,7 @@ def _invalid_request(message: str) -> Exception:
 
 
 def _purge(backend) -> None:
-    now = time.monotonic()
+    now = clock.now()
     for name, secret in list(backend.secrets.items()):
         gone_at = secret.__dict__.get("_sandbox_gone_at")
         if gone_at is not None and now >= gone_at:
@@ -81,7 +80,7 @@ def _delete(original):
             if not existing.is_deleted():
                 existing.delete(now)
             existing.__dict__.setdefault(
-                "_sandbox_gone_at", time.monotonic() + delays.seconds("secretsmanager_force_delete")
+                "_sandbox_gone_at", clock.now() + delays.seconds("secretsmanager_force_delete")
             )
             return existing.arn, existing.name, now
 

@@ -22,22 +22,21 @@ AWS is asked. Everything is on whenever the sandbox runs (``install``).
 """
 
 import copy
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-from . import delays, ecs_health
+from . import clock, delays, ecs_health
 
 # The tasks follow delays' service bookkeeping, so they share its lock.
 _lock = ecs_health._lock
 
 
 def _now() -> float:
-    return time.monotonic()
+    return clock.now()
 
 
 def _wall(monotonic_at: float) -> datetime:
-    """The wall-clock time of a time.monotonic() instant (AWS answers with timestamps)."""
+    """The wall-clock time of a clock.now() instant (AWS answers with timestamps)."""
     return datetime.now(UTC) + timedelta(seconds=monotonic_at - _now())
 
 
@@ -119,6 +118,10 @@ def _task_class():
                 self.stop_requested_at, self.stop_at = requested_at, max(stopped_at, requested_at)
                 self.stopped_reason = "Task stopped by the service scheduler"
 
+    # Saved with the sandbox's state (persistence.py): pickle names it by this module's
+    # attribute, which the module's __getattr__ answers.
+    SandboxTask.__qualname__ = SandboxTask.__name__
+    SandboxTask.__module__ = __name__
     return SandboxTask
 
 
@@ -129,6 +132,13 @@ def _sandbox_task_class() -> type:
     if "task" not in _classes:
         _classes["task"] = _task_class()
     return _classes["task"]
+
+
+def __getattr__(name: str):
+    # Made on first use: moto's ECS models load only in the sandbox's moto process.
+    if name == "SandboxTask":
+        return _sandbox_task_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _service_tasks(service) -> list:
@@ -272,7 +282,7 @@ def _ecs_list_tasks(original):
 
 
 def _deleting(backend) -> dict:
-    """ARN -> (task definition, time.monotonic() when AWS stops showing it)."""
+    """ARN -> (task definition, clock.now() when AWS stops showing it)."""
     return backend.__dict__.setdefault("_sandbox_deleting_task_definitions", {})
 
 
@@ -357,7 +367,7 @@ def _ecs_tagged_resources(original):
 
 
 def _deleted_rules(backend) -> dict:
-    """Rule ARN -> time.monotonic() when GetResources stops listing it."""
+    """Rule ARN -> clock.now() when GetResources stops listing it."""
     return backend.__dict__.setdefault("_sandbox_deleted_rules", {})
 
 

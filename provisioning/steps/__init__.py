@@ -6,14 +6,15 @@ the same time, so the slowest chain (usually the database) sets the time.
 """
 
 from .. import account_api
-from ..config import load_config
+from ..config import EngineConfig, load_config
 from ..models import DbMode, Operation
 from ..pool import pool_enabled
 from ..stepkit import StepSpec
 from . import account, database, handover, image, report, routing, services, task_definitions
 
 
-def _database_steps(operation: Operation) -> tuple[list[StepSpec], tuple[str, ...]]:
+def _database_steps(operation: Operation,
+                    config: EngineConfig) -> tuple[list[StepSpec], tuple[str, ...]]:
     """The DB steps, and what the web service's health wait needs of them. The services start
     as soon as the restore is available; a password change then runs while their tasks boot
     (see steps/database.py)."""
@@ -21,33 +22,44 @@ def _database_steps(operation: Operation) -> tuple[list[StepSpec], tuple[str, ..
     if staging.db_mode != DbMode.DEDICATED:
         return [], ()
     label = (f"Take a warm database of {staging.source} (or restore one)"
-             if pool_enabled(load_config(), staging.source)
+             if pool_enabled(config, staging.source)
              else f"Restore database from {staging.source}")
     steps = [StepSpec("database", label, database.restore_database)]
-    if load_config().needs_host_password(staging.source):
+    if config.needs_host_password(staging.source):
         steps.append(StepSpec("db_credentials", "Give the database the host's credentials",
                               database.align_credentials, after=("database",)))
     return steps, tuple(step.key for step in steps)
 
 
-def _token_steps() -> tuple[list[StepSpec], tuple[str, ...]]:
+def _token_steps(config: EngineConfig) -> tuple[list[StepSpec], tuple[str, ...]]:
     """The staging's own account API token, when its app serves the API: the task
     definitions hand it to the containers, so they wait for it."""
-    if not account.own_token(load_config()):
+    if not account.own_token(config):
         return [], ()
     return [StepSpec("account_token", "Make the staging's account API token",
                      account.make_account_token)], ("account_token",)
 
 
+def _bypass_steps(config: EngineConfig) -> tuple[list[StepSpec], tuple[str, ...]]:
+    """The staging's bypass token, when its rules let automated tests skip signing in: the
+    bypass rule carries it, so the rules wait for it."""
+    if not routing.bypass_wanted(config):
+        return [], ()
+    return [StepSpec("bypass_token", "Make the staging's bypass token",
+                     routing.make_bypass_token)], ("bypass_token",)
+
+
 def create_plan(operation: Operation) -> list[StepSpec]:
-    db_steps, db_ready = _database_steps(operation)
+    config = load_config()  # read once: the progress estimate builds plans on every poll
+    db_steps, db_ready = _database_steps(operation, config)
+    bypass_steps, bypass_made = _bypass_steps(config)
     db_made = db_ready[:1]
-    token_steps, token_made = _token_steps()
+    token_steps, token_made = _token_steps(config)
     account_after = ("web_healthy",) if account_api.targets_staging(
-        load_config().account_api_url) else ()
+        config.account_api_url) else ()
     # A database taken from the pool has an id known only once the database step took it.
     definitions_after = ("image", *db_made) if db_made and pool_enabled(
-        load_config(), operation.staging.source) else ("image",)
+        config, operation.staging.source) else ("image",)
     definitions_after += token_made
     return [
         StepSpec("image", "Find the branch's image", image.resolve_image_step),
@@ -58,8 +70,9 @@ def create_plan(operation: Operation) -> list[StepSpec]:
         StepSpec("worker_task_definition", "Register the worker task definition",
                  task_definitions.register_worker_task_definition, after=definitions_after),
         StepSpec("target_group", "Create the target group", routing.create_target_group),
+        *bypass_steps,
         StepSpec("listener_rule", "Add the listener rule", routing.create_listener_rule,
-                 after=("target_group",)),
+                 after=("target_group", *bypass_made)),
         StepSpec("web_service", "Start the web service", services.create_web_service,
                  after=("web_task_definition", "target_group", "listener_rule", *db_made)),
         StepSpec("worker_service", "Start the worker service", services.create_worker_service,
@@ -76,7 +89,7 @@ def create_plan(operation: Operation) -> list[StepSpec]:
 
 
 def redeploy_plan(operation: Operation) -> list[StepSpec]:
-    token_steps, token_made = _token_steps()
+    token_steps, token_made = _token_steps(load_config())
     return [
         StepSpec("image", "Find the new image", image.resolve_image_step),
         *token_steps,
@@ -93,8 +106,10 @@ def redeploy_plan(operation: Operation) -> list[StepSpec]:
                  services.wait_web_healthy, after=("web_service",)),
         StepSpec("worker_steady", "Wait until the worker is running",
                  services.wait_worker_steady, after=("worker_service",)),
-        StepSpec("report", "Report the URL", report.report_ready,
-                 after=("web_healthy", "worker_steady")),
+        # Also after the steps whose outputs say what changed (done by then anyway).
+        StepSpec("report", "Report the URL and what changed", report.report_redeployed,
+                 after=("web_healthy", "worker_steady", "image", "web_service",
+                        "worker_service")),
     ]
 
 
@@ -123,7 +138,9 @@ def destroy_plan(operation: Operation) -> list[StepSpec]:
                  after=("account",)),
         StepSpec("account_token", "Delete the account API token",
                  account.remove_account_token, after=("account",)),
+        StepSpec("bypass_token", "Delete the bypass token", routing.remove_bypass_token,
+                 after=("listener_rule",)),
         StepSpec("verify", "Check that nothing is left", report.verify_nothing_left,
                  after=("target_group", "task_definitions", "database", "login_secret",
-                        "account_token")),
+                        "account_token", "bypass_token")),
     ]

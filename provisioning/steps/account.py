@@ -116,6 +116,9 @@ def remove_account(ctx: StepContext) -> dict:
         raise Skip("no account was made")
     if not ctx.config.account_api_url:
         raise Skip("no account API configured (DS_ACCOUNT_API_URL)")
+    if own_token(ctx.config) and ctx.staging.lost_at:
+        # The account lived in the staging's own app and database, which AWS lost with it.
+        raise Skip("the staging's own app, which held the account, was lost with it")
     if own_token(ctx.config) and secretsmanager.find_secret_arn(
             name=ctx.names.account_api_token_secret) is None:
         # Made before the staging had a token of its own: its app cannot check one, and the

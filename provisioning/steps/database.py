@@ -9,12 +9,15 @@ services start at that moment and the change runs while their tasks boot: only t
 service's health wait also waits for it. A pool database has the host's password already.
 """
 
+from django.utils import timezone
+
 from .. import pool
 from ..aws import rds
 from ..credentials import host_master_password
+from ..errors import ExternalCallFailed
 from ..models import PoolDatabase, Staging
 from ..names import staging_tags
-from ..stepkit import Skip, StepContext
+from ..stepkit import Skip, StepContext, made_moments_ago
 
 
 def staging_db_instance(ctx: StepContext) -> str:
@@ -46,13 +49,26 @@ def _wait_until_gone(ctx: StepContext, instance_id: str, what: str) -> None:
     ctx.wait_until(what, gone, ctx.config.db_wait_seconds)
 
 
-def _wait_until_available(ctx: StepContext, instance_id: str, what: str) -> rds.DbInstance:
+def _wait_until_available(ctx: StepContext, instance_id: str, what: str,
+                          made_at: str | None = None) -> rds.DbInstance:
+    """Wait for ``instance_id`` to be available; it must exist, unless this step asked for it
+    at ``made_at`` a moment ago (it may not show yet)."""
     seen: list[rds.DbInstance] = []
 
     def available() -> tuple[bool, str]:
         instance = _describe(instance_id)
         if instance is None:
-            return False, f"{instance_id}: not found yet"
+            if made_moments_ago(made_at):
+                return False, f"{instance_id}: not visible yet"
+            raise ExternalCallFailed(
+                "rds:DescribeDBInstances", "DBInstanceNotFound",
+                f"{instance_id} does not exist, so it will never be available: destroy the "
+                "staging, or create it again")
+        if instance.status == "deleting":
+            raise ExternalCallFailed(
+                "rds:DescribeDBInstances", "InvalidDBInstanceState",
+                f"{instance_id} is being deleted, so it will never be available: destroy the "
+                "staging, or create it again")
         seen.append(instance)
         pending = ", pending " + ", ".join(instance.pending_modifications) if (
             instance.pending_modifications) else ""
@@ -99,7 +115,8 @@ def restore_database(ctx: StepContext) -> dict:
         # A destroyed staging of the same name is still going away: its name frees up soon.
         _wait_until_gone(ctx, instance_id, f"rds:DescribeDBInstances {instance_id} (deleting)")
         existing = None
-    if existing is None:
+    restored_at = ctx.recall(RESTORED_AT)
+    if existing is None and not restored_at:
         rds.restore_from_snapshot(
             instance_id=instance_id,
             snapshot_id=ctx.staging.snapshot_id,
@@ -107,12 +124,18 @@ def restore_database(ctx: StepContext) -> dict:
             like=rds.describe_instance(instance_id=ctx.staging.source),
             tags=staging_tags(ctx.staging.name),
         )
+        # A later look (this run's or, after a park, the next one's) may not see it yet: it
+        # must not restore again, and may wait for it a while (stepkit.PROPAGATION_SECONDS).
+        restored_at = timezone.now().isoformat()
+        ctx.remember(RESTORED_AT, restored_at)
     ctx.update_staging(db_instance=instance_id)
-    instance = _wait_until_available(ctx, instance_id, f"rds:DescribeDBInstances {instance_id}")
+    instance = _wait_until_available(ctx, instance_id, f"rds:DescribeDBInstances {instance_id}",
+                                     made_at=restored_at)
     return {"db_instance": instance.identifier, "address": instance.address}
 
 
 PASSWORD_SET = "password_set"
+RESTORED_AT = "restored_at"
 
 
 def align_credentials(ctx: StepContext) -> dict:

@@ -4,8 +4,9 @@ from dataclasses import dataclass
 
 from ..aws import ecr
 from ..aws.ecr import ImageReference
-from ..errors import UserError
+from ..errors import Refusal, UserError
 from ..host import read_host_environment
+from ..models import OperationKind
 from ..names import image_tag_for_branch
 from ..stepkit import StepContext
 
@@ -24,7 +25,7 @@ def registry_id_of(image: ImageReference) -> str:
             f"The host's web image {image.registry}/{image.repository} is not in an Amazon ECR "
             "private registry (<account>.dkr.ecr.<region>.amazonaws.com), so the images of "
             "branches cannot be looked up.",
-            field="branch",
+            field="branch", code=Refusal.NOT_CONFIGURED,
         )
     return image.registry_id
 
@@ -45,9 +46,28 @@ def resolve_image(context_config, *, branch: str, tag: str | None = None) -> Res
     return ResolvedImage(uri=host.image.with_digest(found.digest), tag=tag)
 
 
+# What the staging ran before this step changed it: kept across a rerun of the step, which
+# would otherwise find its own change.
+PREVIOUS_IMAGE = "previous_image"
+
+
+def short_digest(uri: str) -> str:
+    return uri.rsplit("@", 1)[-1][:19]
+
+
 def resolve_image_step(ctx: StepContext) -> dict:
     tag = ctx.operation.params.get("tag") or None
     image = resolve_image(ctx.config, branch=ctx.staging.branch, tag=tag)
+    if ctx.operation.kind != OperationKind.REDEPLOY:
+        ctx.update_staging(image=image.uri, image_tag=image.tag)
+        ctx.progress(f"{image.tag} -> {short_digest(image.uri)}")
+        return {"image": image.uri, "tag": image.tag}
+    previous = ctx.recall(PREVIOUS_IMAGE)
+    if previous is None:
+        previous = ctx.staging.image
+        ctx.remember(PREVIOUS_IMAGE, previous)
     ctx.update_staging(image=image.uri, image_tag=image.tag)
-    ctx.progress(f"{image.tag} -> {image.uri.rsplit('@', 1)[-1][:19]}")
-    return {"image": image.uri, "tag": image.tag}
+    same = previous == image.uri
+    ctx.progress(f"{image.tag} -> {short_digest(image.uri)}"
+                 + (" (the image the staging runs already)" if same else ""))
+    return {"image": image.uri, "tag": image.tag, "same_image": same}

@@ -5,6 +5,7 @@ from ..aws import elbv2, tagging
 from ..errors import ExternalCallFailed
 from ..names import staging_tags
 from ..stepkit import StepContext
+from .image import short_digest
 
 
 def report_ready(ctx: StepContext) -> dict:
@@ -12,6 +13,33 @@ def report_ready(ctx: StepContext) -> dict:
     ctx.update_staging(url=url, error="")
     ctx.progress(url)
     return {"url": url}
+
+
+# What a redeploy that found nothing to change says (the page, `ds`, the step's log).
+NOTHING_CHANGED = "nothing changed: the image is the same"
+
+
+def redeploy_outcome(*, same_image: bool, deployed: bool, image: str) -> str:
+    if same_image and not deployed:
+        return f"{NOTHING_CHANGED} ({short_digest(image)})"
+    if same_image:
+        # The host's task definitions or the staging sizes changed since the last deploy.
+        return "the image is the same, the task definitions changed: deployed again"
+    return f"deployed {short_digest(image)}"
+
+
+def report_redeployed(ctx: StepContext) -> dict:
+    """As report_ready, saying what the redeploy changed: nothing, when ECS was asked to
+    deploy nothing and the image is the one the staging ran."""
+    outputs = report_ready(ctx)
+    outcome = redeploy_outcome(
+        same_image=bool(ctx.output("image").get("same_image")),
+        deployed=any(ctx.output(key).get("deployed") for key in ("web_service",
+                                                                 "worker_service")),
+        image=ctx.output("image").get("image", ""),
+    )
+    ctx.progress(outcome)
+    return {**outputs, "outcome": outcome}
 
 
 def _described(arn: str) -> str:

@@ -4,7 +4,7 @@ from ..aws import ecs, elbv2
 from ..errors import ExternalCallFailed
 from ..host import read_host_environment
 from ..names import staging_tags
-from ..stepkit import Skip, StepContext
+from ..stepkit import Skip, StepContext, made_moments_ago
 
 # Give a new task time to boot before failed health checks count against it.
 HEALTH_CHECK_GRACE_SECONDS = 60
@@ -83,14 +83,24 @@ def update_worker_service(ctx: StepContext) -> dict:
     return _update(ctx, ctx.names.worker_service, ctx.output("worker_task_definition")["arn"])
 
 
+# Set once the step asked ECS to deploy: a rerun finds the service on the new task
+# definition already and must still report that it deployed.
+DEPLOYED = "deployed"
+
+
 def _update(ctx: StepContext, service: str, task_definition: str) -> dict:
     existing = _describe(ctx, service)
     if existing is None:
         raise Skip(f"{service} does not exist; destroy and create the staging again")
     if existing.task_definition != task_definition:
+        ctx.remember(DEPLOYED, True)
         ecs.update_service(cluster=ctx.config.cluster, service=service,
                            task_definition=task_definition, desired_count=1)
-    return {"arn": existing.arn, "task_definition": task_definition}
+        ctx.progress(f"deploying {task_definition.rsplit('/', 1)[-1]}")
+    elif not ctx.recall(DEPLOYED, False):
+        ctx.progress(f"already on {task_definition.rsplit('/', 1)[-1]}: nothing to deploy")
+    return {"arn": existing.arn, "task_definition": task_definition,
+            "deployed": bool(ctx.recall(DEPLOYED, False))}
 
 
 def _deployment_failed(deployment: ecs.Deployment | None) -> bool:
@@ -117,21 +127,39 @@ def _failure_reason(ctx: StepContext, found: ecs.Service, deployment: ecs.Deploy
     return " ".join(p for p in parts if p)
 
 
-def _steady_check(ctx: StepContext, service: str, target_group_arn: str | None):
+def _service_gone(ctx: StepContext, service: str, status: str) -> ExternalCallFailed:
+    return ExternalCallFailed(
+        f"ecs:DescribeServices {service}", "ServiceNotFoundException",
+        f"{service} does not exist ({status}) in cluster {ctx.config.cluster}, so it will "
+        "never be steady: destroy the staging, or create it again")
+
+
+def _steady_check(ctx: StepContext, service: str, made_by: str,
+                  target_group: str | None = None):
+    """``made_by``: the step of this operation that makes or changes the service; a moment
+    after it, the service may not show yet (stepkit.PROPAGATION_SECONDS). ``target_group``:
+    the name of the group whose targets must be healthy too."""
+
     def steady() -> tuple[bool, str]:
         found = _describe(ctx, service)
         if found is None:
-            return False, f"{service}: not found"
+            if made_moments_ago(ctx.finished_at(made_by)):
+                return False, f"{service}: not visible yet"
+            reason = ecs.why_absent(cluster=ctx.config.cluster, service=service)
+            raise _service_gone(ctx, service, reason or "MISSING")
+        if found.status == "DRAINING":
+            raise _service_gone(ctx, service, "DRAINING: being deleted")
         if _deployment_failed(found.primary):
             # Waiting on would only reach the timeout: ECS stopped launching tasks.
             raise ExternalCallFailed(f"ecs:DescribeServices {service}",
                                      "ServiceDeploymentFailed",
                                      _failure_reason(ctx, found, found.primary))
+        group = _target_group(target_group) if target_group else None
         seen = (f"{found.running}/{found.desired} tasks running, "
                 f"{len(found.deployments)} deployment(s)")
         if not found.is_steady:
             return False, seen
-        states = elbv2.target_states(arn=target_group_arn) if target_group_arn else []
+        states = elbv2.target_states(arn=group.arn) if group else []
         if states:
             seen += ", targets " + ", ".join(states)
         return all(s == "healthy" for s in states), seen
@@ -139,11 +167,21 @@ def _steady_check(ctx: StepContext, service: str, target_group_arn: str | None):
     return steady
 
 
+def _target_group(name: str) -> elbv2.TargetGroup:
+    group = elbv2.find_target_group(name=name)
+    if group is None:
+        # Its targets could never turn healthy.
+        raise ExternalCallFailed(
+            "elasticloadbalancing:DescribeTargetGroups", "TargetGroupNotFound",
+            f"the staging's target group {name} does not exist: destroy the staging, or "
+            "create it again")
+    return group
+
+
 def wait_web_healthy(ctx: StepContext) -> dict:
-    group = elbv2.find_target_group(name=ctx.names.target_group)
     ctx.wait_until(
         f"ecs:DescribeServices {ctx.names.web_service} (steady and healthy)",
-        _steady_check(ctx, ctx.names.web_service, group.arn if group else None),
+        _steady_check(ctx, ctx.names.web_service, "web_service", ctx.names.target_group),
         ctx.config.service_wait_seconds,
     )
     return {}
@@ -152,7 +190,7 @@ def wait_web_healthy(ctx: StepContext) -> dict:
 def wait_worker_steady(ctx: StepContext) -> dict:
     ctx.wait_until(
         f"ecs:DescribeServices {ctx.names.worker_service} (steady)",
-        _steady_check(ctx, ctx.names.worker_service, None),
+        _steady_check(ctx, ctx.names.worker_service, "worker_service"),
         ctx.config.service_wait_seconds,
     )
     return {}

@@ -45,7 +45,42 @@
     if (event.detail.xhr && event.detail.xhr.status === 304) { event.detail.shouldSwap = false; }
   });
 
-  document.addEventListener("DOMContentLoaded", function () { reveal(document); });
+  // The create form: a shared database is the host's, so "Data from" is off while Shared is
+  // chosen, showing the host (a disabled select is not posted; the server then uses the
+  // host). Without JavaScript the select stays on and the server refuses another source.
+  function syncSource(form) {
+    var select = form && form.querySelector("select[data-shared-uses]");
+    if (!select) { return; }
+    var shared = form.querySelector("input[name=db_mode][value=shared]");
+    var off = Boolean(shared && shared.checked);
+    if (off && !select.disabled) {
+      select.dataset.chosen = select.value;
+      select.value = select.dataset.sharedUses;
+    } else if (!off && select.disabled && select.dataset.chosen) {
+      select.value = select.dataset.chosen;
+    }
+    select.disabled = off;
+  }
+
+  document.addEventListener("change", function (event) {
+    if (event.target.name === "db_mode") { syncSource(event.target.form); }
+  });
+
+  // Once the name preview answers for what is typed now, the name's refusal shown for what
+  // was posted is out of date, and would say the same thing twice.
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var target = event.detail.target;
+    if (!target || target.id !== "name-preview") { return; }
+    var stale = document.getElementById("name-error");
+    if (!stale) { return; }
+    stale.closest(".field").classList.remove("has-error");
+    stale.remove();
+  });
+
+  document.addEventListener("DOMContentLoaded", function () {
+    reveal(document);
+    document.querySelectorAll("form").forEach(syncSource);
+  });
   document.addEventListener("htmx:afterSwap", function (event) { reveal(event.detail.elt || document); });
   document.addEventListener("htmx:load", function (event) { reveal(event.detail.elt || document); });
 })();

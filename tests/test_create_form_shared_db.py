@@ -1,0 +1,56 @@
+"""A shared database is the host's own: the create form's "Data from" does not apply to it.
+
+With JavaScript the select is disabled when Shared is chosen (tests/browser/test_create_form.py),
+and a disabled select is not posted: the server takes that as the host. Without JavaScript the
+select stays on; the form says that Shared uses the host's data, and a shared create from
+another source is refused with a sentence, as before.
+"""
+
+import re
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from provisioning.models import Staging
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def not_queued(monkeypatch):
+    monkeypatch.setattr("provisioning.tasks.enqueue_operation", lambda operation_id: None)
+
+
+def client_for(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_a_shared_create_without_a_source_uses_the_hosts(host_env, alice):
+    response = client_for(alice).post(reverse("create"), {
+        "branch": "main", "db_mode": "shared", "name": ""})  # the disabled select sends nothing
+    assert response.status_code == 302, response.content.decode()
+    staging = Staging.objects.get()
+    assert (staging.db_mode, staging.source, staging.snapshot_id) == ("shared", "host-db", "")
+
+
+def test_a_dedicated_create_still_needs_a_source(host_env, alice):
+    page = client_for(alice).post(reverse("create"), {
+        "branch": "main", "db_mode": "dedicated", "name": ""}).content.decode()
+    assert re.search(r'id="source-error">Choose the database whose snapshot is restored', page)
+    assert not Staging.objects.exists()
+
+
+def test_without_javascript_the_form_explains_and_refuses_clearly(host_env, alice):
+    page = client_for(alice).get(reverse("create")).content.decode()
+    assert "Shared uses the host&#x27;s data" in page
+    select = re.search(r"<select [^>]*>", page).group(0)
+    assert 'name="source"' in select and 'data-shared-uses="host-db"' in select
+
+    page = client_for(alice).post(reverse("create"), {
+        "branch": "main", "db_mode": "shared", "source": "qa-db", "name": ""}).content.decode()
+    assert re.search(r'id="source-error">A shared database is the host', page.replace(
+        "&#x27;", "'"))
+    assert not Staging.objects.exists()
