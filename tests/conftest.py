@@ -18,6 +18,8 @@
 * ``aws_secret_rules``: the sandbox's Secrets Manager rules (deleted names not free at once).
 * ``cli_user``: the ``ds`` command acts as alice.
 * ``enqueued``: the operations handed to the queue, new or resumed; nothing runs them.
+* ``run_at_once``: the queue runs each operation as soon as it is committed, in this process
+  (and ``ds --wait`` looks every 0.01 s).
 * ``aws_region``: AWS_REGION set for pages that price or link without the ``aws`` fixture.
 
 Helpers live in modules of their own, never in a test module: factories.py (rows, step
@@ -244,6 +246,16 @@ def enqueued(monkeypatch) -> list[int]:
     monkeypatch.setattr("provisioning.tasks.enqueue_operation", calls.append)
     monkeypatch.setattr("provisioning.tasks.enqueue_resume", calls.append)
     return calls
+
+
+@pytest.fixture
+def run_at_once(monkeypatch):
+    """The queue runs each operation as soon as it is committed, in this process."""
+    from provisioning.runner import run_operation
+
+    monkeypatch.setattr("provisioning.tasks.enqueue_operation", run_operation)
+    monkeypatch.setattr("provisioning.tasks.enqueue_resume", run_operation)
+    monkeypatch.setattr("provisioning.management.commands.ds.WAIT_POLL_SECONDS", 0.01)
 
 
 @pytest.fixture

@@ -30,15 +30,7 @@ from provisioning.models import (
 from tests.api_calls import call, token_for
 from tests.factories import make_operation, make_staging
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def enqueued(monkeypatch):
-    """Operations the API asked the queue to run."""
-    calls: list[int] = []
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", calls.append)
-    return calls
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("enqueued")]
 
 
 @pytest.fixture

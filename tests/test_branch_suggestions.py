@@ -24,15 +24,10 @@ from provisioning.models import Staging, StagingStatus
 from provisioning.names import image_tag_for_branch, name_for_branch
 from tests.factories import make_staging
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("enqueued")]
 migration = importlib.import_module("provisioning.migrations.0009_staging_branch_tag")
 BRANCH = "feature/Login_Page"
 TAG = "feature-Login_Page"
-
-
-@pytest.fixture(autouse=True)
-def not_queued(monkeypatch):
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", lambda operation_id: None)
 
 
 def client_for(user) -> Client:

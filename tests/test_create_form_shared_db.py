@@ -14,12 +14,7 @@ from django.urls import reverse
 
 from provisioning.models import Staging
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def not_queued(monkeypatch):
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", lambda operation_id: None)
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("enqueued")]
 
 
 def client_for(user) -> Client:

@@ -11,7 +11,6 @@ import pytest
 from provisioning.aws.base import AwsError
 from provisioning.models import Staging, StagingStatus
 from provisioning.names import name_for_branch
-from provisioning.runner import run_operation
 from tests.command_line import ds
 from tests.conftest import BRANCH, DOMAIN, QA_DB, RELEASE_TAG
 from tests.factories import make_staging
@@ -19,14 +18,6 @@ from tests.factories import make_staging
 BASE_DIR = Path(__file__).resolve().parent.parent
 NAME = name_for_branch(BRANCH)
 SUMMARY_KEYS = {"name", "status", "url", "branch", "source", "db_mode"}
-
-
-@pytest.fixture
-def run_at_once(monkeypatch):
-    """The queue runs each operation as soon as it is committed, in this process."""
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation",
-                        lambda operation_id: run_operation(operation_id))
-    monkeypatch.setattr("provisioning.management.commands.ds.WAIT_POLL_SECONDS", 0.01)
 
 
 def assert_one_line_error(stderr: str, *fragments: str) -> None:

@@ -28,13 +28,6 @@ def clock(time_machine):
 
 
 @pytest.fixture
-def enqueued(monkeypatch):
-    calls: list[int] = []
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", calls.append)
-    return calls
-
-
-@pytest.fixture
 def heard():
     seen: list[dict] = []
 

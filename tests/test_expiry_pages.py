@@ -14,7 +14,7 @@ from provisioning.costs import HOURS_PER_MONTH, Rates
 from provisioning.models import AuditEvent, DbMode, Staging, StagingStatus
 from tests.factories import make_staging
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("enqueued")]
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -23,13 +23,6 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 def clock(time_machine):
     time_machine.move_to(T0, tick=False)
     return time_machine
-
-
-@pytest.fixture(autouse=True)
-def enqueued(monkeypatch):
-    calls: list[int] = []
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", calls.append)
-    return calls
 
 
 def client_for(user) -> Client:

@@ -20,17 +20,10 @@ from provisioning.models import OperationKind, OperationStatus, Staging, Staging
 from provisioning.names import name_for_branch
 from tests.factories import make_staging
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("enqueued")]
 BRANCH = "feature/Login_Page"
 NAME = name_for_branch(BRANCH)
 FORM = {"branch": BRANCH, "source": "host-db", "db_mode": "shared", "name": ""}
-
-
-@pytest.fixture(autouse=True)
-def enqueued(monkeypatch):
-    calls: list[int] = []
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", calls.append)
-    return calls
 
 
 def client_for(user) -> Client:

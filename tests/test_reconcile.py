@@ -31,14 +31,9 @@ from provisioning.models import (
 from provisioning.operations import request_create, request_destroy, request_recreate
 from provisioning.runner import run_operation
 from tests.conftest import CLUSTER, HOST_DB
-from tests.test_runner import assert_everything_made, assert_nothing_left
+from tests.footprint import assert_everything_made, assert_nothing_left
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def not_queued(monkeypatch):
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", lambda operation_id: None)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("enqueued")]
 
 
 def no_sleep(seconds: float) -> None:

@@ -17,13 +17,6 @@ BRANCH = "feature/Login_Page"
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def enqueued(monkeypatch):
-    calls: list[int] = []
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", calls.append)
-    return calls
-
-
 def destroyed(owner, name="shop", **fields) -> Staging:
     fields.setdefault("branch", BRANCH)
     return make_staging(owner, name=name, status=StagingStatus.DESTROYED,

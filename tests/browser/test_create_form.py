@@ -16,7 +16,7 @@ from django.conf import settings
 from django.test import Client
 
 from provisioning.models import Staging, StagingStatus
-from tests.browser.test_pages import CHROMIUM, CHROMIUM_ARGS, require_chromium, shoot
+from tests.browser.chromium import launch, require_chromium, shoot
 from tests.factories import make_staging
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -27,20 +27,19 @@ NO_IMAGE_BRANCH = "feature/" + "x" * 240  # valid, no image: the error quotes it
 
 
 @pytest.fixture
-def browse(live_server, host_env, alice, monkeypatch):
+def browse(live_server, host_env, alice, monkeypatch, enqueued):
     """``browse(viewport, javascript=True)``: a page logged in as alice."""
     require_chromium()
     # Playwright's sync API runs an event loop in this thread; the ORM calls here are plain
     # synchronous ones between its calls.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", lambda operation_id: None)
     from playwright.sync_api import sync_playwright
 
     client = Client()
     client.force_login(alice)
     session = client.cookies[settings.SESSION_COOKIE_NAME].value
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = launch(playwright)
 
         def page(viewport: dict, *, javascript: bool = True):
             context = browser.new_context(viewport=viewport, java_script_enabled=javascript)
