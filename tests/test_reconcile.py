@@ -186,7 +186,9 @@ def test_a_lost_staging_is_recreated_in_place(host_env, alice):
     with pytest.raises(UserError, match="held by a lost staging"):
         request_create(branch=staging.branch, owner=alice)
 
-    operation = request_recreate(Staging.objects.get(pk=staging.pk), user=alice)
+    again = request_recreate(Staging.objects.get(pk=staging.pk), user=alice)
+    assert again.pk == staging.pk  # in place: the same row keeps its history
+    operation = again.latest_operation()
     assert operation.kind == OperationKind.CREATE
     assert run_operation(operation.pk)
     again = Staging.objects.get(pk=staging.pk)
@@ -195,7 +197,7 @@ def test_a_lost_staging_is_recreated_in_place(host_env, alice):
     assert_everything_made(staging.name, host_env.listener_arn)
     assert AuditEvent.objects.filter(action="recreate", staging=staging).count() == 1
     assert reconcile.reconcile(sleep=no_sleep).lost == []
-    with pytest.raises(UserError, match="only a lost staging"):
+    with pytest.raises(UserError, match="only a destroyed or lost staging"):
         request_recreate(again, user=alice)
 
 

@@ -70,9 +70,9 @@ def test_recreate_is_refused_when_the_branch_has_no_image_now(host_env, alice, e
     assert (Staging.objects.count(), AuditEvent.objects.count(), enqueued) == (1, 0, [])
 
 
-def test_only_a_destroyed_staging_is_recreated(host_env, alice, enqueued):
+def test_only_a_destroyed_or_lost_staging_is_recreated(host_env, alice, enqueued):
     live = make_staging(alice, name="shop", status=StagingStatus.READY)
-    with pytest.raises(UserError, match="shop is ready: only a destroyed staging can be"):
+    with pytest.raises(UserError, match="shop is ready: only a destroyed or lost staging can"):
         engine.request_recreate(live, user=alice)
 
 

@@ -223,8 +223,10 @@ class Command(BaseCommand):
 
     def do_recreate(self, *, name: str, wait: bool, json: bool, **_) -> None:
         # The staging holding the name if it is lost, else the newest destroyed one.
-        staging = engine.request_recreate(self._staging(name), user=self._cli_user(),
-                                          channel=audit.CLI)
+        holder = engine.live_staging(name)
+        chosen = holder if holder is not None and holder.is_lost else (
+            engine.last_destroyed(name) or self._staging(name))
+        staging = engine.request_recreate(chosen, user=self._cli_user(), channel=audit.CLI)
         self._finish(staging, wait=wait, as_json=json)
 
     def do_sweep(self, *, delete: bool, json: bool, **_) -> None:
