@@ -12,11 +12,11 @@ from provisioning.config import check_ttl, parse_hours, parse_warn_hours
 from provisioning.errors import UserError
 from provisioning.models import AuditEvent, Staging, StagingStatus
 from provisioning.signals import expiry_warning
+from tests.conftest import BRANCH
 from tests.factories import make_staging
 
 pytestmark = pytest.mark.django_db
 
-BRANCH = "feature/Login_Page"
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 

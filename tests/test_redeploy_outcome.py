@@ -12,10 +12,9 @@ from django.urls import reverse
 from provisioning.models import OperationKind, Staging, StepLog
 from provisioning.names import name_for_branch
 from tests.command_line import ds
-from tests.conftest import push_image
+from tests.conftest import BRANCH, push_image
 
 pytestmark = pytest.mark.django_db(transaction=True)
-BRANCH = "feature/Login_Page"
 TAG = "feature-Login_Page"
 NAME = name_for_branch(BRANCH)
 NOTHING_CHANGED = "nothing changed: the image is the same"

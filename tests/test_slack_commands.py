@@ -21,7 +21,7 @@ from provisioning.models import (
 )
 from provisioning.slack.bot import answer
 from provisioning.slack.commands import HELP, CommandProblem, parse
-from tests.conftest import HOST_DB, QA_DB
+from tests.conftest import QA_DB, RELEASE_TAG, SNAPSHOT_SOURCES
 from tests.factories import make_staging
 from tests.slack_helpers import ADMIN, ALICE, BOB, STRANGER, command_form, post_signed
 
@@ -87,7 +87,7 @@ def test_create_takes_a_source_and_a_name(host_env, run):
 
 def test_a_create_the_engine_refuses_is_one_sentence_and_makes_nothing(host_env, run):
     _, later = run("create feature/Login_Page --source prod-db")
-    assert later == [f"Unknown snapshot source 'prod-db'; allowed: {HOST_DB}, {QA_DB}."]
+    assert later == [f"Unknown snapshot source 'prod-db'; allowed: {', '.join(SNAPSHOT_SOURCES)}."]
     _, later = run("create feature/no-such-image --shared-db")
     assert len(later) == 1 and "feature-no-such-image" in later[0]
     assert not Staging.objects.exists() and not AuditEvent.objects.exists()
@@ -132,11 +132,11 @@ def test_show_tells_how_to_log_in_but_never_the_password(run, alice, bob, settin
 
 def test_redeploy_with_a_tag(host_env, run, alice, enqueued):
     staging = make_staging(alice, name="shop", status=StagingStatus.READY)
-    _, [said] = run("redeploy shop --tag release-1.2")
+    _, [said] = run(f"redeploy shop --tag {RELEASE_TAG}")
     operation = staging.latest_operation()
-    assert (operation.kind, operation.params["tag"]) == (OperationKind.REDEPLOY, "release-1.2")
+    assert (operation.kind, operation.params["tag"]) == (OperationKind.REDEPLOY, RELEASE_TAG)
     assert enqueued == [operation.pk]
-    assert said == ("Redeploying *shop* with `release-1.2`. I will post in this conversation "
+    assert said == (f"Redeploying *shop* with `{RELEASE_TAG}`. I will post in this conversation "
                     "when it is ready.")
     assert AuditEvent.objects.get(action="redeploy").channel == "slack"
 

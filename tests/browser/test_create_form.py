@@ -17,6 +17,7 @@ from django.test import Client
 
 from provisioning.models import Staging, StagingStatus
 from tests.browser.chromium import launch, require_chromium, shoot
+from tests.conftest import HOST_DB, QA_DB
 from tests.factories import make_staging
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -63,21 +64,21 @@ def test_the_source_is_off_while_shared_is_chosen(browse, live_server):
     page.goto(live_server.url + "/stagings/new/")
     source = page.locator("select[name=source]")
     expect(source).to_be_enabled()
-    source.select_option("qa-db")
+    source.select_option(QA_DB)
     page.check("input[name=db_mode][value=shared]")
     expect(source).to_be_disabled()
-    expect(source).to_have_value("host-db")  # what a shared database uses
+    expect(source).to_have_value(HOST_DB)  # what a shared database uses
     shoot(page, "create-shared-phone")
     page.check("input[name=db_mode][value=dedicated]")
     expect(source).to_be_enabled()
-    expect(source).to_have_value("qa-db")  # the choice comes back
+    expect(source).to_have_value(QA_DB)  # the choice comes back
 
     page.check("input[name=db_mode][value=shared]")
     page.fill("input[name=branch]", "main")
     page.click("button:has-text('Create staging')")
     page.wait_for_url(f"{live_server.url}/stagings/*/")
     staging = Staging.objects.get()
-    assert (staging.db_mode, staging.source) == ("shared", "host-db")
+    assert (staging.db_mode, staging.source) == ("shared", HOST_DB)
 
 
 def test_without_javascript_the_source_stays_and_the_form_explains(browse, live_server):
