@@ -1,14 +1,17 @@
 """Time to a ready staging on the sandbox, against the lower bound of each step graph.
 
     .venv/bin/python benchmarks/time_to_ready.py [--runs 3] [--scale 0.05] [--poll 0.1]
+        [--cases other,host,pool,shared,redeploy,destroy,many]
 
-Starts its own sandbox AWS (moto with the latency profile of provisioning/sandbox/latency.py
-scaled by --scale), its own SQLite file and a qcluster, then measures, --runs times each: a
-create with a dedicated DB restored from a source other than the host, the same from the
-host, the same from a source with a warm pool, a create with the shared DB, a redeploy and a
-destroy (of a staging with a dedicated DB); then 20 dedicated creates submitted together by
-seven people (none above DS_MAX_INFLIGHT_PER_USER) and, while they are in flight, a shared
-create by somebody else: how long it takes beside how long it takes alone.
+Starts its own sandbox stack (tests/stack.py: moto with the latency profile of
+provisioning/sandbox/latency.py scaled by --scale, its own SQLite file and a qcluster), then
+measures, --runs times each: a create with a dedicated DB restored from a source other than
+the host (other), the same from the host (host), the same from a source with a warm pool
+(pool), a create with the shared DB (shared), a redeploy and a destroy (of a staging with a
+dedicated DB); then 20 dedicated creates submitted together by seven people (none above
+DS_MAX_INFLIGHT_PER_USER) and, while they are in flight, a shared create by somebody else: how
+long it takes beside how long it takes alone (many). --cases picks some of them (a redeploy
+needs the shared creates, a destroy the other-source ones, many both: they run too).
 
 For each it prints the median of the runs, as
 * runner: the operation's own started_at..finished_at (what the step graph takes), and
@@ -26,23 +29,19 @@ with everything else so a poll does not dwarf a scaled second).
 
 import argparse
 import json
-import os
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-MANAGE = [sys.executable, str(ROOT / "manage.py")]
 
 NON_HOST_SOURCE = "staging-support-db"
 POOL_SOURCE = "staging-marketing-db"
@@ -50,6 +49,9 @@ BRANCH = "feature/Login_Page"
 SHARED_BRANCH = "develop"
 REDEPLOY_TAG = "main"
 AWS_SERVICES = ("rds", "ecs", "elbv2", "ecr", "secretsmanager", "resourcegroupstaggingapi")
+# Each case, and the cases whose stagings it works on (run before it).
+CASES = {"other": (), "host": (), "pool": (), "shared": (), "redeploy": ("shared",),
+         "destroy": ("other",), "many": ("other", "shared")}
 
 # Which profile operation each step waits for (provisioning/sandbox/latency.py). Steps not
 # listed make calls the sandbox answers at once (create_service, the account API, deletes of
@@ -157,48 +159,7 @@ def sequential_seconds(case: str, scale: float) -> float:
     return sum(scaled(op, scale) for op in SEQUENTIAL[case])
 
 
-# --- the sandbox ---------------------------------------------------------------------------------
-
-
-def stop(process: subprocess.Popen, timeout: float = 30) -> None:
-    """SIGTERM to the main pid only: qcluster can hang when its whole group gets it."""
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-@dataclass
-class Stack:
-    state_dir: Path
-    processes: list[subprocess.Popen] = field(default_factory=list)
-
-    def start_aws(self, scale: float) -> None:
-        log = open(self.state_dir / "sandbox-aws.log", "w")  # noqa: SIM115 (lives with the process)
-        self.processes.append(subprocess.Popen(
-            [*MANAGE, "sandbox", "aws", "--state-dir", str(self.state_dir),
-             "--delay-scale", str(scale)],
-            env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-        ))
-        deadline = time.monotonic() + 120
-        while not (self.state_dir / "env.json").exists():
-            if self.processes[-1].poll() is not None or time.monotonic() > deadline:
-                sys.exit("the sandbox AWS did not start:\n"
-                         + (self.state_dir / "sandbox-aws.log").read_text())
-            time.sleep(0.2)
-
-    def start_qcluster(self) -> None:
-        log = open(self.state_dir / "qcluster.log", "w")  # noqa: SIM115
-        self.processes.append(subprocess.Popen([*MANAGE, "qcluster"], env=os.environ.copy(),
-                                               cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
-
-    def close(self) -> None:
-        for process in reversed(self.processes):
-            stop(process)
+# --- the sandbox's workers ------------------------------------------------------------------------
 
 
 def warm_worker(services: tuple[str, ...] = AWS_SERVICES) -> None:
@@ -218,7 +179,7 @@ def wait_for_warm_workers(count: int, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while Task.objects.filter(func="benchmarks.time_to_ready.warm_worker").count() < count:
         if time.monotonic() > deadline:
-            sys.exit("the qcluster workers did not start; see qcluster.log")
+            sys.exit("the qcluster workers did not start; see the qcluster log")
         time.sleep(0.5)
 
 
@@ -403,6 +364,17 @@ def report(cases: list[Case], scale: float) -> None:
         print(f"  {case.title:<32}" + "  ".join(f"{m.runner:.2f}" for m in case.runs))
 
 
+def chosen_cases(raw: str) -> list[str]:
+    """The named cases and those they need, in the order they run."""
+    names = [name.strip() for name in raw.split(",") if name.strip()]
+    unknown = [name for name in names if name not in CASES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"{', '.join(unknown) or 'nothing'}: choose from {', '.join(CASES)}")
+    wanted = {need for name in names for need in (name, *CASES[name])}
+    return [name for name in CASES if name in wanted]
+
+
 def print_where_time_went(late: Measured, alone: Case) -> None:
     """The shared create under load beside its median alone: the wait for a worker, then each
     step that took longer, so a ratio above target points at its cause."""
@@ -422,46 +394,42 @@ def main() -> None:
     parser.add_argument("--poll", type=float, default=0.1, help="DS_POLL_SECONDS (default 0.1)")
     parser.add_argument("--workers", type=int, default=4, help="DS_Q_WORKERS (default 4)")
     parser.add_argument("--many", type=int, default=20, help="creates submitted together")
+    parser.add_argument("--cases", type=chosen_cases, default=list(CASES),
+                        help=f"comma-separated, of {','.join(CASES)} (default all)")
     parser.add_argument("--keep", action="store_true", help="keep the state directory (logs)")
     args = parser.parse_args()
 
+    sys.path.insert(0, str(ROOT))
+    from tests.stack import running_stack
+
     state_dir = Path(tempfile.mkdtemp(prefix="ds-bench-"))
-    for inherited in ("AWS_ENDPOINT_URL", "DATABASE_URL", "DS_REDIS_URL", "AWS_PROFILE"):
-        os.environ.pop(inherited, None)
-    os.environ.update({
-        "DS_SANDBOX": "1",
-        "DS_SANDBOX_STATE_DIR": str(state_dir),
-        "DS_SQLITE_PATH": str(state_dir / "db.sqlite3"),
+    env = {
         "DS_POLL_SECONDS": str(args.poll),
         "DS_Q_WORKERS": str(args.workers),
-        "DS_POOL_SIZES": f"{POOL_SOURCE}={args.runs}",
+        # Only a measured pool is kept warm: a refill behind other cases would load the sandbox.
+        "DS_POOL_SIZES": f"{POOL_SOURCE}={args.runs}" if "pool" in args.cases else "",
         # The caps on live stagings must not stop the benchmark (the in-flight cap stays).
         "DS_MAX_LIVE_PER_USER": "1000",
         "DS_MAX_LIVE_STAGINGS": "1000",
         "DJANGO_SETTINGS_MODULE": "dashboard.settings",
         "DJANGO_DEBUG": "0",
         "DS_LOG_LEVEL": "WARNING",
-        "PYTHONUNBUFFERED": "1",
-    })
-    stack = Stack(state_dir)
+    }
     try:
-        stack.start_aws(args.scale)
-        sys.path.insert(0, str(ROOT))
-        import django
+        with running_stack(state_dir, args.scale, env=env, env_services=False,
+                           qcluster_processes=1) as stack:
+            stack.use_here()  # this process requests and reads, as the dashboard would
+            import django
 
-        django.setup()
-        from django.core.management import call_command
-        from django_q.tasks import async_task
+            django.setup()
+            from django_q.tasks import async_task
 
-        call_command("migrate", interactive=False, verbosity=0)
-        stack.start_qcluster()
-        for _ in range(args.workers):
-            async_task("benchmarks.time_to_ready.warm_worker")
-        bench = Bench(args)
-        wait_for_warm_workers(args.workers)
-        run_cases(bench, args)
+            for _ in range(args.workers):
+                async_task("benchmarks.time_to_ready.warm_worker")
+            bench = Bench(args)
+            wait_for_warm_workers(args.workers)
+            run_cases(bench, args)
     finally:
-        stack.close()
         if args.keep:
             print(f"state kept in {state_dir}", file=sys.stderr)
         else:
@@ -472,26 +440,23 @@ def run_cases(bench: Bench, args) -> None:
     from provisioning.models import DbMode
 
     started = time.monotonic()
-    cases: list[Case] = []
-    case, other = bench.repeat(
-        "create, other source (no pool)", "other source",
-        lambda: bench.create("other", branch=BRANCH, source=NON_HOST_SOURCE))
-    cases.append(case)
-    single = case
-    case, _ = bench.repeat("create, from the host", "host",
-                           lambda: bench.create("host", branch=BRANCH))
-    cases.append(case)
-    fill_seconds = fill_pool(args.runs, bench.timeout * 4)
-    case, pooled = bench.repeat(
-        "create, other source, warm pool", "other source",
-        lambda: bench.create("pool", branch=BRANCH, source=POOL_SOURCE), pooled=True)
-    cases.append(case)
-    pool_hits = sum(1 for s in pooled if s.db_instance.startswith("dsp-"))
-    case, shared = bench.repeat(
-        "create, shared DB", "shared",
-        lambda: bench.create("shared", branch=SHARED_BRANCH, db_mode=DbMode.SHARED))
-    cases.append(case)
-    to_redeploy, to_destroy = iter(shared), iter(other)
+    ran: dict[str, Case] = {}
+    made: dict[str, list] = {}
+
+    def measure(name: str, title: str, sequential: str, run: Callable[[], tuple],
+                **options) -> None:
+        if name in args.cases:
+            ran[name], made[name] = bench.repeat(title, sequential, run, **options)
+
+    measure("other", "create, other source (no pool)", "other source",
+            lambda: bench.create("other", branch=BRANCH, source=NON_HOST_SOURCE))
+    measure("host", "create, from the host", "host", lambda: bench.create("host", branch=BRANCH))
+    fill_seconds = fill_pool(args.runs, bench.timeout * 4) if "pool" in args.cases else 0.0
+    measure("pool", "create, other source, warm pool", "other source",
+            lambda: bench.create("pool", branch=BRANCH, source=POOL_SOURCE), pooled=True)
+    measure("shared", "create, shared DB", "shared",
+            lambda: bench.create("shared", branch=SHARED_BRANCH, db_mode=DbMode.SHARED))
+    to_redeploy, to_destroy = iter(made.get("shared", [])), iter(made.get("other", []))
 
     def redeploy_next():
         staging = next(to_redeploy)
@@ -501,12 +466,12 @@ def run_cases(bench: Bench, args) -> None:
         staging = next(to_destroy)
         return staging, bench.destroy(staging)
 
-    case, _ = bench.repeat("redeploy", "redeploy", redeploy_next, kind="redeploy")
-    cases.append(case)
-    case, _ = bench.repeat("destroy, dedicated DB", "destroy", destroy_next, kind="destroy")
-    cases.append(case)
-    many_wall, many_runs, late = many_at_once(bench, args.many) if args.many else (0.0, [], None)
+    measure("redeploy", "redeploy", "redeploy", redeploy_next, kind="redeploy")
+    measure("destroy", "destroy, dedicated DB", "destroy", destroy_next, kind="destroy")
+    many = args.many if "many" in args.cases else 0
+    many_wall, many_runs, late = many_at_once(bench, many) if many else (0.0, [], None)
 
+    cases = list(ran.values())
     scale = args.scale
     print(f"time_to_ready: latency profile x{scale}, DS_POLL_SECONDS={args.poll}, "
           f"DS_Q_WORKERS={args.workers}, {args.runs} runs per case, medians; "
@@ -517,37 +482,49 @@ def run_cases(bench: Bench, args) -> None:
     print()
     report(cases, scale)
     print()
-    seq_other = sequential_seconds("other source", scale)
-    print("targets:")
-    worst = max(cases, key=lambda c: c.runner / c.bound)
-    print(f"  runner / critical path <= 1.10: worst {worst.runner / worst.bound:.3f} "
-          f"({worst.title}); submit / critical path worst "
-          f"{max(c.submitted / c.bound for c in cases):.3f}")
+    print_targets(ran, made, args, fill_seconds, many_wall, many_runs, late)
+    print(json.dumps({"scale": scale, "poll": args.poll, "cases": {
+        c.title: {"runner": round(c.runner, 3), "submitted": round(c.submitted, 3),
+                  "critical_path": round(c.bound, 3)} for c in cases},
+        "many": {"count": many, "wall": round(many_wall, 3),
+                 "shared_under_load": round(late.submitted, 3) if late else None}}))
+
+
+def print_targets(ran: dict[str, Case], made: dict[str, list], args, fill_seconds: float,
+                  many_wall: float, many_runs: list, late) -> None:
+    """Each target whose cases ran."""
     from provisioning.sandbox.latency import scaled
 
-    print(f"  other source >= 40% below sequential: {1 - single.runner / seq_other:.1%} below "
-          f"(the plan's lower bound is {1 - single.bound / seq_other:.1%} below; the restore "
-          f"alone is {scaled('rds_restore', scale) / seq_other:.0%} of the sequential time)")
-    pooled_case = cases[2]
-    print(f"  warm pool <= 25% of sequential: {pooled_case.runner / seq_other:.1%} "
-          f"({pool_hits}/{len(pooled)} creates took a pool database; pool of {args.runs} "
-          f"filled in {fill_seconds:.1f} s)")
+    scale = args.scale
+    seq_other = sequential_seconds("other source", scale)
+    print("targets:")
+    worst = max(ran.values(), key=lambda c: c.runner / c.bound)
+    print(f"  runner / critical path <= 1.10: worst {worst.runner / worst.bound:.3f} "
+          f"({worst.title}); submit / critical path worst "
+          f"{max(c.submitted / c.bound for c in ran.values()):.3f}")
+    if "other" in ran:
+        single = ran["other"]
+        print(f"  other source >= 40% below sequential: {1 - single.runner / seq_other:.1%} "
+              f"below (the plan's lower bound is {1 - single.bound / seq_other:.1%} below; the "
+              f"restore alone is {scaled('rds_restore', scale) / seq_other:.0%} of the "
+              "sequential time)")
+    if "pool" in ran:
+        pooled = made["pool"]
+        pool_hits = sum(1 for s in pooled if s.db_instance.startswith("dsp-"))
+        print(f"  warm pool <= 25% of sequential: {ran['pool'].runner / seq_other:.1%} "
+              f"({pool_hits}/{len(pooled)} creates took a pool database; pool of {args.runs} "
+              f"filled in {fill_seconds:.1f} s)")
     if many_runs:
-        one = single.submitted
+        one = ran["other"].submitted
         print(f"  {args.many} creates at once <= 1.15 x one (other source, no pool, "
               f"DS_Q_WORKERS={args.workers}, {len(_people(args.many))} people): wall "
               f"{many_wall:.2f} s = {many_wall / one:.2f} x one create ({one:.2f} s submitted); "
               f"per create runner median {statistics.median(m.runner for m in many_runs):.2f} s, "
               f"max {max(m.runner for m in many_runs):.2f} s")
-        alone = cases[3].submitted
+        alone = ran["shared"].submitted
         print(f"  a shared create while they run <= 1.5 x alone: {late.submitted:.2f} s under "
               f"load, {alone:.2f} s alone = {late.submitted / alone:.2f} x")
-        print_where_time_went(late, cases[3])
-    print(json.dumps({"scale": scale, "poll": args.poll, "cases": {
-        c.title: {"runner": round(c.runner, 3), "submitted": round(c.submitted, 3),
-                  "critical_path": round(c.bound, 3)} for c in cases},
-        "many": {"count": args.many, "wall": round(many_wall, 3),
-                 "shared_under_load": round(late.submitted, 3) if late else None}}))
+        print_where_time_went(late, ran["shared"])
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ asked of its own service here, independently of the engine's own check (provisio
 
 from botocore.exceptions import ClientError
 
+from tests.stack import SandboxStack
+
 
 def _error(call) -> str:
     try:
@@ -56,3 +58,39 @@ def tagged_and_present(stack, key: str, value: str) -> list[str]:
     listed = stack.client("resourcegroupstaggingapi").get_resources(
         TagFilters=[{"Key": key, "Values": [value]}])["ResourceTagMappingList"]
     return [m["ResourceARN"] for m in listed if _present(stack, m["ResourceARN"])]
+
+
+def staging_resources(stack: SandboxStack, name: str) -> dict[str, list[str]]:
+    """What AWS holds for the staging, asked per service rather than from our records."""
+    listener = stack.aws_env["DS_LISTENER_ARN"]
+    domain = stack.aws_env["DS_DOMAIN"]
+    cluster = stack.aws_env["DS_CLUSTER"]
+    ecs, rds, elbv2 = stack.client("ecs"), stack.client("rds"), stack.client("elbv2")
+    services = ecs.describe_services(cluster=cluster, services=[f"ds-{name}-web",
+                                                                f"ds-{name}-worker"])
+    families = [
+        arn
+        for family in (f"ds-{name}-web", f"ds-{name}-worker")
+        for status in ("ACTIVE", "INACTIVE")
+        for arn in ecs.list_task_definitions(familyPrefix=family, status=status)[
+            "taskDefinitionArns"]
+    ]
+    groups = [g["TargetGroupName"] for g in elbv2.describe_target_groups()["TargetGroups"]
+              if g["TargetGroupName"] == f"ds-{name}"]
+    rules = [r["RuleArn"] for r in elbv2.describe_rules(ListenerArn=listener)["Rules"]
+             for c in r["Conditions"] if f"{name}.{domain}" in c.get("Values", [])
+             + c.get("HostHeaderConfig", {}).get("Values", [])]
+    databases = [d["DBInstanceIdentifier"] for d in rds.describe_db_instances()["DBInstances"]
+                 if d["DBInstanceIdentifier"] == f"ds-{name}"]
+    # The tagging API keeps listing what is gone (INACTIVE services, stopped tasks, deleted
+    # rules, task definitions being deleted): each ARN is asked of its own service.
+    tagged = [arn for arn in tagged_and_present(stack, "dynamic-staging", name)
+              if ":service/" not in arn]
+    return {
+        "services": [s["serviceName"] for s in services["services"] if s["status"] == "ACTIVE"],
+        "task_definitions": families,
+        "target_groups": groups,
+        "rules": rules,
+        "databases": databases,
+        "tagged": tagged,
+    }

@@ -37,17 +37,9 @@ def queued_slack(monkeypatch) -> list[int]:
 
 
 @pytest.fixture
-def operations(monkeypatch) -> list[int]:
-    """Operations the engine asked the queue to run (none runs here)."""
-    calls: list[int] = []
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", calls.append)
-    return calls
-
-
-@pytest.fixture
-def run(slack, queued_slack, operations, django_capture_on_commit_callbacks):
+def run(slack, queued_slack, enqueued, django_capture_on_commit_callbacks):
     """Type ``text`` in Slack as ``user``: (the immediate answer, the answers on the response
-    URL once the queue has run the request). Operations are only queued (``operations``)."""
+    URL once the queue has run the request). Operations are only queued (``enqueued``)."""
 
     def typed(text: str, user: str = ALICE) -> tuple[str, list[str]]:
         before = len(slack.responses)
@@ -68,7 +60,7 @@ def run(slack, queued_slack, operations, django_capture_on_commit_callbacks):
 
 
 @pytest.fixture
-def press(slack, queued_slack, operations, django_capture_on_commit_callbacks):
+def press(slack, queued_slack, enqueued, django_capture_on_commit_callbacks):
     """Press a button (``action_id``, ``value``) in Slack as ``user``: (the HTTP status, the
     bodies posted to the response URL once the queue has run the press)."""
 

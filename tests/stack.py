@@ -7,6 +7,7 @@ run has ``DATABASE_URL`` (PostgreSQL) set, a fresh database on that server, drop
 With ``DS_REDIS_URL`` set, the qclusters use that Redis as their broker, under a queue name of
 the stack's own so that runs sharing the Redis never take each other's tasks.
 ``DS_QCLUSTER_PROCESSES`` (default 1) is how many qcluster processes ``start_qclusters`` runs.
+benchmarks/time_to_ready.py starts its stack here too, with environment of its own.
 """
 
 import contextlib
@@ -96,7 +97,11 @@ def _with_database(url: str, name: str) -> str:
 class SandboxStack:
     """A moto-server sandbox plus the environment Django processes need to use it."""
 
-    def __init__(self, state_dir: Path, delay_scale: float = 0.01, *, env_services: bool = True):
+    def __init__(self, state_dir: Path, delay_scale: float = 0.01, *, env_services: bool = True,
+                 env: dict[str, str] | None = None, qcluster_processes: int | None = None):
+        """``env``: variables of the stack's own for every process it starts (and for this one,
+        with ``use_here``); ``env_services`` False: SQLite and the ORM broker even when the test
+        run has DATABASE_URL and DS_REDIS_URL."""
         self.state_dir = state_dir
         self.delay_scale = delay_scale
         self.processes: list[subprocess.Popen] = []
@@ -110,8 +115,10 @@ class SandboxStack:
             "DS_USER": "alice",
             "PYTHONUNBUFFERED": "1",
         }
-        for inherited in ("AWS_ENDPOINT_URL", "DATABASE_URL", "DS_REDIS_URL", "DS_Q_NAME"):
+        for inherited in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "DATABASE_URL", "DS_REDIS_URL",
+                          "DS_Q_NAME"):
             self.env.pop(inherited, None)
+        self.env.update(env or {})
         self.database_url = ""
         self._server_url = os.environ.get("DATABASE_URL", "") if env_services else ""
         if self._server_url:
@@ -123,7 +130,8 @@ class SandboxStack:
         if redis_url:
             self.env["DS_REDIS_URL"] = redis_url
             self.env["DS_Q_NAME"] = f"ds-stack-{uuid.uuid4().hex[:12]}"
-        self.qcluster_processes = int(os.environ.get("DS_QCLUSTER_PROCESSES") or 1)
+        self.qcluster_processes = qcluster_processes or int(
+            os.environ.get("DS_QCLUSTER_PROCESSES") or 1)
 
     @property
     def _database_name(self) -> str:
@@ -157,6 +165,12 @@ class SandboxStack:
             time.sleep(0.2)
         self.aws_env = json.loads(env_file.read_text())
         return self.aws_env
+
+    def use_here(self) -> None:
+        """This process's environment becomes the stack's (Django settings, boto3): for a
+        process that runs Django itself beside the stack's processes."""
+        os.environ.clear()
+        os.environ.update(self.env)
 
     def manage(self, *args: str, timeout: float = 300, **env) -> subprocess.CompletedProcess:
         return subprocess.run([*MANAGE, *args], env=self.env | env, cwd=ROOT, timeout=timeout,
@@ -226,11 +240,13 @@ class SandboxStack:
 
 @contextlib.contextmanager
 def running_stack(
-    state_dir: Path, delay_scale: float, workers: Callable[[SandboxStack], dict] = lambda _: {}
+    state_dir: Path, delay_scale: float, workers: Callable[[SandboxStack], dict] = lambda _: {},
+    **options,
 ) -> Iterator[SandboxStack]:
     """A started stack: sandbox AWS, a migrated database and its qclusters (``workers`` gives
-    extra qcluster environment from the stack, e.g. DS_Q_WORKERS); everything stops at exit."""
-    stack = SandboxStack(state_dir, delay_scale=delay_scale)
+    extra qcluster environment from the stack, e.g. DS_Q_WORKERS; ``options`` are
+    SandboxStack's); everything stops at exit."""
+    stack = SandboxStack(state_dir, delay_scale=delay_scale, **options)
     try:
         stack.start_aws()
         migrated = stack.manage("migrate", "--no-input")

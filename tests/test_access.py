@@ -22,7 +22,9 @@ from dashboard.checks import cookie_unquoting_is_quadratic
 from dashboard.middleware import CONTENT_SECURITY_POLICY
 from dashboard.settings import env_secret
 from provisioning import engine
-from provisioning.models import ApiToken, Orphan, Staging, StagingStatus
+from provisioning.models import ApiToken, Orphan, Staging
+from tests.factories import make_listed_staging
+from tests.inline_code import inline_code
 
 pytestmark = pytest.mark.django_db
 
@@ -99,18 +101,12 @@ def _object_for(name: str, staging: Staging):
 
 @pytest.fixture
 def staging(alice):
-    return Staging.objects.create(
-        name="shop", branch="feature/shop", source="host-db", owner=alice,
-        status=StagingStatus.READY, url="https://shop.dynamic.test",
-        login_username="qa@example.com",
-        login_secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:x",
-    )
+    return make_listed_staging(alice, "shop")
 
 
 @pytest.fixture(autouse=True)
-def no_aws(monkeypatch):
+def no_aws(monkeypatch, enqueued):
     """Every view that would reach AWS or the queue, answered at our own wrappers."""
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", lambda operation_id: None)
     monkeypatch.setattr(engine, "request_redeploy", lambda staging, user: None)
     monkeypatch.setattr(engine, "list_sources", lambda: [])
     monkeypatch.setattr("dashboard.forms.branch_suggestions", lambda: ([], None))
@@ -250,20 +246,6 @@ def test_every_response_carries_the_policy(client, staging, admin):
         assert response["Content-Security-Policy"] == CONTENT_SECURITY_POLICY, name
     response = client.post(url_for("reveal_login", staging), HTTP_HX_REQUEST="true")
     assert response["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
-
-
-INLINE_CODE = [
-    (re.compile(r"<script\b(?![^>]*\bsrc=)[^>]*>", re.I), "an inline <script>"),
-    (re.compile(r"<style\b", re.I), "a <style> element"),
-    (re.compile(r"\sstyle\s*=", re.I), "a style attribute"),
-    (re.compile(r"\son[a-z]+\s*=", re.I), "an on* event attribute"),
-    (re.compile(r"\s(?:data-)?hx-on\b|\shx-vars\s*=|js:", re.I), "htmx code run by eval"),
-    (re.compile(r"javascript:", re.I), "a javascript: URL"),
-]
-
-
-def inline_code(html: str) -> list[str]:
-    return [what for pattern, what in INLINE_CODE if pattern.search(html)]
 
 
 def test_no_template_has_inline_code():

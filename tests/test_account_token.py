@@ -16,18 +16,14 @@ from provisioning.models import OperationStatus, StagingStatus
 from provisioning.steps.account import make_account_token
 from tests.conftest import CLUSTER
 from tests.factories import make_operation, make_staging, step_context
-from tests.test_runner import assert_nothing_left, create, run, steps_of, tagged
+from tests.footprint import assert_nothing_left, tagged
+from tests.running import create, run, steps_of
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("enqueued")]
 
 SHARED = "shared-token-for-the-central-api"
 ANSWER = {"account_id": "42", "username": "qa@example.com", "password": "pw",
           "login_url": "https://x/login"}
-
-
-@pytest.fixture(autouse=True)
-def enqueued(monkeypatch):
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", lambda pk: None)
 
 
 @pytest.fixture

@@ -26,9 +26,8 @@ WRITES = [(method, path) for method, path in ENDPOINTS if method != "get"]
 
 
 @pytest.fixture(autouse=True)
-def nothing_runs(monkeypatch):
+def nothing_runs(monkeypatch, enqueued):
     """Whatever a request that got through would start, it must not reach AWS or a queue."""
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", lambda operation_id: None)
     monkeypatch.setattr(engine, "list_sources", lambda: [])
     monkeypatch.setattr("dashboard.forms.branch_suggestions", lambda: ([], None))
 

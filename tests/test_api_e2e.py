@@ -11,12 +11,12 @@ import urllib.request
 
 import pytest
 
+from tests.conftest import BRANCH
 from tests.present import tagged_and_present
 from tests.stack import MANAGE, ROOT, running_stack
 
 pytestmark = pytest.mark.e2e
 
-BRANCH = "feature/Login_Page"
 SETTLE_SECONDS = 240
 
 

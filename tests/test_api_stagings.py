@@ -28,17 +28,10 @@ from provisioning.models import (
     StepState,
 )
 from tests.api_calls import call, token_for
+from tests.conftest import HOST_DB, QA_DB, RELEASE_TAG, SEEDED_TAGS, SNAPSHOT_SOURCES
 from tests.factories import make_operation, make_staging
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def enqueued(monkeypatch):
-    """Operations the API asked the queue to run."""
-    calls: list[int] = []
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", calls.append)
-    return calls
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("enqueued")]
 
 
 @pytest.fixture
@@ -147,14 +140,13 @@ def test_sources_and_branches(host_env, alices):
     sources = call("get", "sources", alices)
     assert sources.status_code == 200
     by_name = {s["name"]: s for s in sources.json()}
-    assert set(by_name) == {"host-db", "qa-db"}
-    assert by_name["host-db"]["is_host"] and not by_name["qa-db"]["is_host"]
-    assert by_name["qa-db"]["snapshot"] == host_env.qa_snapshot
-    assert by_name["qa-db"]["snapshot_taken_at"]
+    assert set(by_name) == set(SNAPSHOT_SOURCES)
+    assert by_name[HOST_DB]["is_host"] and not by_name[QA_DB]["is_host"]
+    assert by_name[QA_DB]["snapshot"] == host_env.qa_snapshot
+    assert by_name[QA_DB]["snapshot_taken_at"]
     branches = call("get", "branches", alices)
     assert branches.status_code == 200
-    assert {found["tag"] for found in branches.json()} == {
-        "main", "feature-Login_Page", "release-1.2"}
+    assert {found["tag"] for found in branches.json()} == set(SEEDED_TAGS)
 
 
 def test_a_tag_is_offered_as_the_branch_it_stands_for(host_env, alices):
@@ -183,12 +175,12 @@ def test_create_answers_202_with_the_staging_and_where_to_follow_it(host_env, al
                                                                    django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         response = call("post", "stagings", alices,
-                        {"branch": "main", "source": "qa-db", "db_mode": "dedicated"})
+                        {"branch": "main", "source": QA_DB, "db_mode": "dedicated"})
     staging = created(response, enqueued)
     body = response.json()
     assert response["Location"] == f"http://testserver/api/v1/stagings/{staging.name}"
     assert (body["name"], body["status"], body["branch"], body["source"], body["db_mode"],
-            body["owner"]) == (staging.name, "pending", "main", "qa-db", "dedicated", "alice")
+            body["owner"]) == (staging.name, "pending", "main", QA_DB, "dedicated", "alice")
     assert body["operation"] == "create" and body["progress"]["finished"] is False
     assert (staging.owner, staging.snapshot_id) == (alice, host_env.qa_snapshot)
     assert enqueued == [staging.operations.get().pk]
@@ -252,7 +244,7 @@ def test_too_many_operations_under_way_is_a_429(host_env, alice, alices, setting
 def test_a_full_fleet_is_a_409(host_env, alice, alices, settings):
     settings.DS_MAX_LIVE_PER_USER = 1
     ready(alice, "shop")
-    response = call("post", "stagings", alices, {"branch": "release-1.2", "db_mode": "shared"})
+    response = call("post", "stagings", alices, {"branch": RELEASE_TAG, "db_mode": "shared"})
     assert response.status_code == 409
     assert response.json()["error"] == "limit_reached"
 
@@ -305,7 +297,7 @@ def test_the_same_key_with_another_body_is_refused(host_env, alices):
     key = {"Idempotency-Key": "deploy-4711"}
     assert call("post", "stagings", alices, {"branch": "main", "db_mode": "shared"},
                 headers=key).status_code == 202
-    response = call("post", "stagings", alices, {"branch": "release-1.2", "db_mode": "shared"},
+    response = call("post", "stagings", alices, {"branch": RELEASE_TAG, "db_mode": "shared"},
                     headers=key)
     assert response.status_code == 422
     assert response.json()["error"] == "idempotency_key_reused"
@@ -315,7 +307,7 @@ def test_the_same_key_with_another_body_is_refused(host_env, alices):
 def test_keys_belong_to_their_user(host_env, alice, bob, alices, bobs):
     key = {"Idempotency-Key": "nightly"}
     mine = call("post", "stagings", alices, {"branch": "main", "db_mode": "shared"}, headers=key)
-    theirs = call("post", "stagings", bobs, {"branch": "release-1.2", "db_mode": "shared"},
+    theirs = call("post", "stagings", bobs, {"branch": RELEASE_TAG, "db_mode": "shared"},
                   headers=key)
     assert (mine.status_code, theirs.status_code) == (202, 202)
     assert (mine.json()["owner"], theirs.json()["owner"]) == ("alice", "bob")
@@ -376,9 +368,9 @@ def test_the_owner_redeploys_with_or_without_a_tag(host_env, alice, alices, enqu
 
     Operation.objects.filter(pk=operation.pk).update(status=OperationStatus.SUCCEEDED)
     Staging.objects.filter(pk=staging.pk).update(status=StagingStatus.READY)
-    tagged = call("post", "stagings/shop/redeploy", alices, {"tag": "release-1.2"})
+    tagged = call("post", "stagings/shop/redeploy", alices, {"tag": RELEASE_TAG})
     assert tagged.status_code == 202
-    assert staging.latest_operation().params == {"tag": "release-1.2"}
+    assert staging.latest_operation().params == {"tag": RELEASE_TAG}
 
 
 @pytest.mark.parametrize(("body", "status", "code"), [

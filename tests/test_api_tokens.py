@@ -2,7 +2,6 @@
 revocable; the API tokens page (own tokens, staff: everybody's) and ``ds token``."""
 
 import hashlib
-import io
 import json
 import re
 from datetime import timedelta
@@ -10,7 +9,6 @@ from unittest import mock
 
 import pytest
 from django.apps import apps
-from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -18,6 +16,7 @@ from django.utils import timezone
 from provisioning import api_tokens, audit, engine
 from provisioning.errors import UserError
 from provisioning.models import ApiToken, AuditEvent
+from tests.command_line import ds
 
 pytestmark = pytest.mark.django_db
 
@@ -190,17 +189,6 @@ def test_the_owner_and_staff_revoke_and_a_colleague_may_not(alice, bob, admin):
 
 
 # --- ds token ---------------------------------------------------------------------------------
-
-def ds(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with mock.patch("sys.stderr", err):
-        try:
-            call_command("ds", *args, stdout=out)
-            code = 0
-        except SystemExit as exit_:
-            code = exit_.code
-    return code, out.getvalue(), err.getvalue()
-
 
 @pytest.fixture
 def operator(monkeypatch):

@@ -6,7 +6,6 @@ from unittest import mock
 
 import pytest
 from django.core.management import call_command
-from django.test import Client
 from django.urls import reverse
 
 from provisioning import audit
@@ -21,7 +20,9 @@ from provisioning.models import (
     StagingStatus,
 )
 from provisioning.operations import request_create, request_destroy, request_redeploy
+from tests.conftest import QA_DB, RELEASE_TAG
 from tests.factories import make_operation, make_staging
+from tests.pages import client_for
 
 pytestmark = pytest.mark.django_db
 
@@ -68,12 +69,12 @@ def test_trail_is_newest_first_and_bounded(alice):
 
 
 def test_create_is_recorded_with_its_branch_and_data(host_env, alice):
-    staging = request_create(branch="main", owner=alice, source="qa-db")
+    staging = request_create(branch="main", owner=alice, source=QA_DB)
     event = AuditEvent.objects.get()
     assert (event.actor, event.action, event.staging) == (alice, AuditAction.CREATE, staging)
     assert event.detail == (f"branch main, image main, dedicated database from "
                             f"{host_env.qa_snapshot}")
-    shared = request_create(branch="release-1.2", owner=alice, db_mode="shared")
+    shared = request_create(branch=RELEASE_TAG, owner=alice, db_mode="shared")
     assert AuditEvent.objects.get(staging=shared).detail.endswith("shared database")
 
 
@@ -106,14 +107,14 @@ def test_the_event_and_the_operation_commit_together(host_env, alice):
 
 def test_redeploy_and_destroy_are_recorded(host_env, alice, bob, admin):
     staging = make_staging(alice, branch="main", status=StagingStatus.READY)
-    request_redeploy(staging, user=alice, tag="release-1.2")
+    request_redeploy(staging, user=alice, tag=RELEASE_TAG)
     Operation.objects.filter(staging=staging).update(status=OperationStatus.SUCCEEDED)
     request_destroy(staging, user=admin)
     # A second click joins the first teardown: it asks for nothing new, so no row.
     assert request_destroy(staging, user=alice) == request_destroy(staging, user=admin)
     assert trail() == [("alice", "redeploy", "login-page"), ("admin", "destroy", "login-page")]
     details = list(AuditEvent.objects.order_by("created_at", "pk").values_list("detail", flat=True))
-    assert details == ["image release-1.2", ""]
+    assert details == [f"image {RELEASE_TAG}", ""]
     assert staging.operations.filter(kind=OperationKind.DESTROY).count() == 1
 
 
@@ -134,15 +135,9 @@ def test_the_command_line_records_its_user(host_env, monkeypatch):
 
 # --- through the pages ----------------------------------------------------------------------------
 
-def logged_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 def test_a_repeated_destroy_post_adds_no_row(alice):
     staging = make_staging(alice, status=StagingStatus.READY)
-    client = logged_in(alice)
+    client = client_for(alice)
     url = reverse("destroy", args=[staging.pk])
     for _ in range(3):
         assert client.post(url).status_code == 302
@@ -154,15 +149,15 @@ def test_a_refused_password_reveal_is_recorded(alice, bob):
     staging = make_staging(alice, status=StagingStatus.READY,
                            login_secret_arn="arn:aws:secretsmanager:us-east-1:1:secret:x")
     with mock.patch("provisioning.engine.reveal_login") as read:
-        response = logged_in(bob).post(reverse("reveal_login", args=[staging.pk]))
+        response = client_for(bob).post(reverse("reveal_login", args=[staging.pk]))
     assert response.status_code == 403
     read.assert_not_called()
     assert trail() == [("bob", "reveal-refused", "login-page")]
     assert AuditEvent.objects.get().detail == "not the staging's owner or an admin"
-    page = logged_in(alice).get(reverse("staging", args=[staging.pk])).content.decode()
+    page = client_for(alice).get(reverse("staging", args=[staging.pk])).content.decode()
     assert "was refused the password" in page
 
 
 def test_a_reveal_of_a_staging_that_does_not_exist_records_nothing(bob):
-    assert logged_in(bob).post(reverse("reveal_login", args=[999])).status_code == 404
+    assert client_for(bob).post(reverse("reveal_login", args=[999])).status_code == 404
     assert not AuditEvent.objects.exists()

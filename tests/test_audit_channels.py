@@ -13,12 +13,7 @@ from provisioning.models import AuditEvent, Staging, StagingStatus
 from tests.api_calls import call, token_for
 from tests.factories import make_staging
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def enqueued(monkeypatch):
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", lambda operation_id: None)
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("enqueued")]
 
 
 def channels(staging: Staging) -> list[tuple[str, str, str]]:

@@ -23,7 +23,15 @@ from provisioning.steps import (
     services,
     task_definitions,
 )
-from tests.conftest import CLUSTER, DOMAIN, WEB_PORT
+from tests.conftest import (
+    CLUSTER,
+    DOMAIN,
+    QA_DB,
+    RELEASE_TAG,
+    SNAPSHOT_SOURCES,
+    WEB_FAMILY,
+    WEB_PORT,
+)
 from tests.factories import make_operation, make_staging, run_step, step_context
 
 pytestmark = pytest.mark.django_db
@@ -138,8 +146,8 @@ def test_image_is_resolved_and_pinned_by_digest(create_op, host_env):
 
 
 def test_image_step_uses_the_requested_tag(staging, host_env):
-    operation = make_operation(staging, OperationKind.REDEPLOY, params={"tag": "release-1.2"})
-    assert run_step(operation, "image", image.resolve_image_step)["tag"] == "release-1.2"
+    operation = make_operation(staging, OperationKind.REDEPLOY, params={"tag": RELEASE_TAG})
+    assert run_step(operation, "image", image.resolve_image_step)["tag"] == RELEASE_TAG
 
 
 def test_a_branch_without_image_is_a_user_error(host_env, alice):
@@ -165,7 +173,7 @@ def test_database_restored_found_again_and_removed(create_op, destroy_op, host_e
     assert instance["DBInstanceClass"] == "db.t3.micro"
     assert instance["DBSubnetGroup"]["DBSubnetGroupName"] == "host-staging"
     assert [g["VpcSecurityGroupId"] for g in instance["VpcSecurityGroups"]] == [
-        host_env.security_group_id]
+        host_env.db_security_group_id]
     assert tags_of(instance["DBInstanceArn"]) == TAGS
 
     with mock.patch("provisioning.aws.rds.restore_from_snapshot") as restore:
@@ -179,7 +187,7 @@ def test_database_restored_found_again_and_removed(create_op, destroy_op, host_e
 
 
 def test_restore_uses_the_snapshot_chosen_at_request_time(staging, host_env):
-    staging.source, staging.snapshot_id = "qa-db", host_env.qa_snapshot
+    staging.source, staging.snapshot_id = QA_DB, host_env.qa_snapshot
     staging.save()
     with mock.patch("provisioning.aws.rds.restore_from_snapshot",
                     wraps=database.rds.restore_from_snapshot) as restore:
@@ -189,7 +197,7 @@ def test_restore_uses_the_snapshot_chosen_at_request_time(staging, host_env):
 
 
 def test_credentials_of_another_source_are_set_to_the_hosts(staging, host_env):
-    staging.source, staging.snapshot_id = "qa-db", host_env.qa_snapshot
+    staging.source, staging.snapshot_id = QA_DB, host_env.qa_snapshot
     staging.save()
     operation = make_operation(staging)
     run_step(operation, "database", database.restore_database)
@@ -197,11 +205,12 @@ def test_credentials_of_another_source_are_set_to_the_hosts(staging, host_env):
                     wraps=database.rds.set_master_password) as set_password:
         assert run_step(operation, "db_credentials", database.align_credentials) == {
             "master_password": "set to the host's"}
-    set_password.assert_called_once_with(instance_id="ds-login-page", password="host-password")
+    set_password.assert_called_once_with(instance_id="ds-login-page",
+                                         password=host_env.host_db_password)
 
 
 def test_credentials_already_being_changed_are_not_changed_again(staging, host_env):
-    staging.source, staging.snapshot_id = "qa-db", host_env.qa_snapshot
+    staging.source, staging.snapshot_id = QA_DB, host_env.qa_snapshot
     staging.save()
     operation = make_operation(staging)
     run_step(operation, "database", database.restore_database)
@@ -226,11 +235,12 @@ def test_credentials_step_skips_for_the_hosts_own_database(create_op):
 
 
 def test_instance_quota_counts_the_account_s_db_instances(create_op, monkeypatch):
-    assert rds.instance_quota() == rds.Quota(used=2, maximum=40)
+    seeded = len(SNAPSHOT_SOURCES)  # the host's database and the other sources
+    assert rds.instance_quota() == rds.Quota(used=seeded, maximum=40)
     run_step(create_op, "database", database.restore_database)
-    monkeypatch.setenv("DS_SANDBOX_RDS_INSTANCE_QUOTA", "3")
+    monkeypatch.setenv("DS_SANDBOX_RDS_INSTANCE_QUOTA", str(seeded + 1))
     quota = rds.instance_quota()
-    assert quota == rds.Quota(used=3, maximum=3) and quota.left == 0
+    assert quota == rds.Quota(used=seeded + 1, maximum=seeded + 1) and quota.left == 0
 
 
 def test_instance_quota_without_a_db_instances_quota_is_an_error(host_env):
@@ -271,6 +281,12 @@ def image_outputs(host_env, digest: str = "sha256:" + "1" * 64) -> dict:
     return {"image": {"image": f"{host_env.registry}/app@{digest}", "tag": "feature-Login_Page"}}
 
 
+def app_environment(task_definition_arn: str) -> dict[str, str]:
+    task = boto3.client("ecs").describe_task_definition(
+        taskDefinition=task_definition_arn)["taskDefinition"]
+    return {e["name"]: e["value"] for e in task["containerDefinitions"][0]["environment"]}
+
+
 def test_task_definitions_registered_reused_and_removed(create_op, destroy_op, host_env):
     outputs = image_outputs(host_env)
     web = run_step(create_op, "web_task_definition",
@@ -287,9 +303,9 @@ def test_task_definitions_registered_reused_and_removed(create_op, destroy_op, h
     assert (task["cpu"], task["memory"]) == ("256", "512")
     app, sidecar = task["containerDefinitions"]
     assert app["image"] == outputs["image"]["image"]
-    assert {e["name"]: e["value"] for e in app["environment"]} == {
-        "RAILS_ENV": "staging", "DYNAMIC_STAGING_NAME": NAME, "REDIS_NAMESPACE": NAME,
-        "DB_INSTANCE_ID": "ds-login-page",
+    # The host's variables as they are, and the staging's own.
+    assert app_environment(web["arn"]) == app_environment(host_env.web_task_definition_arn) | {
+        "DYNAMIC_STAGING_NAME": NAME, "REDIS_NAMESPACE": NAME, "DB_INSTANCE_ID": "ds-login-page",
     }
     assert sidecar["image"].startswith("public.ecr.aws/")
 
@@ -312,17 +328,16 @@ def test_task_definitions_registered_reused_and_removed(create_op, destroy_op, h
     for family in ("ds-login-page-web", "ds-login-page-worker"):
         assert revisions(family, "ACTIVE") == revisions(family, "INACTIVE") == []
     # The host's own definitions are not touched.
-    assert revisions("host-web") == [host_env.web_task_definition_arn]
+    assert revisions(WEB_FAMILY) == [host_env.web_task_definition_arn]
 
 
-def test_shared_database_keeps_the_hosts_database_variable(host_env, alice):
+def test_shared_database_keeps_the_hosts_database_settings(host_env, alice):
     staging = make_staging(alice, db_mode=DbMode.SHARED)
     arn = run_step(make_operation(staging), "web_task_definition",
                    task_definitions.register_web_task_definition, image_outputs(host_env))["arn"]
-    task = boto3.client("ecs").describe_task_definition(taskDefinition=arn)["taskDefinition"]
-    variables = {e["name"]: e["value"] for e in task["containerDefinitions"][0]["environment"]}
-    assert variables["DB_INSTANCE_ID"] == "host-db"
-    assert variables["DYNAMIC_STAGING_NAME"] == NAME
+    # No database variable of the staging's own: the app connects where the host's does.
+    assert app_environment(arn) == app_environment(host_env.web_task_definition_arn) | {
+        "DYNAMIC_STAGING_NAME": NAME, "REDIS_NAMESPACE": NAME}
 
 
 # --- target group and listener rule --------------------------------------------------------------
@@ -333,7 +348,7 @@ def test_target_group_made_found_again_and_removed(create_op, destroy_op, host_e
     assert outputs == {"arn": group["TargetGroupArn"]}
     assert group["VpcId"] == host_env.vpc_id
     assert (group["Port"], group["TargetType"]) == (WEB_PORT, "ip")
-    assert group["HealthCheckPath"] == "/"
+    assert group["HealthCheckPath"] == "/healthz"  # the host's
     assert tags_of(group["TargetGroupArn"]) == TAGS
 
     assert run_step(create_op, "target_group", routing.create_target_group) == outputs
@@ -531,9 +546,9 @@ def test_account_steps_skip_without_an_account_api(create_op, destroy_op):
 
 def test_report_sets_the_url(create_op):
     assert run_step(create_op, "report", report.report_ready) == {
-        "url": f"https://{HOST}"}
+        "url": f"http://{HOST}"}
     create_op.staging.refresh_from_db()
-    assert create_op.staging.url == f"https://{HOST}"
+    assert create_op.staging.url == f"http://{HOST}"
 
 
 def test_verify_finds_leftovers_and_passes_when_nothing_is_left(create_op, destroy_op):
@@ -579,4 +594,4 @@ def test_delete_task_definitions_returns_what_aws_refused(host_env):
     failures = ecs.delete_task_definitions(arns=[host_env.web_task_definition_arn])
     assert [f.arn for f in failures] == [host_env.web_task_definition_arn]
     assert "ACTIVE" in failures[0].reason
-    assert revisions("host-web") == [host_env.web_task_definition_arn]
+    assert revisions(WEB_FAMILY) == [host_env.web_task_definition_arn]

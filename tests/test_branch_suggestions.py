@@ -4,7 +4,7 @@ the one or typing the other makes one staging, not two.
 
 A branch is known exactly once any staging (live or destroyed) was made for it; a tag no known
 branch produces is offered as it is. The seeded registry holds `main`, `feature-Login_Page` and
-`release-1.2`.
+`release-2026.11`.
 """
 
 import importlib
@@ -16,29 +16,18 @@ from unittest import mock
 import pytest
 from django.apps import apps
 from django.core.management import call_command
-from django.test import Client
 from django.urls import reverse
 
 from provisioning import engine
 from provisioning.models import Staging, StagingStatus
 from provisioning.names import image_tag_for_branch, name_for_branch
+from tests.conftest import BRANCH, RELEASE_TAG
 from tests.factories import make_staging
+from tests.pages import client_for
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("enqueued")]
 migration = importlib.import_module("provisioning.migrations.0009_staging_branch_tag")
-BRANCH = "feature/Login_Page"
 TAG = "feature-Login_Page"
-
-
-@pytest.fixture(autouse=True)
-def not_queued(monkeypatch):
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", lambda operation_id: None)
-
-
-def client_for(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def datalist(page: str) -> dict[str, str]:
@@ -54,7 +43,7 @@ def test_a_tag_of_a_known_branch_is_suggested_as_the_branch(host_env, alice):
     assert suggestions[BRANCH] == f"image {TAG}"
     assert TAG not in suggestions
     # Tags no known branch produces are the best guess at their branch.
-    assert suggestions["main"] == "" and suggestions["release-1.2"] == ""
+    assert suggestions["main"] == "" and suggestions[RELEASE_TAG] == ""
 
 
 def test_the_newest_known_branch_wins_for_a_tag(host_env, alice):

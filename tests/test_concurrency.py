@@ -18,16 +18,10 @@ from provisioning.errors import UserError
 from provisioning.models import Operation, OperationKind, OperationStatus, Staging, StagingStatus
 from provisioning.operations import request_create, request_destroy
 from provisioning.runner import run_operation
+from tests.conftest import BRANCH, RELEASE_TAG
+from tests.footprint import assert_nothing_left
 from tests.present import tagged_and_present
 from tests.stack import SandboxStack, running_stack
-from tests.test_runner import assert_nothing_left
-
-BRANCH = "feature/Login_Page"
-
-
-@pytest.fixture
-def not_queued(monkeypatch):
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", lambda operation_id: None)
 
 
 def at_once(count: int, work) -> list:
@@ -69,11 +63,11 @@ def meeting_point(monkeypatch, name: str, parties: int) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_caps_on_live_stagings_are_checked_before_anything_is_made(
-        host_env, alice, bob, settings, not_queued):
+        host_env, alice, bob, settings, enqueued):
     settings.DS_MAX_LIVE_PER_USER = 2
     settings.DS_MAX_LIVE_STAGINGS = 3
     first = request_create(branch="main", owner=alice, db_mode="shared")
-    request_create(branch="release-1.2", owner=alice, db_mode="shared")
+    request_create(branch=RELEASE_TAG, owner=alice, db_mode="shared")
     with pytest.raises(UserError, match="You already have 2 live stagings"):
         request_create(branch=BRANCH, owner=alice)
     request_create(branch=BRANCH, owner=bob, db_mode="shared")
@@ -89,7 +83,7 @@ def test_caps_on_live_stagings_are_checked_before_anything_is_made(
 # --- double submissions -------------------------------------------------------------------------
 
 @pytest.mark.django_db(transaction=True)
-def test_a_double_submitted_create_makes_one_staging(host_env, alice, monkeypatch, not_queued):
+def test_a_double_submitted_create_makes_one_staging(host_env, alice, monkeypatch, enqueued):
     # Both requests pass the name check before either writes its row.
     meeting_point(monkeypatch, "resolve_image", 2)
     results = at_once(2, lambda _: request_create(branch=BRANCH, owner=alice))
@@ -103,7 +97,7 @@ def test_a_double_submitted_create_makes_one_staging(host_env, alice, monkeypatc
 
 @pytest.mark.django_db(transaction=True)
 def test_two_destroys_at_once_make_one_teardown(host_env, alice, bob, admin, monkeypatch,
-                                                not_queued):
+                                                enqueued):
     staging = request_create(branch=BRANCH, owner=alice)
     assert run_operation(staging.latest_operation().pk)
     staging.refresh_from_db()

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
+from tests.present import staging_resources
 from tests.stack import SandboxStack, running_stack
-from tests.test_e2e import staging_resources
 
 pytestmark = pytest.mark.e2e
 

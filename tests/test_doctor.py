@@ -16,7 +16,15 @@ from provisioning.aws import ecs as ecs_wrapper
 from provisioning.aws import iam, rds
 from provisioning.aws.base import AwsError
 from provisioning.config import load_config
-from tests.conftest import CLUSTER, HOST_DB, QA_DB, REGION, WEB_PORT, WEB_SERVICE
+from tests.conftest import (
+    CLUSTER,
+    HOST_DB,
+    QA_DB,
+    REGION,
+    SNAPSHOT_SOURCES,
+    WEB_PORT,
+    WEB_SERVICE,
+)
 from tests.stack import running_stack
 
 pytestmark = pytest.mark.django_db
@@ -376,11 +384,12 @@ def test_a_source_needing_the_host_password_without_one(healthy, settings):
     assert "DS_SOURCE_DB_SECRETS" in secret.fix
 
 
-def test_a_source_with_its_own_secret_needs_no_host_password(healthy, settings):
+def test_sources_with_their_own_secrets_need_no_host_password(healthy, settings):
     arn = boto3.client("secretsmanager").create_secret(
         Name="qa/db", SecretString='{"username": "app", "password": "qa-db-password"}')["ARN"]
     settings.DS_HOST_DB_PASSWORD_SECRET = ""
-    settings.DS_SOURCE_DB_SECRETS = {QA_DB: arn}
+    settings.DS_SOURCE_DB_SECRETS = {source: arn for source in SNAPSHOT_SOURCES
+                                     if source != HOST_DB}
     found = report()
     assert line("host DB password secret", found).status == doctor.OK
     assert line(f"source secret {QA_DB}", found).status == doctor.OK
@@ -462,9 +471,18 @@ def test_denied_actions_fail(healthy, monkeypatch):
     assert {principal for principal, _, _ in calls} == {f"arn:aws:iam::{ACCOUNT}:user/moto"}
 
 
-def test_resource_scoped_statements_are_simulated_on_their_resources(healthy, monkeypatch):
+def test_resource_scoped_statements_are_simulated_on_their_resources(healthy, monkeypatch,
+                                                                    settings):
     simulate, calls = _simulator(set())
     monkeypatch.setattr(iam, "simulate_principal_policy", simulate)
+    line("IAM permissions")
+    resources = {actions: arns for _, actions, arns in calls}
+    # A secret named gets the suffix Secrets Manager appends to a name; an ARN is taken as is.
+    assert resources[("secretsmanager:GetSecretValue",)] == (
+        f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:"
+        f"{settings.DS_HOST_DB_PASSWORD_SECRET}-doctor",)
+    settings.DS_HOST_DB_PASSWORD_SECRET = healthy.secret_arn
+    calls.clear()
     line("IAM permissions")
     resources = {actions: arns for _, actions, arns in calls}
     assert resources[("secretsmanager:GetSecretValue",)] == (healthy.secret_arn,)

@@ -7,70 +7,17 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
-from django.core.management import call_command
 
 from provisioning.aws.base import AwsError
 from provisioning.models import Staging, StagingStatus
 from provisioning.names import name_for_branch
-from provisioning.runner import run_operation
-from tests.conftest import DOMAIN
+from tests.command_line import ds
+from tests.conftest import BRANCH, DOMAIN, QA_DB, RELEASE_TAG
 from tests.factories import make_staging
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-BRANCH = "feature/Login_Page"
 NAME = name_for_branch(BRANCH)
 SUMMARY_KEYS = {"name", "status", "url", "branch", "source", "db_mode"}
-
-
-@pytest.fixture
-def cli_user(monkeypatch):
-    monkeypatch.setenv("DS_USER", "alice")
-
-
-@pytest.fixture
-def queued_only(monkeypatch):
-    """Requests are written and would be queued, but nothing runs them."""
-    calls: list[int] = []
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", calls.append)
-    return calls
-
-
-@pytest.fixture
-def run_at_once(monkeypatch):
-    """The queue runs each operation as soon as it is committed, in this process."""
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation",
-                        lambda operation_id: run_operation(operation_id))
-    monkeypatch.setattr("provisioning.management.commands.ds.WAIT_POLL_SECONDS", 0.01)
-
-
-def ds(*args: str) -> tuple[int, str, str]:
-    """Run ``ds`` like a script would; the exit code, stdout and stderr."""
-    out, err = _Capture(), _Capture()
-    with mock.patch("sys.stderr", err):
-        try:
-            call_command("ds", *args, stdout=out)
-            code = 0
-        except SystemExit as exit_:
-            code = exit_.code
-    return code, out.getvalue(), err.getvalue()
-
-
-class _Capture:
-    def __init__(self):
-        self.parts: list[str] = []
-
-    def write(self, text: str) -> int:
-        self.parts.append(text)
-        return len(text)
-
-    def flush(self) -> None:
-        pass
-
-    def isatty(self) -> bool:
-        return False
-
-    def getvalue(self) -> str:
-        return "".join(self.parts)
 
 
 def assert_one_line_error(stderr: str, *fragments: str) -> None:
@@ -88,22 +35,22 @@ def assert_one_line_error(stderr: str, *fragments: str) -> None:
     (["create", "feature/not-pushed"], ["No image tagged 'feature-not-pushed'"]),
     (["create", "bad..branch"], ["not a valid git branch name"]),
     (["create", BRANCH, "--name", "Bad_Name"], ["lower-case letters"]),
-    (["create", BRANCH, "--shared-db", "--source", "qa-db"], ["shared database"]),
+    (["create", BRANCH, "--shared-db", "--source", QA_DB], ["shared database"]),
     (["show", "nobody"], ["No staging named 'nobody'"]),
     (["destroy", "nobody"], ["No staging named 'nobody'"]),
     (["redeploy", "nobody"], ["No staging named 'nobody'"]),
 ])
-def test_user_errors_exit_2_with_one_line(host_env, cli_user, queued_only, args, fragments):
+def test_user_errors_exit_2_with_one_line(host_env, cli_user, enqueued, args, fragments):
     code, out, err = ds(*args)
     assert code == 2
     assert_one_line_error(err, *fragments)
     assert out == ""
     assert not Staging.objects.exists()
-    assert queued_only == []
+    assert enqueued == []
 
 
 @pytest.mark.django_db
-def test_name_taken_exits_2(host_env, cli_user, queued_only, alice):
+def test_name_taken_exits_2(host_env, cli_user, enqueued, alice):
     make_staging(alice, name="login-page", status=StagingStatus.READY)
     code, _, err = ds("create", BRANCH, "--name", "login-page")
     assert code == 2
@@ -111,7 +58,7 @@ def test_name_taken_exits_2(host_env, cli_user, queued_only, alice):
 
 
 @pytest.mark.django_db
-def test_redeploy_of_an_unknown_tag_exits_2(host_env, cli_user, queued_only, alice):
+def test_redeploy_of_an_unknown_tag_exits_2(host_env, cli_user, enqueued, alice):
     make_staging(alice, name="login-page", status=StagingStatus.READY)
     code, _, err = ds("redeploy", "login-page", "--tag", "nope")
     assert code == 2
@@ -131,19 +78,19 @@ def test_usage_errors_exit_2_from_the_command_line():
 # --- success without waiting --------------------------------------------------------------------
 
 @pytest.mark.django_db
-def test_create_json_without_wait(host_env, cli_user, queued_only,
+def test_create_json_without_wait(host_env, cli_user, enqueued,
                                   django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        code, out, err = ds("create", BRANCH, "--source", "qa-db", "--json")
+        code, out, err = ds("create", BRANCH, "--source", QA_DB, "--json")
     assert (code, err) == (0, "")
     data = json.loads(out)
     assert isinstance(data, dict) and data.keys() >= SUMMARY_KEYS
     assert data.items() >= {
-        "name": NAME, "status": "pending", "url": "", "branch": BRANCH, "source": "qa-db",
+        "name": NAME, "status": "pending", "url": "", "branch": BRANCH, "source": QA_DB,
         "db_mode": "dedicated", "owner": "alice",
     }.items()
     staging = Staging.objects.get()
-    assert queued_only == [staging.latest_operation().pk]
+    assert enqueued == [staging.latest_operation().pk]
 
 
 @pytest.mark.django_db
@@ -182,7 +129,7 @@ def test_create_and_destroy_with_wait(host_env, cli_user, run_at_once):
     assert code == 0, err
     data = json.loads(out)
     assert (data["name"], data["status"], data["url"]) == (
-        NAME, "ready", f"https://{NAME}.{DOMAIN}")
+        NAME, "ready", f"http://{NAME}.{DOMAIN}")
     assert {s["key"]: s["state"] for s in data["steps"]}["report"] == "done"
     assert "[   done] Report the URL and login" in err
 
@@ -215,15 +162,15 @@ def test_a_failed_operation_exits_1(host_env, cli_user, run_at_once):
 @pytest.mark.django_db(transaction=True)
 def test_redeploy_with_wait(host_env, cli_user, run_at_once):
     assert ds("create", BRANCH, "--wait")[0] == 0
-    code, out, err = ds("redeploy", NAME, "--tag", "release-1.2", "--wait", "--json")
+    code, out, err = ds("redeploy", NAME, "--tag", RELEASE_TAG, "--wait", "--json")
     assert code == 0, err
     data = json.loads(out)
     assert (data["status"], data["image_tag"], data["operation"]) == (
-        "ready", "release-1.2", "redeploy")
+        "ready", RELEASE_TAG, "redeploy")
 
 
 @pytest.mark.django_db
-def test_stagings_belong_to_ds_user_or_the_os_user(host_env, queued_only, monkeypatch):
+def test_stagings_belong_to_ds_user_or_the_os_user(host_env, enqueued, monkeypatch):
     monkeypatch.setenv("DS_USER", "carol")
     assert json.loads(ds("create", BRANCH, "--json")[1])["owner"] == "carol"
 
@@ -235,6 +182,6 @@ def test_stagings_belong_to_ds_user_or_the_os_user(host_env, queued_only, monkey
         raise OSError("No username set in the environment")  # a container's anonymous uid
 
     monkeypatch.setattr("getpass.getuser", no_login_name)
-    code, out, err = ds("create", "release/1.2", "--json")
+    code, out, err = ds("create", "release/2026.11", "--json")
     assert code == 0, err
     assert json.loads(out)["owner"] == "cli"

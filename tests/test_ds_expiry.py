@@ -1,15 +1,13 @@
 """``ds create --ttl``, ``ds extend``, ``ds keep`` and ``ds recreate``, and the expiry in the
 ``ds`` JSON: ``expires_at`` (ISO 8601 UTC, null when kept) and ``kept``."""
 
-import io
 import json
 from datetime import UTC, datetime, timedelta
-from unittest import mock
 
 import pytest
-from django.core.management import call_command
 
 from provisioning.models import AuditEvent, Staging, StagingStatus
+from tests.command_line import ds
 from tests.factories import make_staging
 
 pytestmark = pytest.mark.django_db
@@ -21,24 +19,6 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 def as_alice(monkeypatch, time_machine):
     monkeypatch.setenv("DS_USER", "alice")
     time_machine.move_to(T0, tick=False)
-
-
-@pytest.fixture
-def enqueued(monkeypatch):
-    calls: list[int] = []
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", calls.append)
-    return calls
-
-
-def ds(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with mock.patch("sys.stderr", err):
-        try:
-            call_command("ds", *args, stdout=out)
-            code = 0
-        except SystemExit as exit_:
-            code = exit_.code
-    return code, out.getvalue(), err.getvalue()
 
 
 def ready(owner, name="shop", **fields) -> Staging:

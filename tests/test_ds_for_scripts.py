@@ -8,15 +8,11 @@ from datetime import UTC, datetime
 import pytest
 
 from provisioning.models import Staging, StagingStatus
+from tests.command_line import ds
+from tests.conftest import BRANCH
 from tests.factories import make_staging
-from tests.test_ds_command import BRANCH, ds
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def cli_user(monkeypatch):
-    monkeypatch.setenv("DS_USER", "alice")
 
 
 def test_destroying_a_destroyed_staging_succeeds_and_says_so(alice, cli_user):

@@ -9,7 +9,7 @@ from provisioning.aws.base import AwsError
 from provisioning.config import load_config
 from provisioning.errors import UserError
 from provisioning.steps.image import resolve_image
-from tests.conftest import CLUSTER, WEB_SERVICE
+from tests.conftest import CLUSTER, WEB_FAMILY, WEB_SERVICE
 from tests.factories import stubbed_client
 
 OTHER_ACCOUNT = "210987654321"
@@ -77,7 +77,7 @@ def test_another_registry_is_asked_not_ours(host_env):
 
 def _host_web_runs(image: str) -> None:
     ecs = boto3.client("ecs")
-    current = ecs.describe_task_definition(taskDefinition="host-web")["taskDefinition"]
+    current = ecs.describe_task_definition(taskDefinition=WEB_FAMILY)["taskDefinition"]
     keep = ("family", "containerDefinitions", "networkMode", "requiresCompatibilities", "cpu",
             "memory", "executionRoleArn", "taskRoleArn")
     definition = {k: current[k] for k in keep}

@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 from django.core.cache import cache
 from django.db import connection
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
@@ -33,23 +32,18 @@ from provisioning.models import (
     Step,
     StepState,
 )
+from tests.conftest import HOST_DB, QA_DB
+from tests.pages import HTMX, client_for
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parent.parent
-HTMX = {"HTTP_HX_REQUEST": "true"}
 CREATE = rules_for(OperationKind.CREATE).typical_seconds
 # The steps a create from the host's own snapshot has besides the database: all small.
 SMALL_DONE = ("image", "web_task_definition", "worker_task_definition", "target_group",
               "listener_rule")
 
 
-def client_for(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def staging_of(owner, name="shop", *, source="host-db", status=StagingStatus.PROVISIONING,
+def staging_of(owner, name="shop", *, source=HOST_DB, status=StagingStatus.PROVISIONING,
                db_mode="dedicated") -> Staging:
     return Staging.objects.create(name=name, branch=f"feature/{name}", source=source,
                                   db_mode=db_mode, owner=owner, status=status)
@@ -90,7 +84,7 @@ def test_the_first_estimate_is_the_registrys_scaled_to_the_sandbox(alice, settin
     """The sandbox's AWS runs at 7% of real durations: its first create from another source
     is announced as about a minute, not the real thirteen."""
     settings.DS_SANDBOX_DELAY_SCALE = 0.07
-    staging = staging_of(alice, source="qa-db")  # another source: its password is changed
+    staging = staging_of(alice, source=QA_DB)  # another source: its password is changed
     Operation.objects.create(staging=staging, kind=OperationKind.CREATE,
                              requested_by=alice)  # queued: no step rows yet
     longest = (CREATE["database"] + CREATE["db_credentials"] + CREATE["web_healthy"]

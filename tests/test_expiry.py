@@ -12,11 +12,11 @@ from provisioning.config import check_ttl, parse_hours, parse_warn_hours
 from provisioning.errors import UserError
 from provisioning.models import AuditEvent, Staging, StagingStatus
 from provisioning.signals import expiry_warning
+from tests.conftest import BRANCH
 from tests.factories import make_staging
 
 pytestmark = pytest.mark.django_db
 
-BRANCH = "feature/Login_Page"
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
@@ -25,13 +25,6 @@ def clock(time_machine):
     """The wall clock stands at T0 until a test moves it (``clock.shift``)."""
     time_machine.move_to(T0, tick=False)
     return time_machine
-
-
-@pytest.fixture
-def enqueued(monkeypatch):
-    calls: list[int] = []
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", calls.append)
-    return calls
 
 
 @pytest.fixture

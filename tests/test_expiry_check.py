@@ -29,13 +29,6 @@ CHECK = tasks.expire_stagings.every.name
 
 
 @pytest.fixture
-def enqueued(monkeypatch):
-    calls: list[int] = []
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", calls.append)
-    return calls
-
-
-@pytest.fixture
 def clock(time_machine):
     time_machine.move_to(T0, tick=False)
     return time_machine

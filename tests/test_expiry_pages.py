@@ -6,15 +6,15 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 
 from dashboard.templatetags.dashboard_extras import expires_in
 from provisioning.costs import HOURS_PER_MONTH, Rates
 from provisioning.models import AuditEvent, DbMode, Staging, StagingStatus
 from tests.factories import make_staging
+from tests.pages import client_for
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("enqueued")]
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -23,19 +23,6 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 def clock(time_machine):
     time_machine.move_to(T0, tick=False)
     return time_machine
-
-
-@pytest.fixture(autouse=True)
-def enqueued(monkeypatch):
-    calls: list[int] = []
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", calls.append)
-    return calls
-
-
-def client_for(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def ready(owner, name, left: timedelta | None = timedelta(hours=72), **fields) -> Staging:

@@ -9,29 +9,23 @@ The list of calls is found by watching a create (and a destroy), so a wrapper ad
 engine later is covered without touching this file.
 """
 
-import inspect
 import re
-import threading
-from collections.abc import Callable
 
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from provisioning import runner
-from provisioning.aws import base, ecr, ecs, elbv2, rds, secretsmanager, tagging
+from provisioning.aws import base, ecs
 from provisioning.aws.base import AwsError
 from provisioning.errors import ExternalCallFailed
 from provisioning.models import Operation, OperationStatus, Staging, StagingStatus, StepState
 from provisioning.operations import request_create, request_destroy
 from provisioning.runner import run_operation
-from tests.conftest import CLUSTER, QA_DB, WEB_SERVICE
-from tests.test_runner import assert_nothing_left, tagged
+from tests.conftest import BRANCH, CLUSTER, QA_DB, WEB_SERVICE
+from tests.faults import Watch
+from tests.footprint import assert_clean
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-BRANCH = "feature/Login_Page"
-WRAPPER_MODULES = (ecr, ecs, elbv2, rds, secretsmanager, tagging)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("enqueued")]
 
 
 # --- throttling and 5xx: botocore's retries on our clients --------------------------------------
@@ -99,65 +93,6 @@ def test_a_hard_error_is_not_retried_and_says_what_failed(host_env):
 
 # --- one fault per wrapper call ----------------------------------------------------------------
 
-def aws_wrappers() -> dict[str, tuple[object, str]]:
-    """Every function of our AWS modules that calls AWS, as ``module.function``."""
-    found = {}
-    for module in WRAPPER_MODULES:
-        short = module.__name__.rsplit(".", 1)[-1]
-        for name, function in vars(module).items():
-            if (inspect.isfunction(function) and function.__module__ == module.__name__
-                    and not name.startswith("_") and "client(" in inspect.getsource(function)):
-                found[f"{short}.{name}"] = (module, name)
-    return found
-
-
-class WorkerKilled(BaseException):
-    """Stands for the worker process dying in the middle of a step (see test_histories)."""
-
-
-class Watch:
-    """Wraps every AWS wrapper: records (wrapper, step) of each call during an operation, and
-    makes ``fail`` raise on its first call (AwsError, or ``crash`` for a BaseException)."""
-
-    def __init__(self, monkeypatch, fail: str | None = None, crash: bool = False):
-        self.calls: list[tuple[str, str | None]] = []
-        self.fail, self.crash = fail, crash
-        self.injected_in: str | None = None
-        self._lock = threading.Lock()
-        self._current = threading.local()
-        real_run_step = runner._run_step
-
-        def tracking_run_step(spec, context):
-            self._current.step = spec.key
-            try:
-                return real_run_step(spec, context)
-            finally:
-                self._current.step = None
-
-        monkeypatch.setattr(runner, "_run_step", tracking_run_step)
-        for qualified, (module, name) in aws_wrappers().items():
-            monkeypatch.setattr(module, name, self._wrap(qualified, getattr(module, name)))
-
-    def _wrap(self, qualified: str, real: Callable) -> Callable:
-        def watched(*args, **kwargs):
-            step = getattr(self._current, "step", None)
-            with self._lock:
-                self.calls.append((qualified, step))
-                first = qualified == self.fail and self.injected_in is None
-                if first:
-                    self.injected_in = step or "(outside a step)"
-            if first:
-                if self.crash:
-                    raise WorkerKilled(qualified)
-                raise AwsError(qualified, "AccessDenied", "injected")
-            return real(*args, **kwargs)
-
-        return watched
-
-    def functions(self) -> list[str]:
-        return list(dict.fromkeys(name for name, _ in self.calls))
-
-
 @pytest.fixture
 def account_api(settings, httpserver):
     """The app's account API, answering every create and delete."""
@@ -169,11 +104,6 @@ def account_api(settings, httpserver):
     httpserver.expect_request(re.compile(r"^/api/accounts/\w+$"), method="DELETE"
                               ).respond_with_data("", status=204)
     return httpserver
-
-
-@pytest.fixture(autouse=True)
-def not_queued(monkeypatch):
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", lambda operation_id: None)
 
 
 def run(operation_id: int) -> Operation:
@@ -197,12 +127,6 @@ def assert_failed_at_the_call(operation: Operation, watch: Watch) -> None:
         watch.fail, "AccessDenied", "injected")
     assert f"({watch.fail}): AccessDenied: injected" in staging.error
     assert list(operation.steps.filter(state=StepState.FAILED)) == [step]
-
-
-def assert_clean(staging: Staging, listener_arn: str) -> None:
-    assert_nothing_left(staging.name, listener_arn)
-    assert secretsmanager.find_secret_arn(name=f"dynamic-stagings/{staging.name}/login") is None
-    assert [arn for arn in tagged(staging.name) if ":service/" not in arn] == []
 
 
 def watched_operation(monkeypatch, operation_id: int, **watch) -> tuple[Operation, Watch]:
@@ -232,7 +156,7 @@ def test_each_call_of_a_create_failing_fails_its_step_and_destroy_cleans_up(
             assert_failed_at_the_call(operation, spy)
             destroy = run(request_destroy(staging, user=alice).pk)
             assert destroy.status == OperationStatus.SUCCEEDED, destroy.error
-            assert_clean(staging, host_env.listener_arn)
+            assert_clean(staging.name, host_env.listener_arn)
     record_property("create_faults_injected", len(calls))
     print(f"\n{len(calls)} create faults injected: {', '.join(calls)}")
 
@@ -257,7 +181,7 @@ def test_each_call_of_a_destroy_failing_fails_its_step_and_a_second_destroy_fini
             assert_failed_at_the_call(destroy, spy)
             again = run(request_destroy(Staging.objects.get(pk=staging.pk), user=alice).pk)
             assert again.status == OperationStatus.SUCCEEDED, again.error
-            assert_clean(staging, host_env.listener_arn)
+            assert_clean(staging.name, host_env.listener_arn)
     record_property("destroy_faults_injected", len(calls))
     print(f"\n{len(calls)} destroy faults injected: {', '.join(calls)}")
 

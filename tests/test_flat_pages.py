@@ -16,7 +16,6 @@ from unittest import mock
 import pytest
 from django.core.cache import cache
 from django.db import connection
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
@@ -35,65 +34,27 @@ from provisioning.models import (
     Step,
     StepState,
 )
+from tests.factories import add_operation, make_listed_staging
+from tests.pages import HTMX, client_for
 
-pytestmark = pytest.mark.django_db
-HTMX = {"HTTP_HX_REQUEST": "true"}
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("aws_region")]
 BIG_TABLES = ("provisioning_staging", "provisioning_operation", "provisioning_step")
 CREATE_KEYS = ("image", "database", "web_task_definition", "web_service", "web_healthy")
-
-
-@pytest.fixture(autouse=True)
-def region(monkeypatch):
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
-
-
-def client_for(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def make(owner, name, *, status=StagingStatus.READY, db_mode="dedicated", age=timedelta(hours=2),
-         destroyed_ago=None, **fields) -> Staging:
-    now = timezone.now()
-    if status == StagingStatus.DESTROYED:
-        fields.setdefault("destroyed_at", now - (destroyed_ago or timedelta(minutes=5)))
-    return Staging.objects.create(
-        name=name, branch=f"feature/{name}", source="host-db", db_mode=db_mode, owner=owner,
-        status=status, created_at=now - age, **fields,
-    )
-
-
-def add_operation(staging, kind=OperationKind.CREATE, status=OperationStatus.SUCCEEDED, *,
-                  took=timedelta(seconds=30), finished_ago=timedelta(0),
-                  steps=None) -> Operation:
-    finished = timezone.now() - finished_ago
-    done = status in {OperationStatus.SUCCEEDED, OperationStatus.FAILED}
-    operation = Operation.objects.create(
-        staging=staging, kind=kind, status=status, requested_by=staging.owner,
-        started_at=finished - took, finished_at=finished if done else None,
-    )
-    states = steps or {key: StepState.DONE for key in CREATE_KEYS}
-    Step.objects.bulk_create([
-        Step(operation=operation, key=key, label=key, position=position, state=state,
-             started_at=finished - took if state != StepState.PENDING else None,
-             finished_at=finished if state == StepState.DONE else None)
-        for position, (key, state) in enumerate(states.items())
-    ])
-    return operation
 
 
 @pytest.fixture
 def history(alice, bob):
     """A fleet with a history: destroyed stagings of both, live ones, a running create."""
     for i in range(60):
-        gone = make(alice if i % 2 else bob, f"gone{i}", status=StagingStatus.DESTROYED,
-                    age=timedelta(days=i % 40 + 1), destroyed_ago=timedelta(hours=i))
+        gone = make_listed_staging(alice if i % 2 else bob, f"gone{i}",
+                                   status=StagingStatus.DESTROYED, age=timedelta(days=i % 40 + 1),
+                                   destroyed_ago=timedelta(hours=i))
         add_operation(gone, finished_ago=timedelta(days=i % 40))
         add_operation(gone, OperationKind.DESTROY, finished_ago=timedelta(hours=i))
     for i in range(5):
-        add_operation(make(bob, f"live{i}", db_mode="shared" if i % 2 else "dedicated"))
-    creating = make(alice, "shop", status=StagingStatus.PROVISIONING)
+        add_operation(make_listed_staging(bob, f"live{i}",
+                                          db_mode="shared" if i % 2 else "dedicated"))
+    creating = make_listed_staging(alice, "shop", status=StagingStatus.PROVISIONING)
     add_operation(creating, status=OperationStatus.RUNNING, steps={
         "image": StepState.DONE, "database": StepState.RUNNING,
         "web_task_definition": StepState.PENDING})
@@ -147,10 +108,10 @@ def test_no_page_reads_a_whole_table(alice, history, page):
 
 
 def test_the_medians_read_only_the_latest_operations_of_their_kind(alice):
-    old = make(alice, "old", status=StagingStatus.DESTROYED)
+    old = make_listed_staging(alice, "old", status=StagingStatus.DESTROYED)
     for _ in range(3):  # long ago, the database step took 1000 s
         add_operation(old, took=timedelta(seconds=1000), finished_ago=timedelta(days=30))
-    recent = make(alice, "recent")
+    recent = make_listed_staging(alice, "recent")
     for _ in range(50):
         add_operation(recent, took=timedelta(seconds=100), finished_ago=timedelta(hours=1))
     add_operation(recent, OperationKind.DESTROY, took=timedelta(seconds=7))  # another kind
@@ -158,7 +119,7 @@ def test_the_medians_read_only_the_latest_operations_of_their_kind(alice):
 
 
 def test_the_medians_are_kept_a_little_while(alice):
-    past = make(alice, "past")
+    past = make_listed_staging(alice, "past")
     add_operation(past, took=timedelta(seconds=100))
     assert typical_step_seconds(OperationKind.CREATE)["database"] == pytest.approx(100)
     add_operation(past, took=timedelta(seconds=300))
@@ -250,12 +211,12 @@ def test_fleet_costs_equal_the_sum_over_every_lifetime(alice, bob, history):
     now = timezone.now()
     # one destroyed today, one before the month (never counted), one without destroyed_at
     # (an older row: its last change ends it)
-    make(bob, "today", status=StagingStatus.DESTROYED, age=timedelta(days=3),
-         destroyed_ago=timedelta(minutes=1))
-    make(bob, "ancient", status=StagingStatus.DESTROYED, age=timedelta(days=90),
-         destroyed_ago=timedelta(days=80))
-    legacy = make(alice, "legacy", status=StagingStatus.DESTROYED, age=timedelta(days=4),
-                  destroyed_at=None)
+    make_listed_staging(bob, "today", status=StagingStatus.DESTROYED, age=timedelta(days=3),
+                        destroyed_ago=timedelta(minutes=1))
+    make_listed_staging(bob, "ancient", status=StagingStatus.DESTROYED, age=timedelta(days=90),
+                        destroyed_ago=timedelta(days=80))
+    legacy = make_listed_staging(alice, "legacy", status=StagingStatus.DESTROYED,
+                                 age=timedelta(days=4), destroyed_at=None)
     Staging.objects.filter(pk=legacy.pk).update(updated_at=now - timedelta(days=2))
     rates = Rates()
     totals, days = fleet_queries.fleet_costs(rates, fleet_queries.fleet_state(now))
@@ -278,7 +239,8 @@ def test_closed_days_are_read_once(alice, history, django_assert_num_queries):
     with django_assert_num_queries(1):  # the count says nothing was destroyed since
         again = fleet_queries.fleet_costs(rates, state)
     assert again == first
-    make(alice, "just-gone", status=StagingStatus.DESTROYED, destroyed_ago=timedelta(0))
+    make_listed_staging(alice, "just-gone", status=StagingStatus.DESTROYED,
+                        destroyed_ago=timedelta(0))
     with django_assert_num_queries(2):
         third = fleet_queries.fleet_costs(rates, state)
     assert third[0].month_to_date > first[0].month_to_date
@@ -354,7 +316,7 @@ def test_the_version_changes_with_anybodys_staging(alice, bob, history, change):
     version = poll(client)["ETag"]
     later = timezone.now()
     if change == "created":
-        make(bob, "newcomer", status=StagingStatus.PENDING)
+        make_listed_staging(bob, "newcomer", status=StagingStatus.PENDING)
     elif change == "status":
         Staging.objects.filter(name="live1").update(status=StagingStatus.FAILED,
                                                     updated_at=timezone.now())
@@ -389,7 +351,7 @@ def test_the_version_is_per_viewer_and_filter(alice, bob, history):
 def test_without_javascript_a_reload_shows_everybodys_stagings(alice, bob, history):
     client = client_for(alice)
     client.get("/")
-    make(bob, "newcomer")
+    make_listed_staging(bob, "newcomer")
     page = client.get("/").content.decode()
     assert ">newcomer<" in page and ">live0<" in page
     assert poll(client, url="/fleet/table/").status_code == 200

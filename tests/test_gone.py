@@ -2,8 +2,6 @@
 check and the sweep ask each resource's own service (provisioning/gone.py). Against moto in
 process, plus the sandbox's Secrets Manager rules applied for one test at a time."""
 
-import functools
-
 import boto3
 import pytest
 
@@ -13,10 +11,9 @@ from provisioning.config import load_config
 from provisioning.errors import ExternalCallFailed
 from provisioning.models import OperationKind
 from provisioning.names import MANAGED_BY_KEY, MANAGED_BY_VALUE, STAGING_TAG_KEY
-from provisioning.sandbox import delays, secrets_rules
 from provisioning.steps import account, report, task_definitions
-from tests.conftest import CLUSTER, DOMAIN
-from tests.factories import make_operation, make_staging, step_context
+from tests.conftest import CLUSTER, DOMAIN, QA_DB
+from tests.factories import make_operation, make_staging, run_tagged_task, step_context
 
 pytestmark = pytest.mark.django_db
 
@@ -33,31 +30,6 @@ def destroy_op(host_env, alice):
 
 def verify(operation) -> dict:
     return report.verify_nothing_left(step_context(operation, "verify"))
-
-
-@pytest.fixture
-def tasks_keep_running():
-    """moto moves a task one state towards STOPPED each time it is described; AWS does not."""
-    from moto.moto_api import state_manager
-
-    state_manager.set_transition("ecs::task", {"progression": "manual", "times": 10**6})
-    yield
-    state_manager.unset_transition("ecs::task")
-
-
-def run_tagged_task(name: str = NAME) -> str:
-    """A task tagged for the staging ``name``, as a service with propagateTags=SERVICE starts
-    it. (moto cannot run an awsvpc task, so this definition uses the default network mode.)"""
-    client = boto3.client("ecs")
-    client.register_task_definition(
-        family=f"ds-{name}-oneoff",
-        containerDefinitions=[{"name": "app", "image": "app:1", "memory": 512, "cpu": 256}],
-    )
-    tags = {STAGING_TAG_KEY: name, MANAGED_BY_KEY: MANAGED_BY_VALUE}
-    return client.run_task(
-        cluster=CLUSTER, taskDefinition=f"ds-{name}-oneoff", launchType="FARGATE",
-        tags=[{"key": k, "value": v} for k, v in tags.items()],
-    )["tasks"][0]["taskArn"]
 
 
 def forget_definition(arn: str) -> None:
@@ -147,11 +119,11 @@ def test_services_draining_or_inactive_and_databases_deleting_are_gone(host_env)
     service = boto3.client("ecs").describe_services(
         cluster=CLUSTER, services=["host-worker"])["services"][0]["serviceArn"]
     database = boto3.client("rds").describe_db_instances(
-        DBInstanceIdentifier="qa-db")["DBInstances"][0]["DBInstanceArn"]
+        DBInstanceIdentifier=QA_DB)["DBInstances"][0]["DBInstanceArn"]
     assert gone.still_there(service, config) and gone.still_there(database, config)
     boto3.client("ecs").update_service(cluster=CLUSTER, service="host-worker", desiredCount=0)
     boto3.client("ecs").delete_service(cluster=CLUSTER, service="host-worker")
-    boto3.client("rds").delete_db_instance(DBInstanceIdentifier="qa-db", SkipFinalSnapshot=True)
+    boto3.client("rds").delete_db_instance(DBInstanceIdentifier=QA_DB, SkipFinalSnapshot=True)
     assert not gone.still_there(service, config)
     assert not gone.still_there(database, config)
 
@@ -223,18 +195,6 @@ def test_refusals_for_revisions_already_gone_are_fine(host_env):
 
 
 # --- the login secret's name after a destroy ------------------------------------------------------
-
-
-@pytest.fixture
-def aws_secret_rules(monkeypatch):
-    """The sandbox's Secrets Manager rules on the in-process moto, for this test only."""
-    from moto.secretsmanager.models import SecretsManagerBackend
-
-    for name, make_wrapper in secrets_rules.PATCHES.items():
-        original = getattr(SecretsManagerBackend, name)
-        monkeypatch.setattr(SecretsManagerBackend, name,
-                            functools.wraps(original)(make_wrapper(original)))
-    monkeypatch.setitem(delays._settings, "scale", 0.01)  # names free after 0.3 s
 
 
 def test_a_secret_scheduled_for_deletion_is_restored_with_the_new_value(destroy_op,

@@ -14,7 +14,7 @@ from provisioning.aws.base import client
 from provisioning.errors import ExternalCallFailed, UserError
 from provisioning.sandbox.ecs_health import app_status, matcher_accepts
 from provisioning.steps import routing, services
-from tests.conftest import CLUSTER
+from tests.conftest import CLUSTER, WEB_PORT
 from tests.factories import make_operation, make_staging, run_step
 from tests.stack import running_stack
 
@@ -115,7 +115,10 @@ def test_a_host_web_service_without_target_group_is_a_clear_error(create_op, hos
 
 
 def test_an_omitted_host_path_is_elbs_default(host_env):
-    check = elbv2.health_check(arn=host_env.host_target_group_arn)
+    made = boto3.client("elbv2").create_target_group(
+        Name="no-health-check", Protocol="HTTP", Port=WEB_PORT, VpcId=host_env.vpc_id,
+        TargetType="ip")["TargetGroups"][0]["TargetGroupArn"]
+    check = elbv2.health_check(arn=made)
     assert (check.path, check.matcher, check.port) == ("/", "200", "traffic-port")
 
 

@@ -28,20 +28,16 @@ from provisioning.models import DbMode, Operation, OperationStatus, Staging, Sta
 from provisioning.operations import request_create, request_destroy, request_redeploy
 from provisioning.runner import run_operation
 from provisioning.sweep import find_orphans
-from tests.conftest import HOST_DB, QA_DB
-from tests.test_faults import Watch, WorkerKilled, assert_clean, aws_wrappers
+from tests.conftest import HOST_DB, QA_DB, RELEASE_TAG
+from tests.faults import Watch, WorkerKilled, aws_wrappers
+from tests.footprint import assert_clean
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("enqueued")]
 
-BRANCHES = ("main", "feature/Login_Page", "release-1.2")
-IMAGE_TAGS = ("main", "release-1.2")
+BRANCHES = ("main", "feature/Login_Page", RELEASE_TAG)
+IMAGE_TAGS = ("main", RELEASE_TAG)
 HISTORIES = settings(max_examples=15, stateful_step_count=8, deadline=None, database=None,
                      suppress_health_check=[HealthCheck.too_slow])
-
-
-@pytest.fixture(autouse=True)
-def not_queued(monkeypatch):
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", lambda operation_id: None)
 
 
 def live_stagings() -> list[Staging]:
@@ -54,7 +50,7 @@ def calls_of_a_life(owner) -> list[str]:
         watch = Watch(patch)
         staging = request_create(branch="main", owner=owner, source=QA_DB)
         for operation in (staging.latest_operation(),
-                          lambda: request_redeploy(staging, user=owner, tag="release-1.2"),
+                          lambda: request_redeploy(staging, user=owner, tag=RELEASE_TAG),
                           lambda: request_destroy(staging, user=owner)):
             operation = operation() if callable(operation) else operation
             assert run_operation(operation.pk)
@@ -158,7 +154,7 @@ def history_machine(owner, listener_arn: str, counts: dict[str, int]):
                 staging.refresh_from_db()
                 assert staging.status == StagingStatus.DESTROYED, staging.error
             for name in self.names:
-                assert_clean(Staging(name=name), listener_arn)
+                assert_clean(name, listener_arn)
             assert find_orphans() == []
 
     return Histories

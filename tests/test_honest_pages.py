@@ -24,9 +24,9 @@ from provisioning.models import (
     StepState,
 )
 from provisioning.tasks import sweep_orphans
+from tests.pages import HTMX, client_for
 
 pytestmark = pytest.mark.django_db
-HTMX = {"HTTP_HX_REQUEST": "true"}
 ARN = "arn:aws:{service}:us-east-1:123456789012:{resource}"
 OUTPUTS = {
     "web_service": {"arn": ARN.format(service="ecs", resource="service/host-staging/ds-shop-web")},
@@ -43,12 +43,6 @@ OUTPUTS = {
 @pytest.fixture(autouse=True)
 def region(monkeypatch):
     monkeypatch.setenv("AWS_REGION", "us-east-1")
-
-
-def client_for(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def staging_with(owner, status: str, *, kind=OperationKind.CREATE,

@@ -20,7 +20,6 @@ from urllib.parse import quote
 
 import pytest
 from django.db import connections, transaction
-from django.test import Client
 from django.urls import reverse
 from django.utils.html import escape
 from hypothesis import HealthCheck, event, example, given, settings
@@ -30,7 +29,7 @@ from provisioning import operations
 from provisioning.aws import ecr
 from provisioning.errors import UserError
 from provisioning.management.commands.ds import Command as DsCommand
-from provisioning.models import Orphan, Staging
+from provisioning.models import Orphan, Staging, StagingStatus
 from provisioning.names import (
     InvalidName,
     ResourceNames,
@@ -39,6 +38,8 @@ from provisioning.names import (
     validate_name,
 )
 from tests.conftest import DOMAIN
+from tests.factories import make_staging
+from tests.pages import client_for
 
 pytestmark = pytest.mark.django_db
 
@@ -130,17 +131,10 @@ def rolled_back():
 
 
 @pytest.fixture
-def every_tag_has_an_image(host_env, monkeypatch):
+def every_tag_has_an_image(host_env, monkeypatch, enqueued):
     found = ecr.find_image(registry_id=host_env.registry.split(".", 1)[0], repository="app",
                            tag="main")
     monkeypatch.setattr(ecr, "find_image", lambda *, registry_id, repository, tag: found)
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", lambda operation_id: None)
-
-
-def logged_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 # --- names --------------------------------------------------------------------------------------
@@ -185,7 +179,7 @@ def test_validate_name_lets_through_only_valid_aws_names(name):
 @example(branch='x"><x-probe>', name="", source="qa-db", db_mode="dedicated")
 def test_the_create_form_takes_anything(every_tag_has_an_image, alice, branch, name, source,
                                         db_mode):
-    client = logged_in(alice)
+    client = client_for(alice)
     form = {"branch": branch, "name": name, "source": source, "db_mode": db_mode}
     with rolled_back():
         response = client.post(reverse("create"), form)
@@ -235,7 +229,7 @@ git_branch = st.lists(git_component, min_size=1, max_size=3).map("/".join).filte
 @example(branch="a'><x-probe/x-probe='1'>\"", db_mode="dedicated")
 def test_any_branch_git_accepts_makes_a_staging_shown_escaped(every_tag_has_an_image, alice,
                                                               branch, db_mode):
-    client = logged_in(alice)
+    client = client_for(alice)
     with rolled_back():
         response = client.post(reverse("create"), {"branch": branch, "name": "",
                                                    "source": "host-db", "db_mode": db_mode})
@@ -256,7 +250,7 @@ def test_any_branch_git_accepts_makes_a_staging_shown_escaped(every_tag_has_an_i
 @example(branch="", name="", extra="")
 @example(branch="<x-probe>", name='"><x-probe x-probe="1">', extra="")
 def test_the_name_preview_takes_anything(every_tag_has_an_image, alice, branch, name, extra):
-    response = logged_in(alice).get(reverse("name_preview"),
+    response = client_for(alice).get(reverse("name_preview"),
                                     {"branch": branch, "name": name, extra: extra},
                                     HTTP_HX_REQUEST="true")
     assert response.status_code == 200
@@ -276,7 +270,7 @@ def test_the_name_preview_takes_anything(every_tag_has_an_image, alice, branch, 
 @example(params={"page": "-1"}, htmx=False)
 @example(params={"page": "9" * 30}, htmx=False)
 def test_fleet_and_history_filters_take_anything(alice, params, htmx):
-    client = logged_in(alice)
+    client = client_for(alice)
     headers = {"HTTP_HX_REQUEST": "true"} if htmx else {}
     for url in ("/", reverse("fleet_partial"), reverse("history"), reverse("leftovers")):
         response = client.get(url, params, **headers)
@@ -289,7 +283,7 @@ def test_fleet_and_history_filters_take_anything(alice, params, htmx):
 def test_any_path_is_a_page_or_a_404(alice, path):
     # Sent as a browser would: percent-encoded, and never "//" (which the test client, unlike
     # a server, would read as a host name).
-    response = logged_in(alice).get("/" + quote(path.lstrip("/"), safe="/"))
+    response = client_for(alice).get("/" + quote(path.lstrip("/"), safe="/"))
     assert response.status_code in {200, 301, 302, 404, 405}
     assert_no_injection(response)
 
@@ -302,7 +296,7 @@ def test_the_leftovers_form_takes_anything(admin, monkeypatch, chosen):
     with rolled_back():
         item = Orphan.objects.create(arn="arn:aws:ecs:us-east-1:1:service/c/ds-x-web",
                                      kind="ecs:service")
-        response = logged_in(admin).post(reverse("delete_leftovers"), {"orphan": chosen},
+        response = client_for(admin).post(reverse("delete_leftovers"), {"orphan": chosen},
                                          follow=True)
         assert response.status_code == 200
         assert_no_injection(response)
@@ -358,8 +352,7 @@ def test_the_ds_command_takes_anything(every_tag_has_an_image, alice, monkeypatc
     # --wait (or an abbreviation of it) would wait for a worker these tests do not run.
     monkeypatch.setattr(DsCommand, "_wait", lambda self, operation: operation)
     with rolled_back():
-        Staging.objects.create(name="shop", branch="feature/shop", source="host-db", owner=alice,
-                               status="ready")
+        make_staging(alice, name="shop", status=StagingStatus.READY)
         code, stderr = run_ds(args)
         event(f"exit {code}" + (" after a create" if Staging.objects.count() > 1 else ""))
         for name in Staging.objects.values_list("name", flat=True):
@@ -410,7 +403,7 @@ def test_visible_unicode_in_a_branch_is_still_fine():
 
 
 def test_the_create_form_says_so_next_to_the_branch(every_tag_has_an_image, alice):
-    response = logged_in(alice).post(reverse("create"), {
+    response = client_for(alice).post(reverse("create"), {
         "branch": "feature/\u202etxt.exe", "name": "", "source": "host-db",
         "db_mode": "shared"})
     assert response.status_code == 200

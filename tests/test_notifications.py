@@ -25,6 +25,7 @@ from provisioning.models import (
 from provisioning.runner import run_operation
 from provisioning.stepkit import StepSpec
 from tests.factories import make_operation, make_staging
+from tests.pages import client_for
 
 # Deliveries are enqueued once the transaction commits: these tests commit as production does.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -252,12 +253,6 @@ def test_notify_with_a_key_of_its_own_tells_once(alice, recording, queued):
     assert Notification.objects.filter(channel="dashboard").count() == 1
     with pytest.raises(ValueError):
         notifications.notify(alice, staging, "expiry-warning", "no key")
-
-
-def client_for(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def test_the_dashboard_lists_a_persons_notifications_and_marks_them_read(alice, bob, queued):

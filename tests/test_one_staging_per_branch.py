@@ -11,32 +11,19 @@ from unittest import mock
 
 import pytest
 from django.core.management import call_command
-from django.test import Client
 from django.urls import reverse
 
 from provisioning import engine
 from provisioning.errors import BranchHasStaging, UserError
 from provisioning.models import OperationKind, OperationStatus, Staging, StagingStatus
 from provisioning.names import name_for_branch
+from tests.conftest import BRANCH
 from tests.factories import make_staging
+from tests.pages import client_for
 
-pytestmark = pytest.mark.django_db
-BRANCH = "feature/Login_Page"
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("enqueued")]
 NAME = name_for_branch(BRANCH)
 FORM = {"branch": BRANCH, "source": "host-db", "db_mode": "shared", "name": ""}
-
-
-@pytest.fixture(autouse=True)
-def enqueued(monkeypatch):
-    calls: list[int] = []
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", calls.append)
-    return calls
-
-
-def client_for(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def text_of(html: str) -> str:

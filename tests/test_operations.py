@@ -24,12 +24,10 @@ from provisioning.operations import (
     request_destroy,
     request_redeploy,
 )
-from tests.conftest import CLUSTER
+from tests.conftest import BRANCH, CLUSTER, QA_DB, RELEASE_TAG
 from tests.factories import make_operation, make_staging
 
 pytestmark = pytest.mark.django_db
-
-BRANCH = "feature/Login_Page"
 
 
 def aws_inventory() -> dict:
@@ -99,16 +97,17 @@ def test_the_unique_constraint_catches_a_race_for_a_name(host_env, alice, bob):
     assert "taken" in error.message
 
 
-def test_unknown_snapshot_source(nothing_made, alice):
+def test_unknown_snapshot_source(nothing_made, alice, settings):
     error = refused("source", branch=BRANCH, owner=alice, source="prod-db")
-    assert "prod-db" in error.message and "host-db, qa-db" in error.message
+    assert "prod-db" in error.message
+    assert ", ".join(settings.DS_SNAPSHOT_SOURCES) in error.message
 
 
 def test_source_without_an_available_snapshot(nothing_made, alice, settings):
     # moto snapshots a new instance at once; real RDS may still be taking the first one.
     taking = rds.Snapshot(identifier="new-db-first", instance_id="new-db",
                           created_at=datetime.now(UTC), status="creating", kind="automated")
-    settings.DS_SNAPSHOT_SOURCES = ["host-db", "qa-db", "new-db"]
+    settings.DS_SNAPSHOT_SOURCES = ["host-db", QA_DB, "new-db"]
     with mock.patch("provisioning.aws.rds.list_snapshots", return_value=[taking]) as listed:
         error = refused("source", branch=BRANCH, owner=alice, source="new-db")
     listed.assert_called_once_with(instance_id="new-db")
@@ -116,7 +115,7 @@ def test_source_without_an_available_snapshot(nothing_made, alice, settings):
 
 
 def test_source_that_no_longer_exists(nothing_made, alice, settings):
-    settings.DS_SNAPSHOT_SOURCES = ["host-db", "qa-db", "gone-db"]
+    settings.DS_SNAPSHOT_SOURCES = ["host-db", QA_DB, "gone-db"]
     error = refused("source", branch=BRANCH, owner=alice, source="gone-db")
     assert "no available snapshot" in error.message
 
@@ -142,18 +141,16 @@ def test_unknown_db_mode(nothing_made, alice):
 
 
 def test_shared_database_comes_only_from_the_host(nothing_made, alice):
-    refused("source", branch=BRANCH, owner=alice, db_mode=DbMode.SHARED, source="qa-db")
+    refused("source", branch=BRANCH, owner=alice, db_mode=DbMode.SHARED, source=QA_DB)
 
 
 # --- a good request -----------------------------------------------------------------------------
 
 def test_a_good_request_writes_rows_and_enqueues_but_makes_nothing(
-        host_env, alice, monkeypatch, django_capture_on_commit_callbacks):
+        host_env, alice, enqueued, django_capture_on_commit_callbacks):
     before = aws_inventory()
-    enqueued: list[int] = []
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", enqueued.append)
     with django_capture_on_commit_callbacks(execute=True):
-        staging = request_create(branch=BRANCH, owner=alice, source="qa-db")
+        staging = request_create(branch=BRANCH, owner=alice, source=QA_DB)
     assert staging.name == name_for_branch(BRANCH)
     assert (staging.status, staging.db_mode, staging.owner) == (
         StagingStatus.PENDING, DbMode.DEDICATED, alice)
@@ -183,8 +180,8 @@ def test_redeploy_only_a_ready_staging(host_env, alice):
 def test_redeploy_after_a_failed_redeploy_is_allowed(host_env, alice):
     staging = make_staging(alice, status=StagingStatus.FAILED)
     make_operation(staging, OperationKind.REDEPLOY, status=OperationStatus.FAILED)
-    operation = request_redeploy(staging, user=alice, tag="release-1.2")
-    assert operation.params == {"tag": "release-1.2"}
+    operation = request_redeploy(staging, user=alice, tag=RELEASE_TAG)
+    assert operation.params == {"tag": RELEASE_TAG}
 
 
 def test_redeploy_of_a_tag_without_image(host_env, alice):

@@ -2,49 +2,21 @@
 ``wake_at`` set) and put back on the queue when it is due; it resumes where it was."""
 
 import time
-from dataclasses import replace
 from unittest import mock
 
 import pytest
 from django.utils import timezone
 
-from provisioning.aws import rds
 from provisioning.models import OperationStatus, StagingStatus, Step, StepState
 from provisioning.operations import request_create, request_destroy
 from provisioning.runner import run_operation
 from provisioning.tasks import wake_parked_operations
+from tests.conftest import BRANCH
 from tests.factories import make_operation, make_staging, step_context
+from tests.faults import restoring_for
+from tests.running import steps_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-BRANCH = "feature/Login_Page"
-
-
-@pytest.fixture
-def enqueued(monkeypatch):
-    calls: list[int] = []
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", calls.append)
-    monkeypatch.setattr("provisioning.tasks.enqueue_resume", calls.append)
-    return calls
-
-
-def restoring_for(looks: int):
-    """rds.describe_instance, with the staging's database still restoring for ``looks`` looks."""
-    real = rds.describe_instance
-    seen = {"looks": 0}
-
-    def describe(*, instance_id):
-        found = real(instance_id=instance_id)
-        if found and instance_id.startswith("ds-") and seen["looks"] < looks:
-            seen["looks"] += 1
-            return replace(found, status="creating")
-        return found
-
-    return mock.patch("provisioning.aws.rds.describe_instance", side_effect=describe)
-
-
-def states(operation) -> dict[str, str]:
-    return {step.key: step.state for step in operation.steps.all()}
 
 
 def wait_until_due(operation) -> None:
@@ -61,9 +33,9 @@ def test_a_waiting_operation_gives_its_worker_back_and_is_woken_once(host_env, a
         assert operation.status == OperationStatus.RUNNING
         assert (operation.runner_token, operation.heartbeat_at) == ("", None)
         assert operation.wake_at is not None
-        assert states(operation)["database"] == StepState.WAITING
+        assert steps_of(operation)["database"] == StepState.WAITING
         # What did not depend on the database went as far as it could before parking.
-        assert states(operation)["listener_rule"] == StepState.DONE
+        assert steps_of(operation)["listener_rule"] == StepState.DONE
         first_start = operation.steps.get(key="database").started_at
 
         enqueued.clear()
@@ -105,13 +77,13 @@ def test_a_destroy_takes_over_a_parked_create_at_once(host_env, alice, enqueued)
     destroy = request_destroy(staging, user=alice)
     create.refresh_from_db()
     assert create.status == OperationStatus.FAILED and create.wake_at is None
-    assert states(create)["database"] == StepState.PENDING
+    assert steps_of(create)["database"] == StepState.PENDING
     assert create.steps.get(key="database").detail == "stopped before it finished"
     assert wake_parked_operations() == []
     assert run_operation(destroy.pk) is True
     destroy.refresh_from_db()
     assert destroy.status == OperationStatus.SUCCEEDED
-    assert states(destroy)["handover"] == StepState.SKIPPED
+    assert steps_of(destroy)["handover"] == StepState.SKIPPED
 
 
 def test_a_wait_times_out_from_when_it_began_not_from_each_look(host_env, alice, settings):

@@ -27,18 +27,16 @@ from provisioning.models import (
 )
 from provisioning.operations import request_create, request_destroy
 from provisioning.runner import run_operation
-from tests.conftest import HOST_DB, QA_DB
+from tests.conftest import BRANCH, HOST_DB, QA_DB, SNAPSHOT_SOURCES
 from tests.factories import make_staging
+from tests.running import steps_of
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-BRANCH = "feature/Login_Page"
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("enqueued")]
 
 
 @pytest.fixture(autouse=True)
-def no_queue(monkeypatch):
-    """Operations and refills are run by the tests themselves, not by a queue."""
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", lambda operation_id: None)
+def refills(monkeypatch):
+    """Refills asked for: the tests refill the pool themselves, not a queue."""
     refills: list[bool] = []
     monkeypatch.setattr("provisioning.pool.request_refill", lambda: refills.append(True))
     return refills
@@ -79,10 +77,6 @@ def create_and_run(owner, **kwargs) -> tuple[Staging, Operation]:
     return staging, operation
 
 
-def steps_of(operation: Operation) -> dict[str, str]:
-    return {s.key: s.state for s in operation.steps.all()}
-
-
 def container_env(task_definition_arn: str) -> tuple[dict[str, str], dict[str, str]]:
     definition = boto3.client("ecs").describe_task_definition(
         taskDefinition=task_definition_arn)["taskDefinition"]
@@ -95,8 +89,8 @@ def container_env(task_definition_arn: str) -> tuple[dict[str, str], dict[str, s
 
 def test_pool_sizes_are_parsed_per_source():
     assert parse_pool_sizes("") == {}
-    assert parse_pool_sizes(" host-db=2 , qa-db=0,") == {HOST_DB: 2, QA_DB: 0}
-    assert parse_source_secrets("qa-db=qa/db-password") == {QA_DB: "qa/db-password"}
+    assert parse_pool_sizes(" host-db=2 , qa-db=0,") == {"host-db": 2, "qa-db": 0}
+    assert parse_source_secrets("qa-db=qa/db-password") == {"qa-db": "qa/db-password"}
 
 
 @pytest.mark.parametrize(("raw", "message"), [
@@ -124,7 +118,7 @@ def test_a_pool_for_an_unknown_source_is_reported_by_the_refill(host_env, settin
     settings.DS_POOL_SIZES = {"prod-db": 1}
     result = pool.refill_pools()
     assert result.errors == ["DS_POOL_SIZES names 'prod-db', which is not one of "
-                             "DS_SNAPSHOT_SOURCES (host-db, qa-db)"]
+                             f"DS_SNAPSHOT_SOURCES ({', '.join(SNAPSHOT_SOURCES)})"]
     assert result.restored == [] and rows() == []
 
 
@@ -156,10 +150,11 @@ def test_refill_restores_the_missing_databases_and_marks_them_ready(qa_pool):
     # Not the host's own database: the host's password is set before it counts as ready.
     assert sorted(c.kwargs["instance_id"] for c in set_password.call_args_list) == sorted(
         r.instance_id for r in ready)
-    assert {c.kwargs["password"] for c in set_password.call_args_list} == {"host-password"}
+    assert {c.kwargs["password"] for c in set_password.call_args_list} == {
+        qa_pool.host_db_password}
     for row in ready:
         instance = instances()[row.instance_id]
-        assert row.instance_id.startswith("dsp-qa-db-")
+        assert row.instance_id.startswith(f"dsp-{QA_DB}-")
         assert instance["DBInstanceClass"] == "db.t3.micro"
         assert tags_of(instance) | {"dynamic-staging-password": "host"} == {
             "managed-by": "dynamic-stagings", "dynamic-staging-pool": QA_DB,
@@ -223,7 +218,7 @@ def test_a_pool_database_deleted_behind_our_back_is_forgotten_and_replaced(qa_po
 
 # --- claiming -------------------------------------------------------------------------------------
 
-def test_a_create_takes_a_pool_database_and_skips_the_restore(qa_pool, alice, no_queue):
+def test_a_create_takes_a_pool_database_and_skips_the_restore(qa_pool, alice, refills):
     fill()
     newest_first = rows(status=PoolStatus.READY)[-1]
     PoolDatabase.objects.filter(pk=newest_first.pk).update(created_at=newest_first.created_at
@@ -236,7 +231,7 @@ def test_a_create_takes_a_pool_database_and_skips_the_restore(qa_pool, alice, no
     assert operation.status == "succeeded" and staging.status == StagingStatus.READY
     assert staging.db_instance == newest_first.instance_id
     assert steps_of(operation)["db_credentials"] == "skipped"
-    assert no_queue == [True]  # a refill was asked for at once
+    assert refills == [True]  # a refill was asked for at once
 
     taken = PoolDatabase.objects.get(instance_id=staging.db_instance)
     assert taken.status == PoolStatus.CLAIMED and taken.staging_id == staging.pk
@@ -347,15 +342,17 @@ def test_a_source_secret_replaces_the_password_change(host_env, alice, settings)
     environment, secrets = container_env(outputs["web_task_definition"]["arn"])
     assert secrets["DB_PASSWORD"] == arn
     assert "DB_PASSWORD" not in environment
-    # The host's own password secret stays where the host's definition has it.
-    assert secrets["DATABASE_PASSWORD"] == host_env.secret_arn
+    # The host's connection string stays as the host's definition has it (the app points it at
+    # the staging's DB_INSTANCE_ID).
+    host_environment, _ = container_env(host_env.web_task_definition_arn)
+    assert environment["DATABASE_URL"] == host_environment["DATABASE_URL"]
 
 
 def test_a_missing_source_secret_fails_the_step_clearly(host_env, alice, settings):
     settings.DS_SOURCE_DB_SECRETS = {QA_DB: "qa/no-such-secret"}
     staging, operation = create_and_run(alice, source=QA_DB)
     assert operation.status == "failed"
-    assert "qa/no-such-secret (DS_SOURCE_DB_SECRETS for qa-db) does not exist" in operation.error
+    assert f"qa/no-such-secret (DS_SOURCE_DB_SECRETS for {QA_DB}) does not exist" in operation.error
 
 
 # --- the fleet page -------------------------------------------------------------------------------

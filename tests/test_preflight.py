@@ -12,11 +12,9 @@ from provisioning.aws import elbv2, rds
 from provisioning.errors import UserError
 from provisioning.models import DbMode, Staging
 from provisioning.operations import request_create, request_destroy
-from tests.conftest import QA_DB
+from tests.conftest import BRANCH, QA_DB, RELEASE_TAG
 
 pytestmark = pytest.mark.django_db
-
-BRANCH = "feature/Login_Page"
 
 
 def tagged_resources() -> list[str]:
@@ -128,9 +126,9 @@ def test_operations_in_flight_per_person_are_bounded_but_not_destroys(host_env, 
     settings.DS_MAX_INFLIGHT_PER_USER = 2
     first = request_create(branch=BRANCH, owner=alice, db_mode=DbMode.SHARED)
     request_create(branch="main", owner=alice, db_mode=DbMode.SHARED)
-    error = refused_after(2, branch="release-1.2", owner=alice, db_mode=DbMode.SHARED)
+    error = refused_after(2, branch=RELEASE_TAG, owner=alice, db_mode=DbMode.SHARED)
     assert "2 operations under way" in error.message
-    assert request_create(branch="release-1.2", owner=bob, db_mode=DbMode.SHARED).name
+    assert request_create(branch=RELEASE_TAG, owner=bob, db_mode=DbMode.SHARED).name
     assert request_destroy(first, user=alice).kind == "destroy"
 
 

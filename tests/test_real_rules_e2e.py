@@ -11,11 +11,11 @@ import json
 
 import pytest
 
+from tests.conftest import BRANCH
 from tests.stack import SandboxStack, running_stack
 
 pytestmark = pytest.mark.e2e
 
-BRANCH = "feature/Login_Page"
 SOURCE = "staging-marketing-db"
 HEALTH_CHECK_KEYS = ("HealthCheckPath", "Matcher", "HealthCheckPort", "HealthCheckProtocol",
                      "HealthCheckIntervalSeconds", "HealthCheckTimeoutSeconds",

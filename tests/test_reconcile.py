@@ -10,7 +10,6 @@ from datetime import timedelta
 import boto3
 import pytest
 from django.core.management import call_command
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -31,14 +30,10 @@ from provisioning.models import (
 from provisioning.operations import request_create, request_destroy, request_recreate
 from provisioning.runner import run_operation
 from tests.conftest import CLUSTER, HOST_DB
-from tests.test_runner import assert_everything_made, assert_nothing_left
+from tests.footprint import assert_everything_made, assert_nothing_left
+from tests.pages import client_for
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def not_queued(monkeypatch):
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", lambda operation_id: None)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("enqueued")]
 
 
 def no_sleep(seconds: float) -> None:
@@ -234,12 +229,6 @@ def test_the_scheduled_sweep_marks_and_says(host_env, alice):
     assert [judged.name for judged in found.lost] == [staging.name]
     run = tasks.recent_runs()[1][1][0]
     assert run.outcome == f"0 leftover(s) found; 1 staging(s) marked lost: {staging.name}"
-
-
-def client_for(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def test_the_pages_show_a_lost_staging_and_offer_destroy_and_recreate(host_env, alice, bob):

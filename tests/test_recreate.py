@@ -9,19 +9,12 @@ import pytest
 from provisioning import engine
 from provisioning.errors import UserError
 from provisioning.models import AuditEvent, DbMode, Operation, Staging, StagingStatus
+from tests.conftest import BRANCH, HOST_DB, QA_DB
 from tests.factories import make_staging
 
 pytestmark = pytest.mark.django_db
 
-BRANCH = "feature/Login_Page"
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def enqueued(monkeypatch):
-    calls: list[int] = []
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", calls.append)
-    return calls
 
 
 def destroyed(owner, name="shop", **fields) -> Staging:
@@ -34,12 +27,12 @@ def destroyed(owner, name="shop", **fields) -> Staging:
 def test_recreate_makes_it_again_as_it_was(host_env, alice, enqueued, time_machine,
                                            django_capture_on_commit_callbacks):
     time_machine.move_to(T0, tick=False)
-    old = destroyed(alice, source="qa-db", snapshot_id="qa-db-old", ttl_hours=5.0)
+    old = destroyed(alice, source=QA_DB, snapshot_id=f"{QA_DB}-old", ttl_hours=5.0)
     with django_capture_on_commit_callbacks(execute=True):
         again = engine.request_recreate(old, user=alice)
     assert again.pk != old.pk
     assert (again.name, again.branch, again.source, again.db_mode, again.owner) == (
-        "shop", BRANCH, "qa-db", DbMode.DEDICATED, alice)
+        "shop", BRANCH, QA_DB, DbMode.DEDICATED, alice)
     assert again.status == StagingStatus.PENDING
     assert again.snapshot_id == host_env.qa_snapshot  # the source's newest snapshot now
     assert again.image_tag == "feature-Login_Page"
@@ -57,7 +50,7 @@ def test_a_shared_one_comes_back_shared(host_env, alice, admin, enqueued):
     old = destroyed(alice, db_mode=DbMode.SHARED)
     again = engine.request_recreate(old, user=admin)  # staff may, and then owns it
     assert (again.db_mode, again.source, again.snapshot_id, again.owner) == (
-        DbMode.SHARED, "host-db", "", admin)
+        DbMode.SHARED, HOST_DB, "", admin)
 
 
 def test_recreate_is_refused_while_the_name_is_live_again(host_env, alice, bob, enqueued):

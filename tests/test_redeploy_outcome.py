@@ -2,42 +2,29 @@
 image has the digest the staging already runs (on the staging page, in ``ds redeploy`` and in
 the report step's log), what it deployed otherwise."""
 
-import io
 import json
-from unittest import mock
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
 from provisioning.models import OperationKind, Staging, StepLog
 from provisioning.names import name_for_branch
-from provisioning.runner import run_operation
-from tests.conftest import push_image
+from tests.command_line import ds
+from tests.conftest import BRANCH, push_image
 
 pytestmark = pytest.mark.django_db(transaction=True)
-BRANCH = "feature/Login_Page"
 TAG = "feature-Login_Page"
 NAME = name_for_branch(BRANCH)
 NOTHING_CHANGED = "nothing changed: the image is the same"
 
 
-@pytest.fixture
-def run_at_once(monkeypatch):
-    """The queue runs each operation as soon as it is committed, in this process."""
-    monkeypatch.setenv("DS_USER", "alice")
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation",
-                        lambda operation_id: run_operation(operation_id))
-    monkeypatch.setattr("provisioning.management.commands.ds.WAIT_POLL_SECONDS", 0.01)
-
-
-def ds(*args: str) -> tuple[str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with mock.patch("sys.stderr", err):
-        call_command("ds", *args, stdout=out)
-    return out.getvalue(), err.getvalue()
+def ds_succeeds(*args: str) -> str:
+    """``ds`` with exit code 0: what it printed."""
+    code, out, err = ds(*args)
+    assert code == 0, err
+    return out
 
 
 def redeploy_report(staging: Staging):
@@ -51,9 +38,9 @@ def staging_page(staging: Staging) -> str:
     return client.get(reverse("staging", args=[staging.pk])).content.decode()
 
 
-def test_a_redeploy_of_the_same_image_says_nothing_changed(host_env, run_at_once):
-    ds("create", BRANCH, "--wait")
-    out, _ = ds("redeploy", NAME, "--wait")
+def test_a_redeploy_of_the_same_image_says_nothing_changed(host_env, cli_user, run_at_once):
+    ds_succeeds("create", BRANCH, "--wait")
+    out = ds_succeeds("redeploy", NAME, "--wait")
     assert f"outcome:        {NOTHING_CHANGED} (sha256:" in out
 
     staging = Staging.objects.get(name=NAME)
@@ -64,14 +51,14 @@ def test_a_redeploy_of_the_same_image_says_nothing_changed(host_env, run_at_once
     assert "Redeploy succeeded" in staging_page(staging)
     assert NOTHING_CHANGED in staging_page(staging)
 
-    out, _ = ds("show", NAME, "--json")
+    out = ds_succeeds("show", NAME, "--json")
     assert json.loads(out)["outcome"].startswith(NOTHING_CHANGED)
 
 
-def test_a_redeploy_of_a_new_image_says_what_it_deployed(host_env, run_at_once):
-    ds("create", BRANCH, "--wait")
+def test_a_redeploy_of_a_new_image_says_what_it_deployed(host_env, cli_user, run_at_once):
+    ds_succeeds("create", BRANCH, "--wait")
     digest = push_image(TAG, layer="a newer build")  # the same tag, pushed again
-    out, _ = ds("redeploy", NAME, "--wait", "--json")
+    out = ds_succeeds("redeploy", NAME, "--wait", "--json")
     data = json.loads(out)
     assert data["outcome"] == f"deployed {digest[:19]}"
     staging = Staging.objects.get(name=NAME)

@@ -153,7 +153,8 @@ def test_the_host_password_is_taken_from_an_rds_json_secret(from_qa, host_env):
 
 
 @pytest.mark.parametrize("password", ['pa"ss', "pa/ss", "pa@ss", "pa ss"])
-def test_a_host_password_rds_refuses_is_refused_naming_the_secret(from_qa, host_env, password):
+def test_a_host_password_rds_refuses_is_refused_naming_the_secret(from_qa, host_env, settings,
+                                                                 password):
     host_secret(host_env, password)
     run(from_qa, "database", database.restore_database)
     sent: list[dict] = []
@@ -163,7 +164,7 @@ def test_a_host_password_rds_refuses_is_refused_naming_the_secret(from_qa, host_
     with pytest.raises(ExternalCallFailed) as raised:
         run(from_qa, "db_credentials", database.align_credentials)
     assert raised.value.code == "InvalidParameterValue"
-    assert host_env.secret_arn in raised.value.message
+    assert settings.DS_HOST_DB_PASSWORD_SECRET in raised.value.message
     assert "DS_HOST_DB_PASSWORD_SECRET" in raised.value.message
     assert password not in raised.value.message
     assert sent == []
@@ -187,7 +188,7 @@ def test_a_pool_refuses_a_host_password_rds_refuses(host_env, settings):
     settings.DS_POOL_SIZES = {QA_DB: 1}
     pool.refill_pools()
     errors = pool.refill_pools().errors
-    assert len(errors) == 1 and host_env.secret_arn in errors[0]
+    assert len(errors) == 1 and settings.DS_HOST_DB_PASSWORD_SECRET in errors[0]
     assert "with space" not in errors[0]
     assert pool.PoolDatabase.objects.get().status == PoolStatus.RESTORING
 

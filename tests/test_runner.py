@@ -18,108 +18,19 @@ from provisioning.models import (
     DbMode,
     Operation,
     OperationStatus,
-    Staging,
     StagingStatus,
     StepState,
 )
-from provisioning.operations import request_create, request_destroy, request_redeploy
+from provisioning.operations import request_destroy, request_redeploy
 from provisioning.runner import run_operation
 from provisioning.steps.account import read_login_password
-from tests.conftest import CLUSTER, DOMAIN, push_image
+from tests.conftest import CLUSTER, DOMAIN, QA_DB, push_image
 from tests.factories import make_operation, make_staging
+from tests.faults import WorkerKilled
+from tests.footprint import assert_everything_made, assert_host_untouched, assert_nothing_left
+from tests.running import create, run, steps_of
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-BRANCH = "feature/Login_Page"
-
-
-@pytest.fixture(autouse=True)
-def enqueued(monkeypatch):
-    """Operations are run by the tests themselves, not by a queue."""
-    calls: list[int] = []
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", calls.append)
-    monkeypatch.setattr("provisioning.tasks.enqueue_resume", calls.append)
-    return calls
-
-
-def create(owner, branch: str = BRANCH, **kwargs) -> tuple[Staging, Operation]:
-    staging = request_create(branch=branch, owner=owner, **kwargs)
-    return staging, staging.latest_operation()
-
-
-def run(operation: Operation) -> Operation:
-    assert run_operation(operation.pk) is True
-    operation.refresh_from_db()
-    return operation
-
-
-def steps_of(operation: Operation) -> dict[str, str]:
-    return {s.key: s.state for s in operation.steps.all()}
-
-
-# --- what AWS holds -----------------------------------------------------------------------------
-
-def tagged(name: str) -> list[str]:
-    client = boto3.client("resourcegroupstaggingapi")
-    mappings = client.get_resources(
-        TagFilters=[{"Key": "dynamic-staging", "Values": [name]}])["ResourceTagMappingList"]
-    return [m["ResourceARN"] for m in mappings]
-
-
-def service_status(name: str) -> str | None:
-    found = boto3.client("ecs").describe_services(cluster=CLUSTER, services=[name])["services"]
-    return found[0]["status"] if found else None
-
-
-def rules_for(listener_arn: str, host: str) -> list[dict]:
-    rules = boto3.client("elbv2").describe_rules(ListenerArn=listener_arn)["Rules"]
-    return [r for r in rules for c in r["Conditions"]
-            if host in c.get("HostHeaderConfig", {}).get("Values", [])]
-
-
-def task_definitions(name: str) -> list[str]:
-    client = boto3.client("ecs")
-    return [arn for status in ("ACTIVE", "INACTIVE")
-            for family in (f"ds-{name}-web", f"ds-{name}-worker")
-            for arn in client.list_task_definitions(familyPrefix=family,
-                                                    status=status)["taskDefinitionArns"]]
-
-
-def db_instance_ids() -> list[str]:
-    return [i["DBInstanceIdentifier"]
-            for i in boto3.client("rds").describe_db_instances()["DBInstances"]]
-
-
-def assert_everything_made(name: str, listener_arn: str, *, dedicated: bool = True) -> None:
-    arns = tagged(name)
-    kinds = sorted(arn.split(":")[2] + ":" + arn.split(":")[5].split("/")[0] for arn in arns)
-    expected = ["ecs:service", "ecs:service", "ecs:task-definition", "ecs:task-definition",
-                "elasticloadbalancing:targetgroup"]
-    if dedicated:
-        expected.append("rds:db")
-    assert kinds == sorted(expected), arns
-    assert len(rules_for(listener_arn, f"{name}.{DOMAIN}")) == 1
-    assert service_status(f"ds-{name}-web") == service_status(f"ds-{name}-worker") == "ACTIVE"
-    assert (f"ds-{name}" in db_instance_ids()) is dedicated
-
-
-def assert_nothing_left(name: str, listener_arn: str) -> None:
-    # Deleted ECS services stay listed as INACTIVE (AWS forgets them later); nothing else may.
-    left = [arn for arn in tagged(name) if ":service/" not in arn]
-    assert left == []
-    for service in (f"ds-{name}-web", f"ds-{name}-worker"):
-        assert service_status(service) in {None, "INACTIVE"}
-    assert rules_for(listener_arn, f"{name}.{DOMAIN}") == []
-    assert task_definitions(name) == []
-    assert f"ds-{name}" not in db_instance_ids()
-    groups = boto3.client("elbv2").describe_target_groups()["TargetGroups"]
-    assert [g for g in groups if g["TargetGroupName"] == f"ds-{name}"] == []
-
-
-def assert_host_untouched(host_env) -> None:
-    assert service_status("host-web") == service_status("host-worker") == "ACTIVE"
-    assert {"host-db", "qa-db"} <= set(db_instance_ids())
-
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("enqueued")]
 
 # --- the whole life of a staging -----------------------------------------------------------------
 
@@ -133,7 +44,7 @@ def test_create_redeploy_destroy(host_env, alice, enqueued):
     staging.refresh_from_db()
     assert operation.status == OperationStatus.SUCCEEDED, operation.error
     assert staging.status == StagingStatus.READY
-    assert staging.url == f"https://{staging.name}.{DOMAIN}"
+    assert staging.url == f"http://{staging.name}.{DOMAIN}"
     assert staging.ready_at is not None and staging.error == ""
     assert steps_of(operation) == {
         "image": "done", "database": "done", "web_task_definition": "done",
@@ -168,11 +79,11 @@ def test_create_redeploy_destroy(host_env, alice, enqueued):
     assert staging.status == StagingStatus.DESTROYED and staging.destroyed_at
     assert steps_of(destroy)["verify"] == "done"
     assert_nothing_left(staging.name, host_env.listener_arn)
-    assert_host_untouched(host_env)
+    assert_host_untouched()
 
 
 def test_create_from_another_source_aligns_credentials(host_env, alice):
-    staging, operation = create(alice, source="qa-db")
+    staging, operation = create(alice, source=QA_DB)
     assert staging.snapshot_id == host_env.qa_snapshot
     with mock.patch("provisioning.aws.rds.set_master_password",
                     wraps=rds.set_master_password) as set_password:
@@ -180,7 +91,7 @@ def test_create_from_another_source_aligns_credentials(host_env, alice):
     assert operation.status == OperationStatus.SUCCEEDED, operation.error
     assert steps_of(operation)["db_credentials"] == "done"
     set_password.assert_called_once_with(instance_id=f"ds-{staging.name}",
-                                         password="host-password")
+                                         password=host_env.host_db_password)
     assert_everything_made(staging.name, host_env.listener_arn)
 
 
@@ -290,10 +201,6 @@ def test_a_failure_stops_the_steps_still_running(host_env, alice):
 
 
 # --- crashes and claims ------------------------------------------------------------------------
-
-class WorkerKilled(BaseException):
-    """Stands for the worker process dying in the middle of a step."""
-
 
 def test_a_run_after_a_crash_resumes_without_redoing_done_steps(host_env, alice):
     staging, operation = create(alice)

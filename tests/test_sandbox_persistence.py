@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 
 from provisioning.sandbox import clock, persistence
 from provisioning.sandbox.latency import scaled
+from tests.conftest import CLUSTER, HOST_DB, REPOSITORY, WEB_SERVICE
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 SCALE = 0.02
@@ -71,7 +72,7 @@ def state_dir(tmp_path):
 
 
 def newest_host_snapshot(rds) -> str:
-    snapshots = rds.describe_db_snapshots(DBInstanceIdentifier="host-db")["DBSnapshots"]
+    snapshots = rds.describe_db_snapshots(DBInstanceIdentifier=HOST_DB)["DBSnapshots"]
     available = [s for s in snapshots if s["Status"] == "available"]
     return max(available, key=lambda s: s["SnapshotCreateTime"])["DBSnapshotIdentifier"]
 
@@ -132,7 +133,7 @@ def test_what_the_sandbox_aws_holds_comes_back_after_a_restart(state_dir):
     made = make_things(first)
     restored_at = time.monotonic()
     assert db_status(first.client("rds"), "ds-kept") == "creating"
-    images = first.client("ecr").describe_images(repositoryName="app")["imageDetails"]
+    images = first.client("ecr").describe_images(repositoryName=REPOSITORY)["imageDetails"]
     first.stop()
     assert "newly seeded: no saved state" in first.said()
     assert persistence.state_file(state_dir).exists()
@@ -140,7 +141,7 @@ def test_what_the_sandbox_aws_holds_comes_back_after_a_restart(state_dir):
     again = RunningSandbox(state_dir)
     assert "restored from" in again.said()
     ecs, elbv2, rds = again.client("ecs"), again.client("elbv2"), again.client("rds")
-    (service,) = ecs.describe_services(cluster="host-staging",
+    (service,) = ecs.describe_services(cluster=CLUSTER,
                                        services=["ds-kept-web"])["services"]
     assert service["status"] == "ACTIVE" and service["desiredCount"] == 1
     assert [r["RuleArn"] for r in elbv2.describe_rules(RuleArns=[made["rule"]])["Rules"]] == [
@@ -148,7 +149,7 @@ def test_what_the_sandbox_aws_holds_comes_back_after_a_restart(state_dir):
     assert elbv2.describe_target_groups(TargetGroupArns=[made["group"]])["TargetGroups"]
     assert again.client("secretsmanager").get_secret_value(
         SecretId=made["secret"])["SecretString"] == "s3cret"
-    assert again.client("ecr").describe_images(repositoryName="app")["imageDetails"] == images
+    assert again.client("ecr").describe_images(repositoryName=REPOSITORY)["imageDetails"] == images
     assert newest_host_snapshot(rds)
     # The restore went on while the sandbox was away, on the sandbox's own clock.
     restore_seconds = scaled("rds_restore", SCALE)
@@ -162,7 +163,7 @@ def test_what_the_sandbox_aws_holds_comes_back_after_a_restart(state_dir):
     # The account API's accounts came back too: the account is there to be removed.
     assert account_api(again, "DELETE", f"/{made['account']}")[0] == 204
     # The service's deployment goes on: its task is running, its events were kept.
-    tasks = ecs.list_tasks(cluster="host-staging", serviceName="ds-kept-web")["taskArns"]
+    tasks = ecs.list_tasks(cluster=CLUSTER, serviceName="ds-kept-web")["taskArns"]
     assert tasks
     again.stop()
 
@@ -180,7 +181,7 @@ def test_a_killed_sandbox_keeps_what_it_saved_moments_before(state_dir):
     first.kill()  # no chance to save on the way out
 
     again = RunningSandbox(state_dir)
-    found = again.client("ecs").describe_services(cluster="host-staging",
+    found = again.client("ecs").describe_services(cluster=CLUSTER,
                                                   services=["ds-saved-web"])["services"]
     assert [s["status"] for s in found] == ["ACTIVE"]
     again.stop()
@@ -195,7 +196,7 @@ def test_fresh_and_unreadable_states_start_newly_seeded(state_dir):
     assert "newly seeded: asked for a fresh one; the saved state was moved to" in fresh.said()
     rds = fresh.client("rds")
     assert db_status(rds, "ds-kept") == "DBInstanceNotFound"
-    assert db_status(rds, "host-db") == "available"  # the host is seeded again
+    assert db_status(rds, HOST_DB) == "available"  # the host is seeded again
     fresh.stop()
     assert (state_dir / (persistence.STATE_FILE_NAME + persistence.SET_ASIDE_SUFFIX)).exists()
 
@@ -203,7 +204,7 @@ def test_fresh_and_unreadable_states_start_newly_seeded(state_dir):
     unreadable = RunningSandbox(state_dir)
     assert "newly seeded: the saved state could not be used" in unreadable.said()
     assert unreadable.client("ecs").describe_services(
-        cluster="host-staging", services=["host-web"])["services"][0]["status"] == "ACTIVE"
+        cluster=CLUSTER, services=[WEB_SERVICE])["services"][0]["status"] == "ACTIVE"
     unreadable.stop()
     assert (state_dir / (persistence.STATE_FILE_NAME + persistence.SET_ASIDE_SUFFIX)
             ).read_bytes() == b"not a pickle"

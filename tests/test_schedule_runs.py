@@ -13,14 +13,6 @@ from tests.factories import make_operation, make_staging
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def enqueued(monkeypatch):
-    calls: list[int] = []
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", calls.append)
-    monkeypatch.setattr("provisioning.tasks.enqueue_resume", calls.append)
-    return calls
-
-
 def runs_of(every: tasks.Every) -> list[ScheduleRun]:
     return list(ScheduleRun.objects.filter(name=every.name))
 

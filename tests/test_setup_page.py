@@ -8,7 +8,8 @@ from django.urls import reverse
 
 from provisioning import doctor
 from provisioning.aws import rds
-from tests.test_access import inline_code
+from tests.inline_code import inline_code
+from tests.pages import client_for
 
 pytestmark = pytest.mark.django_db
 
@@ -38,12 +39,6 @@ def runs(monkeypatch):
 def checked_host(host_env, monkeypatch):
     monkeypatch.setattr(rds, "instance_quota", lambda: rds.Quota(used=3, maximum=40))
     return host_env
-
-
-def client_for(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def test_login_is_required(client, runs):

@@ -27,41 +27,41 @@ def action_ids(body: dict) -> list[str]:
             for element in block.get("elements", [])]
 
 
-def test_destroy_asks_for_confirmation_and_changes_nothing(press, shop, operations):
+def test_destroy_asks_for_confirmation_and_changes_nothing(press, shop, enqueued):
     status, [asked] = press(messages.DESTROY, "shop")
     assert status == 200
     assert asked["text"] == "Destroy shop?" and asked["response_type"] == "ephemeral"
     assert "cannot be undone" in asked["blocks"][0]["text"]["text"]
     assert action_ids(asked) == [messages.DESTROY_CONFIRMED, messages.DESTROY_CANCELLED]
-    assert shop.operations.count() == 0 and operations == []
+    assert shop.operations.count() == 0 and enqueued == []
 
 
-def test_the_confirmation_destroys(press, shop, operations):
+def test_the_confirmation_destroys(press, shop, enqueued):
     _, [done] = press(messages.DESTROY_CONFIRMED, "shop")
     operation = shop.latest_operation()
-    assert operation.kind == OperationKind.DESTROY and operations == [operation.pk]
+    assert operation.kind == OperationKind.DESTROY and enqueued == [operation.pk]
     assert done["replace_original"] is True
     assert done["text"].startswith("Destroying *shop*")
     assert AuditEvent.objects.get(action="destroy").channel == "slack"
     assert SlackRequest.objects.get().operation == operation
 
 
-def test_cancel_leaves_it_as_it_was(press, shop, operations, slack):
+def test_cancel_leaves_it_as_it_was(press, shop, enqueued, slack):
     _, [said] = press(messages.DESTROY_CANCELLED, "shop")
     assert said["text"] == "Nothing was destroyed: shop stays."
     assert said["replace_original"] is True
     assert shop.operations.count() == 0 and slack.lookups == []
 
 
-def test_bob_cannot_destroy_alices_staging_with_the_buttons(press, shop, operations):
+def test_bob_cannot_destroy_alices_staging_with_the_buttons(press, shop, enqueued):
     for action in (messages.DESTROY, messages.DESTROY_CONFIRMED):
         _, [said] = press(action, "shop", user=BOB)
         assert said["text"] == "Only shop's owner (alice) or an admin may destroy it."
-    assert shop.operations.count() == 0 and operations == []
+    assert shop.operations.count() == 0 and enqueued == []
     assert not AuditEvent.objects.exists()
 
 
-def test_a_staging_already_gone(press, alice, operations):
+def test_a_staging_already_gone(press, alice, enqueued):
     make_staging(alice, name="old", status=StagingStatus.DESTROYED)
     _, [said] = press(messages.DESTROY_CONFIRMED, "old")
     assert said["text"] == "No live staging is called old."

@@ -21,7 +21,7 @@ from provisioning.models import (
 )
 from provisioning.slack.bot import answer
 from provisioning.slack.commands import HELP, CommandProblem, parse
-from tests.conftest import HOST_DB, QA_DB
+from tests.conftest import QA_DB, RELEASE_TAG, SNAPSHOT_SOURCES
 from tests.factories import make_staging
 from tests.slack_helpers import ADMIN, ALICE, BOB, STRANGER, command_form, post_signed
 
@@ -58,7 +58,7 @@ def test_what_the_engine_cannot_do_yet_is_said_honestly(run, text):
     assert not SlackRequest.objects.exists() and not Staging.objects.exists()
 
 
-def test_create_makes_the_staging_for_the_slack_user(host_env, run, slack, alice, operations):
+def test_create_makes_the_staging_for_the_slack_user(host_env, run, slack, alice, enqueued):
     said, later = run("create feature/Login_Page --shared-db")
     assert said == "Working on `create feature/Login_Page --shared-db`..."
     staging = Staging.objects.get()
@@ -69,7 +69,7 @@ def test_create_makes_the_staging_for_the_slack_user(host_env, run, slack, alice
     assert slack.lookups == [ALICE]
     request = SlackRequest.objects.get()
     operation = staging.latest_operation()
-    assert operations == [operation.pk]
+    assert enqueued == [operation.pk]
     assert (request.status, request.user, request.staging, request.operation) == (
         SlackRequestStatus.ANSWERED, alice, staging, operation)
     event = AuditEvent.objects.get(action="create")
@@ -87,7 +87,7 @@ def test_create_takes_a_source_and_a_name(host_env, run):
 
 def test_a_create_the_engine_refuses_is_one_sentence_and_makes_nothing(host_env, run):
     _, later = run("create feature/Login_Page --source prod-db")
-    assert later == [f"Unknown snapshot source 'prod-db'; allowed: {HOST_DB}, {QA_DB}."]
+    assert later == [f"Unknown snapshot source 'prod-db'; allowed: {', '.join(SNAPSHOT_SOURCES)}."]
     _, later = run("create feature/no-such-image --shared-db")
     assert len(later) == 1 and "feature-no-such-image" in later[0]
     assert not Staging.objects.exists() and not AuditEvent.objects.exists()
@@ -130,18 +130,18 @@ def test_show_tells_how_to_log_in_but_never_the_password(run, alice, bob, settin
     assert unknown == "No staging is called nothing-here."
 
 
-def test_redeploy_with_a_tag(host_env, run, alice, operations):
+def test_redeploy_with_a_tag(host_env, run, alice, enqueued):
     staging = make_staging(alice, name="shop", status=StagingStatus.READY)
-    _, [said] = run("redeploy shop --tag release-1.2")
+    _, [said] = run(f"redeploy shop --tag {RELEASE_TAG}")
     operation = staging.latest_operation()
-    assert (operation.kind, operation.params["tag"]) == (OperationKind.REDEPLOY, "release-1.2")
-    assert operations == [operation.pk]
-    assert said == ("Redeploying *shop* with `release-1.2`. I will post in this conversation "
+    assert (operation.kind, operation.params["tag"]) == (OperationKind.REDEPLOY, RELEASE_TAG)
+    assert enqueued == [operation.pk]
+    assert said == (f"Redeploying *shop* with `{RELEASE_TAG}`. I will post in this conversation "
                     "when it is ready.")
     assert AuditEvent.objects.get(action="redeploy").channel == "slack"
 
 
-def test_destroy(run, alice, operations):
+def test_destroy(run, alice, enqueued):
     staging = make_staging(alice, name="shop", status=StagingStatus.READY)
     _, [said] = run("destroy shop")
     assert staging.latest_operation().kind == OperationKind.DESTROY
@@ -180,19 +180,19 @@ def test_bob_cannot_extend_alices_staging(run, alice):
     assert staging.expires_at == expires
 
 
-def test_bob_cannot_destroy_or_redeploy_alices_staging_from_slack(run, alice, operations):
+def test_bob_cannot_destroy_or_redeploy_alices_staging_from_slack(run, alice, enqueued):
     staging = make_staging(alice, name="shop", status=StagingStatus.READY)
     for verb in ("destroy", "redeploy"):
         _, [said] = run(f"{verb} shop", user=BOB)
         assert said == f"Only shop's owner (alice) or an admin may {verb} it."
-    assert staging.operations.count() == 0 and operations == []
+    assert staging.operations.count() == 0 and enqueued == []
     assert not AuditEvent.objects.exists()
     # The same rule as the dashboard's: an admin may.
     _, [said] = run("destroy shop", user=ADMIN)
     assert said.startswith("Destroying *shop*")
 
 
-def test_someone_slack_knows_but_the_dashboard_does_not_is_refused(run, slack, operations):
+def test_someone_slack_knows_but_the_dashboard_does_not_is_refused(run, slack, enqueued):
     slack.users[STRANGER] = "mallory@example.com"
     _, [said] = run("create feature/Login_Page", user=STRANGER)
     assert said == ("No dashboard user has the e-mail address mallory@example.com, so I cannot "
@@ -204,7 +204,7 @@ def test_someone_slack_knows_but_the_dashboard_does_not_is_refused(run, slack, o
     _, [said] = run("list", user=STRANGER)
     assert said == ("I could not ask Slack who you are (users.info: user_not_found); try again "
                     "in a minute.")
-    assert not Staging.objects.exists() and operations == []
+    assert not Staging.objects.exists() and enqueued == []
 
 
 def test_an_e_mail_two_dashboard_users_share_picks_nobody(run, slack, alice, bob):

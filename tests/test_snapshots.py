@@ -7,6 +7,7 @@ import boto3
 from provisioning.aws import rds
 from provisioning.config import load_config
 from provisioning.operations import list_sources, source_info
+from tests.conftest import QA_DB, SNAPSHOT_SOURCES
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -70,9 +71,9 @@ def test_source_info_for_the_host_and_another_source(host_env):
     host = source_info(config, "host-db")
     assert host.is_host and host.newest_snapshot.identifier == host_env.host_snapshot
     assert host.snapshot_taken_at == host.newest_snapshot.created_at
-    qa = source_info(config, "qa-db")
+    qa = source_info(config, QA_DB)
     assert not qa.is_host and qa.newest_snapshot.identifier == host_env.qa_snapshot
-    assert [s.instance_id for s in list_sources()] == ["host-db", "qa-db"]
+    assert [s.instance_id for s in list_sources()] == list(SNAPSHOT_SOURCES)
 
 
 def test_a_source_without_snapshots(aws, settings):

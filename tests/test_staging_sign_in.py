@@ -28,7 +28,7 @@ from provisioning.sweep import find_orphans
 from tests.conftest import DOMAIN
 from tests.factories import make_operation, make_staging, run_step
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("enqueued")]
 
 ISSUER = "https://login.example.com"
 CLIENT_SECRET_NAME = "idp/stagings-client"
@@ -70,11 +70,6 @@ def signing_in(https_listener, settings):
     settings.DS_LISTENER_ARN = https_listener
     sign_in_settings(settings)
     return https_listener
-
-
-@pytest.fixture(autouse=True)
-def not_queued(monkeypatch):
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", lambda operation_id: None)
 
 
 def ran(staging: Staging) -> Staging:

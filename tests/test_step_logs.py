@@ -25,12 +25,18 @@ from provisioning.models import (
 from provisioning.operations import request_create
 from provisioning.runner import _run_step, run_operation
 from provisioning.stepkit import Parked, Skip, StepSpec
-from tests.factories import make_operation, make_staging, step_context
-from tests.test_parking import restoring_for
+from tests.conftest import BRANCH
+from tests.factories import (
+    add_operation,
+    make_listed_staging,
+    make_operation,
+    make_staging,
+    step_context,
+)
+from tests.faults import restoring_for
+from tests.pages import HTMX
 
 pytestmark = pytest.mark.django_db(transaction=True)
-HTMX = {"HTTP_HX_REQUEST": "true"}
-BRANCH = "feature/Login_Page"
 
 
 def lines_of(step: Step) -> list[str]:
@@ -148,8 +154,7 @@ def test_a_wait_that_sees_nothing_new_adds_nothing(context):
     assert lines[5].startswith("done in ") and len(lines) == 6
 
 
-def test_a_create_that_waits_for_its_database_logs_the_whole_story(host_env, alice, monkeypatch):
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", lambda operation_id: None)
+def test_a_create_that_waits_for_its_database_logs_the_whole_story(host_env, alice, enqueued):
     staging = request_create(branch=BRANCH, owner=alice)
     operation = staging.latest_operation()
     with restoring_for(looks=3):
@@ -193,10 +198,8 @@ def test_a_cancelled_step_says_it_stopped(context):
 # --- the staging page -------------------------------------------------------------------------
 
 def _page_with_logs(alice, *, running: bool, lines: int):
-    from tests.test_views import add_operation, make
-
-    staging = make(alice, "shop", status=StagingStatus.PROVISIONING if running
-                   else StagingStatus.READY)
+    staging = make_listed_staging(alice, "shop", status=StagingStatus.PROVISIONING if running
+                                  else StagingStatus.READY)
     states = {"image": StepState.DONE, "database": StepState.RUNNING if running
               else StepState.DONE, "report": StepState.PENDING if running else StepState.DONE}
     operation = add_operation(staging, status=OperationStatus.RUNNING if running

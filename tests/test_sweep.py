@@ -24,24 +24,15 @@ from provisioning.operations import request_create
 from provisioning.runner import run_operation
 from provisioning.sweep import delete_orphans, sweep
 from tests.conftest import CLUSTER, DOMAIN
-from tests.test_gone import (  # noqa: F401 (fixtures)
-    aws_secret_rules,
-    run_tagged_task,
-    tasks_keep_running,
-)
-from tests.test_runner import assert_everything_made, assert_host_untouched, assert_nothing_left
+from tests.factories import make_staging, run_tagged_task
+from tests.footprint import assert_everything_made, assert_host_untouched, assert_nothing_left
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("enqueued")]
 
 EXPECTED_KINDS = sorted([
     "ecs:service", "ecs:service", "ecs:task-definition", "ecs:task-definition",
     "elasticloadbalancing:listener-rule", "elasticloadbalancing:targetgroup", "rds:db",
 ])
-
-
-@pytest.fixture(autouse=True)
-def not_queued(monkeypatch):
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", lambda operation_id: None)
 
 
 def make_ready(owner, branch: str, **kwargs) -> Staging:
@@ -87,7 +78,7 @@ def test_sweep_finds_and_deletes_exactly_what_a_forgotten_staging_left(host_env,
         (row.arn, row.error) for row in deleted]
     assert_nothing_left(lost.name, host_env.listener_arn)
     assert_everything_made(live.name, host_env.listener_arn, dedicated=False)
-    assert_host_untouched(host_env)
+    assert_host_untouched()
 
     trail = AuditEvent.objects.filter(action="sweep-delete")
     assert trail.count() == len(EXPECTED_KINDS)
@@ -169,8 +160,7 @@ def test_pool_databases_are_owned_by_their_pool_rows(host_env, alice):
     user = make_ready(alice, "main", db_mode=DbMode.SHARED)
     Staging.objects.filter(pk=user.pk).update(db_instance="pool-claimed-live")
     # Claimed by a staging that is destroyed since: nobody owns it any more.
-    destroyed = Staging.objects.create(name="was-here", branch="x", source="host-db",
-                                       owner=alice, status=StagingStatus.DESTROYED)
+    destroyed = make_staging(alice, name="was-here", status=StagingStatus.DESTROYED)
     PoolDatabase.objects.create(instance_id="pool-claimed-gone", source="host-db",
                                 snapshot_id=host_env.host_snapshot,
                                 status=PoolStatus.CLAIMED, staging=destroyed)

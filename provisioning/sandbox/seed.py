@@ -3,7 +3,8 @@
 Everything is made through the AWS API (boto3), as an operator's Terraform would, except what
 the API cannot express: the ages of snapshots and images, and a snapshot still being taken. Those
 are set on moto's in-process backend objects, which is why the seed must run in the moto server's
-process, with ``delays.paused()`` active so the host is usable at once.
+process, with ``delays.paused()`` active so the host is usable at once. The unit tests seed the
+same host into moto's in-process ``mock_aws`` (no endpoint), so the two never drift apart.
 """
 
 import hashlib
@@ -24,6 +25,9 @@ PARAMETER_GROUP = "host-staging-pg16"
 PARAMETER_GROUP_FAMILY = "postgres16"
 PARAMETERS = {"rds.force_ssl": "1", "shared_preload_libraries": "pg_stat_statements"}
 REPOSITORY = "app"
+APP_PORT = 3000
+WEB_FAMILY = f"{CLUSTER}-web"
+WORKER_FAMILY = f"{CLUSTER}-worker"
 LOG_ROUTER = "log-router"
 LOG_ROUTER_IMAGE = "public.ecr.aws/aws-observability/aws-for-fluent-bit:stable"
 DOMAIN = "stagings.localhost"
@@ -56,14 +60,23 @@ IN_PROGRESS_SNAPSHOT = ("staging-marketing-db", 0.2, "hourly")
 class Seeder:
     """Builds the host environment; each method makes one layer and records what it made."""
 
-    def __init__(self, endpoint_url: str, region: str):
-        session = boto3.session.Session(
+    def __init__(self, endpoint_url: str | None, region: str):
+        """``endpoint_url`` None: moto's in-process ``mock_aws`` (the unit tests)."""
+        self._session = boto3.session.Session(
             aws_access_key_id="testing", aws_secret_access_key="testing", region_name=region
         )
+        self._endpoint_url = endpoint_url
+        self._clients: dict[str, object] = {}
         self.region = region
-        self.client = lambda service: session.client(service, endpoint_url=endpoint_url)
         self.account = self.client("sts").get_caller_identity()["Account"]
         self.made: dict[str, object] = {}
+
+    def client(self, service: str):
+        # Making a client costs more than most calls the seed makes with it.
+        if service not in self._clients:
+            self._clients[service] = self._session.client(service,
+                                                          endpoint_url=self._endpoint_url)
+        return self._clients[service]
 
     def network(self) -> None:
         ec2 = self.client("ec2")
@@ -103,7 +116,7 @@ class Seeder:
         )["Listeners"][0]["ListenerArn"]
         # As real hosts have it: the app's health endpoint, not "/" (which redirects to login).
         host_group = elbv2.create_target_group(
-            Name=WEB_SERVICE, Protocol="HTTP", Port=3000, VpcId=self.made["vpc"],
+            Name=WEB_SERVICE, Protocol="HTTP", Port=APP_PORT, VpcId=self.made["vpc"],
             TargetType="ip", HealthCheckProtocol="HTTP", HealthCheckPort="traffic-port",
             HealthCheckPath="/healthz", Matcher={"HttpCode": "200"},
             HealthCheckIntervalSeconds=15, HealthCheckTimeoutSeconds=5,
@@ -113,7 +126,7 @@ class Seeder:
             LoadBalancerArn=self._alb(CLUSTER), Protocol="HTTP", Port=80,
             DefaultActions=[{"Type": "forward", "TargetGroupArn": host_group}],
         )
-        self.made.update(listener=listener, host_target_group=host_group)
+        self.made.update(dynamic_alb=dynamic_alb, listener=listener, host_target_group=host_group)
 
     def _alb(self, name: str) -> str:
         return self.client("elbv2").create_load_balancer(
@@ -126,7 +139,7 @@ class Seeder:
         ecr = self.client("ecr")
         uri = ecr.create_repository(repositoryName=REPOSITORY)["repository"]["repositoryUri"]
         for tag in IMAGE_AGES_HOURS:
-            ecr.put_image(repositoryName=REPOSITORY, imageTag=tag, imageManifest=_manifest(tag))
+            ecr.put_image(repositoryName=REPOSITORY, imageTag=tag, imageManifest=manifest(tag))
         _backdate_images(self.account, self.region)
         self.made["image"] = f"{uri}:main"
 
@@ -141,11 +154,11 @@ class Seeder:
         for db, password in passwords.items():
             self._database(db, password, storage_gb=50 if db == HOST_DB else 20)
         # As RDS keeps a master password it manages: JSON, the password under "password".
-        self.client("secretsmanager").create_secret(
+        self.made["password_secret"] = self.client("secretsmanager").create_secret(
             Name=PASSWORD_SECRET,
             SecretString=json.dumps({"username": MASTER_USERNAME, "password": passwords[HOST_DB]}),
             Description="Master password of the host staging database",
-        )
+        )["ARN"]
         self.made["host_db_address"] = rds.describe_db_instances(DBInstanceIdentifier=HOST_DB)[
             "DBInstances"][0]["Endpoint"]["Address"]
         self.made["host_db_password"] = passwords[HOST_DB]
@@ -179,6 +192,7 @@ class Seeder:
 
     def _snapshots(self) -> None:
         ages: dict[str, float] = {}
+        taken_of: dict[str, str] = {}
         automated: list[tuple[str, str]] = []
         for instance, hours, taken_by in (*SNAPSHOTS, IN_PROGRESS_SNAPSHOT):
             if taken_by == "automated":
@@ -191,8 +205,15 @@ class Seeder:
                     DBSnapshotIdentifier=identifier, DBInstanceIdentifier=instance
                 )
             ages[identifier] = hours
+            taken_of[identifier] = instance
         in_progress = list(ages)[-1]
         _set_database_ages(self.account, self.region, ages, automated, in_progress)
+        # What a restore of each source takes: its newest snapshot that is not still being taken.
+        newest: dict[str, str] = {}
+        for identifier in sorted(ages, key=ages.__getitem__, reverse=True):
+            if identifier != in_progress:
+                newest[taken_of[identifier]] = identifier
+        self.made["newest_snapshots"] = newest
 
     def services(self) -> None:
         ecs = self.client("ecs")
@@ -206,10 +227,12 @@ class Seeder:
         common = {"cluster": CLUSTER, "desiredCount": 1, "launchType": "FARGATE",
                   "networkConfiguration": network,
                   "tags": [{"key": "environment", "value": CLUSTER}]}
+        self.made.update(web_task_definition=web["taskDefinition"]["taskDefinitionArn"],
+                         worker_task_definition=worker["taskDefinition"]["taskDefinitionArn"])
         ecs.create_service(
             serviceName=WEB_SERVICE, taskDefinition=web["taskDefinition"]["taskDefinitionArn"],
             loadBalancers=[{"targetGroupArn": self.made["host_target_group"],
-                            "containerName": "web", "containerPort": 3000}],
+                            "containerName": "web", "containerPort": APP_PORT}],
             healthCheckGracePeriodSeconds=60, **common,
         )
         ecs.create_service(
@@ -232,12 +255,12 @@ class Seeder:
             "dependsOn": [{"containerName": LOG_ROUTER, "condition": "START"}],
         }
         if role == "web":
-            app["portMappings"] = [{"containerPort": 3000, "protocol": "tcp"}]
+            app["portMappings"] = [{"containerPort": APP_PORT, "protocol": "tcp"}]
         else:
             app["command"] = ["bundle", "exec", "resque"]
         roles = f"arn:aws:iam::{self.account}:role/{CLUSTER}"
         return {
-            "family": f"{CLUSTER}-{role}", "networkMode": "awsvpc",
+            "family": WEB_FAMILY if role == "web" else WORKER_FAMILY, "networkMode": "awsvpc",
             "requiresCompatibilities": ["FARGATE"], "cpu": "1024", "memory": "2048",
             "executionRoleArn": f"{roles}-task-execution", "taskRoleArn": f"{roles}-app",
             "containerDefinitions": [app, self._log_router(role)],
@@ -260,7 +283,7 @@ class Seeder:
         database_url = (f"postgres://app:{self.made['host_db_password']}@"
                         f"{self.made['host_db_address']}:5432/app")
         redis_url = f"redis://{CLUSTER}-redis.x1y2z3.ng.0001.use1.cache.amazonaws.com:6379/0"
-        values = {"RAILS_ENV": "staging", "PORT": "3000", "DATABASE_URL": database_url,
+        values = {"RAILS_ENV": "staging", "PORT": str(APP_PORT), "DATABASE_URL": database_url,
                   "REDIS_URL": redis_url, "QUEUE": "*"}
         return [{"name": name, "value": value} for name, value in values.items()]
 
@@ -278,23 +301,29 @@ class Seeder:
         }
 
 
-def seed_host_environment(endpoint_url: str, region: str) -> dict[str, str]:
-    """Build the host environment on the moto server; return the DS_* variables that find it."""
+def seeded(endpoint_url: str | None, region: str) -> Seeder:
+    """Build the host environment; the seeder knows what it made (``made``)."""
     seeder = Seeder(endpoint_url, region)
     seeder.network()
     seeder.load_balancers()
     seeder.images()
     seeder.databases()
     seeder.services()
-    return seeder.environment()
+    return seeder
+
+
+def seed_host_environment(endpoint_url: str, region: str) -> dict[str, str]:
+    """Build the host environment on the moto server; return the DS_* variables that find it."""
+    return seeded(endpoint_url, region).environment()
 
 
 def _name_tag(resource: str, name: str) -> list[dict]:
     return [{"ResourceType": resource, "Tags": [{"Key": "Name", "Value": name}]}]
 
 
-def _manifest(tag: str) -> str:
-    """A Docker v2 manifest whose layer digest (hence image digest) is unique to the tag."""
+def manifest(tag: str, layer: str = "") -> str:
+    """A Docker v2 manifest whose layer digest (hence image digest) is unique to the tag, or to
+    ``layer`` when given (another build pushed under the same tag)."""
 
     def digest(text: str) -> str:
         return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
@@ -305,7 +334,7 @@ def _manifest(tag: str) -> str:
         "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
                    "size": 7023, "digest": digest(f"config-{tag}")},
         "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
-                    "size": 31_457_280, "digest": digest(f"layer-{tag}")}],
+                    "size": 31_457_280, "digest": digest(f"layer-{layer or tag}")}],
     })
 
 

@@ -16,7 +16,8 @@ from django.conf import settings
 from django.test import Client
 
 from provisioning.models import Staging, StagingStatus
-from tests.browser.test_pages import CHROMIUM, CHROMIUM_ARGS, require_chromium, shoot
+from tests.browser.chromium import launch, require_chromium, shoot
+from tests.conftest import HOST_DB, QA_DB
 from tests.factories import make_staging
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -27,20 +28,19 @@ NO_IMAGE_BRANCH = "feature/" + "x" * 240  # valid, no image: the error quotes it
 
 
 @pytest.fixture
-def browse(live_server, host_env, alice, monkeypatch):
+def browse(live_server, host_env, alice, monkeypatch, enqueued):
     """``browse(viewport, javascript=True)``: a page logged in as alice."""
     require_chromium()
     # Playwright's sync API runs an event loop in this thread; the ORM calls here are plain
     # synchronous ones between its calls.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", lambda operation_id: None)
     from playwright.sync_api import sync_playwright
 
     client = Client()
     client.force_login(alice)
     session = client.cookies[settings.SESSION_COOKIE_NAME].value
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = launch(playwright)
 
         def page(viewport: dict, *, javascript: bool = True):
             context = browser.new_context(viewport=viewport, java_script_enabled=javascript)
@@ -64,21 +64,21 @@ def test_the_source_is_off_while_shared_is_chosen(browse, live_server):
     page.goto(live_server.url + "/stagings/new/")
     source = page.locator("select[name=source]")
     expect(source).to_be_enabled()
-    source.select_option("qa-db")
+    source.select_option(QA_DB)
     page.check("input[name=db_mode][value=shared]")
     expect(source).to_be_disabled()
-    expect(source).to_have_value("host-db")  # what a shared database uses
+    expect(source).to_have_value(HOST_DB)  # what a shared database uses
     shoot(page, "create-shared-phone")
     page.check("input[name=db_mode][value=dedicated]")
     expect(source).to_be_enabled()
-    expect(source).to_have_value("qa-db")  # the choice comes back
+    expect(source).to_have_value(QA_DB)  # the choice comes back
 
     page.check("input[name=db_mode][value=shared]")
     page.fill("input[name=branch]", "main")
     page.click("button:has-text('Create staging')")
     page.wait_for_url(f"{live_server.url}/stagings/*/")
     staging = Staging.objects.get()
-    assert (staging.db_mode, staging.source) == ("shared", "host-db")
+    assert (staging.db_mode, staging.source) == ("shared", HOST_DB)
 
 
 def test_without_javascript_the_source_stays_and_the_form_explains(browse, live_server):

@@ -14,18 +14,10 @@ from django.test import Client
 from django.utils import timezone
 
 from provisioning.models import DbMode, Staging, StagingStatus
-from tests.browser.test_pages import CHROMIUM, CHROMIUM_ARGS, require_chromium, shoot
+from tests.browser.chromium import launch, require_chromium, shoot
 from tests.factories import make_staging
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def enqueued(monkeypatch):
-    """Nothing runs the operations: the pages are what is tested."""
-    calls: list[int] = []
-    monkeypatch.setattr("provisioning.tasks.enqueue_operation", calls.append)
-    return calls
 
 
 @pytest.fixture
@@ -38,7 +30,7 @@ def page(live_server, alice, monkeypatch, host_env, enqueued):
     client.force_login(alice)
     session = client.cookies[settings.SESSION_COOKIE_NAME].value
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = launch(playwright)
         context = browser.new_context(viewport={"width": 1280, "height": 900})
         context.set_default_timeout(15_000)
         context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": session,

@@ -8,7 +8,8 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
-from tests.browser.test_pages import CHROMIUM, CHROMIUM_ARGS, require_chromium
+from tests.browser.chromium import launch, require_chromium
+from tests.factories import make_listed_staging
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -25,7 +26,7 @@ def page(live_server, alice, monkeypatch):
     client.force_login(alice)
     session = client.cookies[settings.SESSION_COOKIE_NAME].value
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = launch(playwright)
         context = browser.new_context()
         context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": session,
                               "url": live_server.url}])
@@ -35,9 +36,7 @@ def page(live_server, alice, monkeypatch):
 
 def test_others_stagings_appear_and_unchanged_polls_keep_the_table(page, live_server, alice,
                                                                    bob):
-    from tests.test_flat_pages import make
-
-    make(alice, "mine")
+    make_listed_staging(alice, "mine")
     statuses = []
     page.on("response", lambda response: statuses.append(response.status)
             if "/fleet/table/" in response.url else None)
@@ -51,7 +50,7 @@ def test_others_stagings_appear_and_unchanged_polls_keep_the_table(page, live_se
     assert page.locator("tr[data-staging=mine]").count() == 1
     assert page.locator("#fleet").count() == 1
 
-    make(bob, "theirs")
+    make_listed_staging(bob, "theirs")
     page.wait_for_selector("tr[data-staging=theirs]", timeout=25_000)
     assert page.locator("tr[data-staging=mine]").count() == 1
     assert 304 in statuses and 200 in statuses

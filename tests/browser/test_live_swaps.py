@@ -22,7 +22,7 @@ from provisioning.models import (
     Step,
     StepState,
 )
-from tests.browser.test_pages import CHROMIUM, CHROMIUM_ARGS, require_chromium, shoot
+from tests.browser.chromium import launch, require_chromium, shoot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 SMALL_STEPS = ("image", "web_task_definition", "worker_task_definition", "target_group",
@@ -42,7 +42,7 @@ def page(live_server, alice, monkeypatch):
     client.force_login(alice)
     session = client.cookies[settings.SESSION_COOKIE_NAME].value
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = launch(playwright)
         context = browser.new_context()
         context.set_default_timeout(20_000)
         context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": session,

@@ -10,7 +10,6 @@ Needs Debian's ``chromium`` (``apt-get install -y chromium``); without it these 
 skipped, except under ``CI=true`` where a missing browser is a failure.
 """
 
-import os
 import re
 import socket
 import subprocess
@@ -20,14 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser.chromium import launch, require_chromium, shoot
 from tests.stack import MANAGE, ROOT, SandboxStack
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-]
-SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 USERNAME, PASSWORD = "carol", "carol-browser-123"
 BRANCH = "develop"  # the sandbox's ECR holds an image for it
 DESKTOP = {"width": 1280, "height": 900}
@@ -37,16 +31,6 @@ DELAY_SCALE = 0.02
 READY_TIMEOUT_MS = 180_000
 
 pytestmark = pytest.mark.browser
-
-
-def require_chromium() -> None:
-    if CHROMIUM.exists():
-        return
-    reason = (f"{CHROMIUM} is missing: install Debian's chromium package "
-              "(apt-get install -y chromium) to run the browser tests")
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 def free_port() -> int:
@@ -112,14 +96,9 @@ def browser(stack):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = launch(playwright)
         yield browser
         browser.close()
-
-
-def shoot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
 def watch_console(page) -> list[str]:

@@ -7,7 +7,6 @@ is not staff gets 403 on the Setup page; someone of another domain is refused wi
 says why. No Content-Security-Policy violation on the way.
 """
 
-import os
 import re
 import socket
 import subprocess
@@ -18,26 +17,12 @@ from pathlib import Path
 import pytest
 
 from provisioning.sandbox import identity
+from tests.browser.chromium import launch, require_chromium, shoot
 from tests.stack import MANAGE, ROOT, SandboxStack
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-]
-SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 DELAY_SCALE = 0.02
 
 pytestmark = pytest.mark.browser
-
-
-def require_chromium() -> None:
-    if CHROMIUM.exists():
-        return
-    reason = f"{CHROMIUM} is missing: apt-get install -y chromium"
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 def free_port() -> int:
@@ -104,7 +89,7 @@ def browser(stack):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = launch(playwright)
         yield browser
         browser.close()
 
@@ -125,11 +110,6 @@ def csp_violations(page) -> list[str]:
     """What Chromium refused under a Content-Security-Policy (the provider's page loads its
     stylesheet from the internet, which this machine does not reach: not ours to judge)."""
     return [error for error in page.errors if "Content Security Policy" in error]
-
-
-def shoot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
 def sign_in(page, base_url: str, email: str, shots: str = "") -> None:
