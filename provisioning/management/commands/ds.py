@@ -178,7 +178,7 @@ class Command(BaseCommand):
         rows += [(s["name"], s["status"], s["db_mode"], _expires_column(s), s["branch"],
                   s["url"]) for s in summaries]
         for name, status, db_mode, expires, branch, url in rows:
-            self.stdout.write(f"{name:<30} {status:<13} {db_mode:<10} {expires:<17} "
+            self.stdout.write(f"{name:<30} {status:<13} {db_mode:<10} {expires:<20} "
                               f"{branch:<30} {url}".rstrip())
 
     def do_show(self, *, name: str, json: bool, **_) -> None:
