@@ -12,11 +12,9 @@ under ``CI=true``.
 """
 
 import pytest
-from django.conf import settings
-from django.test import Client
 
 from provisioning.models import Staging, StagingStatus
-from tests.browser.chromium import launch, require_chromium, shoot
+from tests.browser.chromium import shoot, signed_in_pages
 from tests.conftest import HOST_DB, QA_DB
 from tests.factories import make_staging
 
@@ -30,27 +28,9 @@ NO_IMAGE_BRANCH = "feature/" + "x" * 240  # valid, no image: the error quotes it
 @pytest.fixture
 def browse(live_server, host_env, alice, monkeypatch, enqueued):
     """``browse(viewport, javascript=True)``: a page logged in as alice."""
-    require_chromium()
-    # Playwright's sync API runs an event loop in this thread; the ORM calls here are plain
-    # synchronous ones between its calls.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
-    client = Client()
-    client.force_login(alice)
-    session = client.cookies[settings.SESSION_COOKIE_NAME].value
-    with sync_playwright() as playwright:
-        browser = launch(playwright)
-
-        def page(viewport: dict, *, javascript: bool = True):
-            context = browser.new_context(viewport=viewport, java_script_enabled=javascript)
-            context.set_default_timeout(15_000)
-            context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": session,
-                                  "url": live_server.url}])
-            return context.new_page()
-
-        yield page
-        browser.close()
+    with signed_in_pages(live_server.url, alice, monkeypatch) as open_page:
+        yield lambda viewport, *, javascript=True: open_page(
+            15_000, viewport=viewport, java_script_enabled=javascript)
 
 
 def page_width(page) -> int:

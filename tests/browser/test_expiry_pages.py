@@ -9,12 +9,10 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.conf import settings
-from django.test import Client
 from django.utils import timezone
 
 from provisioning.models import DbMode, Staging, StagingStatus
-from tests.browser.chromium import launch, require_chromium, shoot
+from tests.browser.chromium import shoot, signed_in_pages
 from tests.factories import make_staging
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -22,21 +20,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def page(live_server, alice, monkeypatch, host_env, enqueued):
-    require_chromium()
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
-    client = Client()
-    client.force_login(alice)
-    session = client.cookies[settings.SESSION_COOKIE_NAME].value
-    with sync_playwright() as playwright:
-        browser = launch(playwright)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        context.set_default_timeout(15_000)
-        context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": session,
-                              "url": live_server.url}])
-        yield context.new_page()
-        browser.close()
+    with signed_in_pages(live_server.url, alice, monkeypatch) as open_page:
+        yield open_page(15_000, viewport={"width": 1280, "height": 900})
 
 
 def test_countdown_badge_and_extend(page, live_server, alice):

@@ -5,10 +5,8 @@ Needs Debian's ``chromium``; skipped without it, except under ``CI=true``.
 """
 
 import pytest
-from django.conf import settings
-from django.test import Client
 
-from tests.browser.chromium import launch, require_chromium
+from tests.browser.chromium import signed_in_pages
 from tests.factories import make_listed_staging
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -16,22 +14,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def page(live_server, alice, monkeypatch):
-    require_chromium()
-    # Playwright's sync API runs an event loop in this thread; the ORM calls here are plain
-    # synchronous ones between its calls.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
-    client = Client()
-    client.force_login(alice)
-    session = client.cookies[settings.SESSION_COOKIE_NAME].value
-    with sync_playwright() as playwright:
-        browser = launch(playwright)
-        context = browser.new_context()
-        context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": session,
-                              "url": live_server.url}])
-        yield context.new_page()
-        browser.close()
+    with signed_in_pages(live_server.url, alice, monkeypatch) as open_page:
+        yield open_page()
 
 
 def test_others_stagings_appear_and_unchanged_polls_keep_the_table(page, live_server, alice,

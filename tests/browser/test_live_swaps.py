@@ -9,8 +9,6 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.conf import settings
-from django.test import Client
 from django.utils import timezone
 
 from provisioning.models import (
@@ -22,7 +20,7 @@ from provisioning.models import (
     Step,
     StepState,
 )
-from tests.browser.chromium import launch, require_chromium, shoot
+from tests.browser.chromium import shoot, signed_in_pages
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 SMALL_STEPS = ("image", "web_task_definition", "worker_task_definition", "target_group",
@@ -31,24 +29,9 @@ SMALL_STEPS = ("image", "web_task_definition", "worker_task_definition", "target
 
 @pytest.fixture
 def page(live_server, alice, monkeypatch):
-    require_chromium()
-    # Playwright's sync API runs an event loop in this thread; the ORM calls here are plain
-    # synchronous ones between its calls.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     monkeypatch.setenv("AWS_REGION", "us-east-1")
-    from playwright.sync_api import sync_playwright
-
-    client = Client()
-    client.force_login(alice)
-    session = client.cookies[settings.SESSION_COOKIE_NAME].value
-    with sync_playwright() as playwright:
-        browser = launch(playwright)
-        context = browser.new_context()
-        context.set_default_timeout(20_000)
-        context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": session,
-                              "url": live_server.url}])
-        yield context.new_page()
-        browser.close()
+    with signed_in_pages(live_server.url, alice, monkeypatch) as open_page:
+        yield open_page(20_000)
 
 
 def staging_of(owner, name: str, status: str) -> Staging:
